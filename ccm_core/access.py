@@ -1,0 +1,36 @@
+"""The access log: every view of patient-level data, every export and sample pull.
+
+Written in its own short transaction so a failed page still leaves the record.
+"""
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import Engine, desc, select
+
+from .schema import access_log
+
+ACTIONS = ("login", "login_failed", "logout", "view", "reveal", "export", "sample_pull", "import", "revert", "admin")
+
+
+def log_access(engine: Engine, *, username: str, role: str | None, action: str, page: str | None = None,
+               detail: str = "", patient_count: int | None = None) -> None:
+    if action not in ACTIONS:
+        raise ValueError(f"Unknown access-log action {action!r}")
+    with engine.begin() as conn:
+        conn.execute(access_log.insert().values(
+            at=dt.datetime.now(), username=username, role=role, action=action, page=page,
+            detail=detail[:2000], patient_count=patient_count))
+
+
+def recent_access(engine: Engine, limit: int = 500, username: str | None = None, action: str | None = None):
+    """Newest first, for the admin view."""
+    import pandas as pd
+
+    q = select(access_log).order_by(desc(access_log.c.at), desc(access_log.c.id)).limit(limit)
+    if username:
+        q = q.where(access_log.c.username == username)
+    if action:
+        q = q.where(access_log.c.action == action)
+    with engine.connect() as conn:
+        return pd.DataFrame(conn.execute(q).mappings().all(), columns=[c.name for c in access_log.c])

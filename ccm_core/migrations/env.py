@@ -1,0 +1,28 @@
+"""Alembic environment: runs on the connection ``ccm_core.db.upgrade`` hands in,
+or on the URL in the config (``alembic -x`` style use from the command line)."""
+from alembic import context
+from sqlalchemy import engine_from_config, pool
+
+from ccm_core.schema import metadata
+
+config = context.config
+
+
+def _run(connection) -> None:
+    context.configure(
+        connection=connection,
+        target_metadata=metadata,
+        render_as_batch=connection.dialect.name == "sqlite",  # SQLite ALTERs need batch mode
+        compare_type=True,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+conn = config.attributes.get("connection")
+if conn is not None:
+    _run(conn)
+else:
+    engine = engine_from_config(config.get_section(config.config_ini_section) or {}, prefix="sqlalchemy.", poolclass=pool.NullPool)
+    with engine.connect() as c:
+        _run(c)

@@ -1,0 +1,487 @@
+"""Audit: pull a reproducible sample of billed patient-months, walk each one against the checklist with its
+evidence, record findings, track pass rates across samples, and export the evidence packet.
+
+Everything is computed by ``ccm_core.audit`` / ``ccm_core.sampling`` / ``ccm_core.exports``; this page only
+draws.  Role checks are repeated at every action (pull, record, export), not just at the button, and every
+patient-month view, export and sample pull goes to the access log.
+"""
+from __future__ import annotations
+
+import streamlit as st
+
+from ui.session import require_page
+
+user = require_page("audit")  # before any data is read
+
+import datetime as dt  # noqa: E402
+import json  # noqa: E402
+
+import altair as alt  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from ccm_core import admin, audit, exports, sampling  # noqa: E402
+from ccm_core.access import log_access  # noqa: E402
+from ccm_core.db import format_month  # noqa: E402
+from ui import charts  # noqa: E402
+from ui.components import empty_state, friendly_errors  # noqa: E402
+from ui.data import cached, get_engine  # noqa: E402
+from ui.exports import XLSX_MIME, download_buttons  # noqa: E402
+from ui.filters import sidebar_filters  # noqa: E402
+from ui.meeting import masks_identifiers, meeting_mode, present, pseudonym  # noqa: E402
+from ui.session import can  # noqa: E402
+
+PAGE = "audit"
+PICK_KEY = "audit_sample_pick"
+PENDING_KEY = "_audit_sample_pending"
+VIEWED_KEY = "_audit_viewed_items"
+RESULT_BADGE = {"pass": ":green-badge[:material/check: pass]", "fail": ":red-badge[:material/close: fail]",
+                "na": ":gray-badge[n/a]"}
+
+
+# --------------------------------------------------------------------------- cached computations (data-version keyed)
+def sample_checklist_frame(conn, pairs: tuple[tuple[int, int], ...]) -> pd.DataFrame:
+    return audit.checklist_for_months(conn, list(pairs))
+
+
+def sample_evidence(conn, pairs: tuple[tuple[int, int], ...]) -> dict:
+    return audit.evidence(conn, list(pairs))
+
+
+def sample_headers(conn, patient_ids: tuple[int, ...]) -> pd.DataFrame:
+    return audit.patient_headers(conn, patient_ids)
+
+
+# --------------------------------------------------------------------------- helpers
+def masked() -> bool:
+    return masks_identifiers(user)
+
+
+def who(pid: int, heads: pd.DataFrame) -> str:
+    if masked() or pid not in heads.index:
+        return pseudonym(pid)
+    h = heads.loc[pid]
+    return f"{h['patient_name']} (MRN {h['mrn']})"
+
+
+def log_once(key: tuple, detail: str, patient_count: int = 1) -> None:
+    """One 'view' row per patient-month opened in this session (not one per rerun)."""
+    seen = st.session_state.setdefault(VIEWED_KEY, set())
+    if key in seen:
+        return
+    seen.add(key)
+    log_access(get_engine(), username=user.username, role=user.role, action="view", page=PAGE, detail=detail,
+               patient_count=patient_count)
+
+
+def open_sample(sample_id: int) -> None:
+    """Select a sample on the next run (the picker widget cannot be changed after it is drawn)."""
+    st.session_state[PENDING_KEY] = int(sample_id)
+
+
+# --------------------------------------------------------------------------- pull
+def draw_pull(f, months: list[int]) -> None:
+    if not can(user, "pull_sample"):
+        st.caption("Your role may review samples but not pull new ones.")
+        return
+    default_to = f.month_to if f.month_to in months else months[-1]
+    default_from = f.month_from if f.month_from in months else months[0]
+    with st.form("audit_pull", border=False):
+        c1, c2, c3, c4 = st.columns([1, 1, 1, 1])
+        m_from = c1.selectbox("From", months, index=months.index(default_from), format_func=format_month)
+        m_to = c2.selectbox("To", months, index=months.index(default_to), format_func=format_month)
+        size = c3.number_input("Sample size", min_value=1, max_value=1000, value=20, step=1)
+        seed = c4.number_input("Seed", min_value=0, max_value=2**31 - 1, value=int(dt.date.today().strftime("%Y%m%d")),
+                               step=1, help="Same period, size, strata and seed = the same sample, every time.")
+        strata = st.multiselect("Stratify by", list(sampling.STRATA), format_func=lambda k: sampling.STRATA[k],
+                                help="Proportional allocation with at least one patient-month per stratum.")
+        c5, c6 = st.columns([1, 2], vertical_alignment="bottom")
+        flagged = c5.toggle("Flagged months only", help="Only patient-months where the engine found something "
+                                                        "(billing finding or excluded minutes).")
+        name = c6.text_input("Name (optional)", max_chars=200)
+        submitted = st.form_submit_button("Pull and save sample", type="primary", icon=":material/casino:")
+    if not submitted:
+        return
+    if not can(user, "pull_sample"):  # re-checked at the action itself
+        st.error("Your role may not pull samples.")
+        return
+    try:
+        request = sampling.SampleRequest(month_from=int(m_from), month_to=int(m_to), size=int(size), seed=int(seed),
+                                         strata=tuple(strata), flagged_only=bool(flagged),
+                                         filters=f.with_months(int(m_from), int(m_to)) if m_from <= m_to else None)
+        engine = get_engine()
+        with engine.begin() as conn:
+            smp = sampling.pull_sample(conn, request)
+            if smp.items.empty:
+                st.warning("No billed CCM patient-months match that period and these filters: nothing to sample.")
+                return
+            sid = sampling.save_sample(conn, smp, user.username, name)
+    except ValueError as exc:
+        st.error(str(exc))
+        return
+    log_access(get_engine(), username=user.username, role=user.role, action="sample_pull", page=PAGE,
+               detail=f"sample #{sid}: {json.dumps(request.to_json(), sort_keys=True)}",
+               patient_count=int(smp.items["patient_id"].nunique()))
+    open_sample(sid)
+    st.toast(f"Sample #{sid} saved: {len(smp.items)} of {smp.population_size} patient-months.",
+             icon=":material/check_circle:")
+    st.rerun()
+
+
+# --------------------------------------------------------------------------- review
+def draw_review(sample: sampling.Sample) -> None:
+    pairs = tuple(sample.pairs())
+    cl = cached(sample_checklist_frame, pairs)
+    with get_engine().connect() as conn:
+        merged = sampling.sample_checklist(conn, sample, cl)
+    prog = sampling.sample_progress(merged)
+    heads = cached(sample_headers, tuple(sorted({p for p, _ in pairs}))).set_index("patient_id")
+
+    r = sample.request
+    st.caption(f"Sample #{sample.id} · {format_month(r.month_from)} to {format_month(r.month_to)} · seed {r.seed} · "
+               f"{len(sample.items)} of {sample.population_size} patient-months"
+               + (f" · strata: {', '.join(r.strata)}" if r.strata else "") + f" · pulled by {sample.created_by}")
+    cols = st.columns(4)
+    cols[0].metric("Reviewed", f"{prog['reviewed']} / {prog['items']}")
+    cols[1].metric("Audited pass rate", "n/a" if prog["pass_rate"] is None else f"{prog['pass_rate']:.0%}",
+                   help="Reviewed patient-months where no item's final result (after the auditor's verdict) is a fail.")
+    cols[2].metric("Checklist pass rate", "n/a" if prog["engine_pass_rate"] is None
+                   else f"{prog['engine_pass_rate']:.0%}", help="Sampled patient-months that pass every item as "
+                                                                 "computed, before review.")
+    cols[3].metric("Auditor agreement", "n/a" if prog["agreement_rate"] is None else f"{prog['agreement_rate']:.0%}",
+                   help="Findings where the auditor agreed with the checklist.")
+    st.progress(prog["reviewed"] / prog["items"] if prog["items"] else 0.0)
+
+    fails = merged[merged["result"] == "fail"].groupby("position")["item_key"].count()
+    reviewed = merged.groupby("position")["verdict"].apply(lambda v: v.notna().all())
+    labels = {}
+    for it in sample.items.itertuples():
+        n_fail = int(fails.get(it.position, 0))
+        mark = "✔ reviewed" if reviewed.get(it.position, False) else "to review"
+        labels[int(it.position)] = (f"{it.position}. {who(int(it.patient_id), heads)} · {format_month(it.service_month)}"
+                                    f" · {n_fail} fail{'s' if n_fail != 1 else ''} · {mark}")
+    pos = st.selectbox("Patient-month", list(labels), format_func=labels.get, key=f"audit_pos_{sample.id}")
+    item = sample.items[sample.items["position"] == pos].iloc[0]
+    pid, month = int(item["patient_id"]), int(item["service_month"])
+    rows = merged[merged["position"] == pos].copy()
+
+    shown = present(rows.assign(patient_id=pid), user, PAGE, id_cols=("patient_id",),
+                    table_key=f"review_{sample.id}")
+    if shown is None:  # hidden in meeting mode until revealed
+        return
+    log_once((sample.id, pos), f"audit sample #{sample.id} item {pos}: patient {pid}, {format_month(month)}")
+
+    st.subheader(f"{who(pid, heads)}, {format_month(month)}", anchor=False)
+    if not masked() and pid in heads.index:
+        h = heads.loc[pid]
+        st.caption(f"{h['payer']} · {h['clinic']} · billing practitioner {h['billing_practitioner']} · "
+                   f"care manager {h['care_manager']} · stratum {item['stratum']}")
+    left, right = st.columns([1, 1], gap="medium")
+    with left:
+        draw_checklist_and_findings(sample, int(item["item_id"]), rows)
+    with right:
+        st.markdown("**Evidence**")
+        ev = cached(sample_evidence, ((pid, month),))
+        draw_evidence(audit.evidence_for(ev, pid, month))
+
+
+def _finding_text(r) -> str:
+    if r.verdict is None or pd.isna(r.verdict):
+        return ""
+    comment = "" if r.comment is None or pd.isna(r.comment) else f": {r.comment}"
+    return f"Finding by {r.auditor}: **{r.verdict}**{comment}"
+
+
+def draw_checklist_and_findings(sample, item_id: int, rows: pd.DataFrame) -> None:
+    """Each item with its result and evidence; auditors answer agree / disagree in the same list."""
+    recorder = can(user, "record_finding")
+    holder = st.form(f"audit_findings_{sample.id}_{item_id}", border=False) if recorder else st.container()
+    choices = {}
+    with holder:
+        st.markdown("**Checklist**" + (" · agree or disagree with each result (a disagreement needs a comment)"
+                                       if recorder else ""))
+        for r in rows.itertuples():
+            with st.container(border=True):
+                st.markdown(f"{RESULT_BADGE.get(r.result, r.result)} **{r.item}**")
+                st.caption(r.evidence)
+                if recorder:
+                    c1, c2 = st.columns([2, 3], vertical_alignment="center")
+                    current = None if r.verdict is None or pd.isna(r.verdict) else r.verdict
+                    verdict = c1.radio(r.item, sampling.VERDICTS, horizontal=True, label_visibility="collapsed",
+                                       index=None if current is None else sampling.VERDICTS.index(current),
+                                       key=f"verdict_{sample.id}_{item_id}_{r.item_key}")
+                    comment = c2.text_input(
+                        "Comment", value="" if r.comment is None or pd.isna(r.comment) else r.comment,
+                        label_visibility="collapsed", placeholder="comment",
+                        key=f"comment_{sample.id}_{item_id}_{r.item_key}")
+                    choices[r.item_key] = (verdict, comment, r.result)
+                elif _finding_text(r):
+                    st.markdown(_finding_text(r))
+        if not recorder:
+            st.caption("Findings are recorded by auditors; your role can read them.")
+            return
+        c1, c2 = st.columns(2)
+        agree_all = c1.form_submit_button("Agree with all unanswered", icon=":material/done_all:", width="stretch")
+        save = c2.form_submit_button("Save findings", type="primary", icon=":material/save:", width="stretch")
+    if not (agree_all or save):
+        return
+    if not can(user, "record_finding"):  # re-checked at the action itself
+        st.error("Your role may not record findings.")
+        return
+    todo, problems = [], []
+    for key, (verdict, comment, result) in choices.items():
+        if verdict is None and agree_all:
+            verdict = "agree"
+        if verdict is None:
+            continue
+        if verdict == "disagree" and not (comment or "").strip():
+            problems.append(audit.ITEM_BY_KEY[key].title)
+        todo.append((key, verdict, comment, result))
+    if problems:
+        st.error("Nothing saved: say why you disagree on " + ", ".join(problems) + ".")
+        return
+    if not todo:
+        st.info("Choose agree or disagree for at least one item.")
+        return
+    try:
+        with get_engine().begin() as conn:
+            for key, verdict, comment, result in todo:
+                sampling.record_finding(conn, item_id, key, verdict, user.username, comment, result)
+    except ValueError as exc:
+        st.error(f"Nothing saved: {exc}")
+        return
+    st.toast(f"Saved {len(todo)} finding{'s' if len(todo) != 1 else ''}.", icon=":material/check_circle:")
+    st.rerun()
+
+
+EVIDENCE_COLUMNS = {
+    "conditions": {"icd10": "ICD-10", "chronic_condition": "Chronic condition", "onset_date": "Onset",
+                   "resolved_date": "Resolved"},
+    "consents": {"program": "Program", "decision": "Decision", "consent_date": "Date", "method": "Method",
+                 "practitioner_id": "Practitioner #", "disclosed_cost_sharing": "Cost-sharing",
+                 "disclosed_one_practitioner": "One practitioner", "disclosed_right_to_stop": "Right to stop",
+                 "revoked_date": "Revoked"},
+    "care_plans": {"version": "Version", "established_date": "Established", "reviewed_date": "Reviewed",
+                   "shared_with_patient_date": "Shared", "signed_by_practitioner_id": "Signed by #",
+                   "covers_all_conditions": "All conditions", "has_measurable_goals": "Goals",
+                   "electronic_access": "Electronic"},
+    "visits": {"visit_date": "Visit", "cpt_code": "Code", "visit_type": "Type", "practitioner_id": "Practitioner #"},
+    "time_log": {"service_date": "Date", "started_at": "Start", "minutes": "Min", "program": "Program",
+                 "staff": "Staff", "credential": "Cred.", "is_clinical": "Clinical", "activity": "Activity",
+                 "note": "Note", "entry_method": "Entry", "entered_at": "Entered"},
+    "stays": {"kind": "Stay", "admit_date": "Admitted", "discharge_date": "Discharged", "facility_name": "Facility"},
+    "claims": {"claim_number": "Claim", "practitioner": "Practitioner", "service_date": "DOS", "cpt_code": "Code",
+               "units": "Units", "charge": "Charge", "submitted_date": "Submitted", "replaced": "Replaced"},
+    "remittances": {"claim_number": "Claim", "received_date": "Received", "status_code": "Status",
+                    "adjudication_seq": "Seq", "paid": "Paid", "reason_texts": "Adjustments and remarks"},
+}
+IDENTIFYING = {"claim_number"}
+
+
+def evidence_table(key: str, df: pd.DataFrame) -> None:
+    cols = {c: label for c, label in EVIDENCE_COLUMNS[key].items()
+            if c in df.columns and not (masked() and c in IDENTIFYING)}
+    config = dict(cols)
+    if "charge" in cols:
+        config["charge"] = st.column_config.NumberColumn("Charge", format="dollar")
+    if "paid" in cols:
+        config["paid"] = st.column_config.NumberColumn("Paid", format="dollar")
+    if "started_at" in cols:
+        config["started_at"] = st.column_config.TimeColumn("Start", format="HH:mm")
+    if "entered_at" in cols:
+        config["entered_at"] = st.column_config.DatetimeColumn("Entered", format="MMM D HH:mm")
+    for wide in ("note", "reason_texts"):
+        if wide in cols:
+            config[wide] = st.column_config.TextColumn(cols[wide], width="large")
+    charts.table(df, column_order=list(cols), column_config=config)
+
+
+def draw_evidence(ev: dict) -> None:
+    tabs = st.tabs(["Conditions", "Consent", "Care plan", "Time log", "Claims & remittance"])
+    frames = [
+        (tabs[0], [("conditions", "No diagnoses on file.")]),
+        (tabs[1], [("consents", "No consent on file.")]),
+        (tabs[2], [("care_plans", "No care plan on file."), ("visits", "No visits on file.")]),
+        (tabs[3], [("time_log", "No time logged in the month."), ("stays", None)]),
+        (tabs[4], [("claims", "No claim lines in the month."), ("remittances", "No remittance received.")]),
+    ]
+    for tab, keys in frames:
+        with tab:
+            for key, empty in keys:
+                df = ev.get(key, pd.DataFrame())
+                if key in ("visits", "stays", "remittances") and (not df.empty or empty):
+                    st.markdown(f"**{ {'visits': 'Visits', 'stays': 'Inpatient / SNF stays', 'remittances': 'Remittances'}[key] }**")
+                if df.empty:
+                    if empty:
+                        st.caption(empty)
+                    continue
+                evidence_table(key, df)
+
+
+# --------------------------------------------------------------------------- samples and trend
+def draw_samples() -> pd.DataFrame:
+    with get_engine().connect() as conn:
+        df = sampling.list_samples(conn)
+    if df.empty:
+        empty_state("No samples yet", "Pull one above: choose a period, a size and a seed.")
+        return df
+    view = df.assign(period=[f"{format_month(a)} to {format_month(b)}" for a, b in zip(df["month_from"],
+                                                                                       df["month_to"])])
+    view["reviewed_text"] = [f"{r} / {i}" for r, i in zip(view["reviewed"], view["items"])]
+    charts.table(view, column_order=["id", "name", "reviewed_text", "progress", "pass_rate", "created_by",
+                                     "created_at", "status"],
+                 column_config={"id": st.column_config.NumberColumn("#", format="%d"),
+                                "name": st.column_config.TextColumn("Sample", width="large"),
+                                "period": st.column_config.TextColumn("Period"),
+                                "progress": st.column_config.ProgressColumn("Reviewed", min_value=0.0,
+                                                                            max_value=1.0, format="percent"),
+                                "pass_rate": st.column_config.NumberColumn("Pass rate", format="percent"),
+                                "reviewed_text": st.column_config.TextColumn("Patient-months"),
+                                "status": st.column_config.TextColumn("Status"),
+                                "created_at": st.column_config.DatetimeColumn("Pulled", format="MMM D, YYYY HH:mm"),
+                                "created_by": st.column_config.TextColumn("By")})
+    trend = df[df["pass_rate"].notna()].sort_values(["created_at", "id"])
+    charts.section("Pass rate per sample", "Reviewed patient-months passing every item, by sample in the order "
+                   "they were pulled.")
+    if trend.empty:
+        empty_state("No reviewed samples yet", "Pass rates appear once every item of a patient-month has a finding.",
+                    icon=":material/insights:")
+        return df
+    trend = trend.assign(label=[f"#{i} {format_month(a)}–{format_month(b)}" for i, a, b in
+                                zip(trend["id"], trend["month_from"], trend["month_to"])])
+    order = list(trend["label"])
+    base = alt.Chart(trend).encode(
+        x=alt.X("label:O", sort=order, title=None, axis=alt.Axis(labelAngle=0)),
+        y=alt.Y("pass_rate:Q", title="Pass rate", scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%")),
+        tooltip=[alt.Tooltip("name:N", title="Sample"), alt.Tooltip("pass_rate:Q", title="Pass rate", format=".0%"),
+                 alt.Tooltip("reviewed:Q", title="Reviewed"), alt.Tooltip("items:Q", title="Items")])
+    chart = base.mark_line(color=charts.PRIMARY) + base.mark_point(size=80, filled=True, color=charts.PRIMARY)
+    charts.show(chart, "Audited pass rate per sample, in the order the samples were pulled")
+    return df
+
+
+# --------------------------------------------------------------------------- month checklist
+def draw_month(f) -> None:
+    month_f = f.with_months(f.month_to)
+    df = cached(audit.checklist_for_months, month_f)
+    charts.section(f"Checklist for every billed patient-month of {format_month(f.month_to)}",
+                   "The same checklist as the samples, over the whole month (sidebar filters apply).")
+    if df.empty:
+        empty_state("No billed CCM patient-months in that month", "Pick another month in the sidebar.")
+        return
+    counts = (df.assign(fail=(df["result"] == "fail").astype(int), na=(df["result"] == "na").astype(int))
+              .groupby(["item_key", "item"], as_index=False)[["fail", "na"]].sum())
+    counts["patient_months"] = df[["patient_id", "service_month"]].drop_duplicates().shape[0]
+    counts["fail_rate"] = counts["fail"] / counts["patient_months"]
+    charts.show(charts.horizontal_bars(counts, "item", "fail", x_title="Patient-months failing", color=charts.BAD,
+                                       tooltip_cols=[("fail_rate:Q", "Share of billed months", ".1%")]),
+                "Checklist failures by item")
+    fails = df[df["result"] == "fail"][["patient_id", "service_month", "item", "evidence"]]
+    if fails.empty:
+        st.success("Every billed patient-month passes every item.", icon=":material/verified:")
+        return
+    heads = cached(sample_headers, tuple(sorted(set(int(p) for p in fails["patient_id"]))))
+    fails = fails.merge(heads[["patient_id", "mrn", "patient_name"]], on="patient_id", how="left")
+    fails["month"] = fails["service_month"].map(format_month)
+    ids, names = ("patient_id", "mrn"), ("patient_name",)
+    shown = present(fails, user, PAGE, id_cols=ids, name_cols=names, table_key="month_fails")
+    if shown is None:
+        return
+    charts.table(shown, column_order=["mrn", "patient_name", "month", "item", "evidence"],
+                 column_config={"mrn": st.column_config.TextColumn("MRN"),
+                                "patient_name": st.column_config.TextColumn("Patient"),
+                                "month": st.column_config.TextColumn("Month"),
+                                "item": st.column_config.TextColumn("Item"),
+                                "evidence": st.column_config.TextColumn("Evidence", width="large")})
+    download_buttons(fails[["patient_id", "mrn", "patient_name", "month", "item", "evidence"]],
+                     f"audit_checklist_{f.month_to}", user, PAGE, id_cols=ids, name_cols=names)
+
+
+# --------------------------------------------------------------------------- exports
+def _log_export(file_name: str, rows: int, patients: int, identified: bool) -> None:
+    log_access(get_engine(), username=user.username, role=user.role, action="export", page=PAGE,
+               detail=f"{file_name}: {rows} rows, {'identified' if identified else 'pseudonymised'}",
+               patient_count=patients)
+
+
+def _export_bytes(kind: str, sample_id: int, identify: bool) -> bytes:
+    if not can(user, "export"):  # the bytes themselves are gated, not only the button
+        raise PermissionError("Your role may not export.")
+    with get_engine().connect() as conn:
+        if kind == "csv":
+            return exports.findings_csv_bytes(conn, sample_id, identify)
+        if kind == "xlsx":
+            return exports.findings_excel_bytes(conn, sample_id, identify)
+        return exports.evidence_packet_pdf(conn, sample_id, identify, generated_by=user.username)
+
+
+def draw_exports(sample: sampling.Sample) -> None:
+    if not can(user, "export"):
+        st.caption("Your role may not export.")
+        return
+    identify = not masked()
+    patients = int(sample.items["patient_id"].nunique())
+    rows = len(sample.items) * len(audit.ITEMS)
+    st.caption("Files list every checklist item of every sampled patient-month with the auditor's findings"
+               + ("" if identify else "; identifiers are replaced by sample positions") + ". Each download is "
+               "recorded in the access log.")
+    stem = f"ccm-audit-sample-{sample.id}"
+    with st.container(horizontal=True, gap="small"):
+        for label, kind, mime, icon in (("Findings CSV", "csv", "text/csv", ":material/table:"),
+                                        ("Findings Excel", "xlsx", XLSX_MIME, ":material/grid_on:"),
+                                        ("Evidence packet PDF", "pdf", "application/pdf", ":material/picture_as_pdf:")):
+            name = f"{stem}.{kind}" if kind != "pdf" else exports.packet_filename(sample.id)
+            st.download_button(label, lambda kind=kind: _export_bytes(kind, sample.id, identify), file_name=name,
+                               mime=mime, icon=icon, key=f"audit_dl_{kind}_{sample.id}", on_click=_log_export,
+                               args=(name, rows if kind != "pdf" else len(sample.items), patients, identify))
+
+
+# --------------------------------------------------------------------------- page
+with friendly_errors("the audit page"):
+    f = sidebar_filters()
+    st.title("Audit", anchor=False)
+    st.caption("Reproducible samples of billed CCM patient-months, checked against the CMS / MAC review items"
+               + (" · meeting mode" if meeting_mode() else ""))
+    options = cached(admin.filter_options)
+    months = options["months"]
+    if not months:
+        empty_state("No data yet", "Import the practice's files on the Import page, or run "
+                    "`python -m ccm_core init-db --demo-if-empty` for demo data.")
+        st.stop()
+
+    if can(user, "pull_sample"):
+        with st.expander("Pull a new sample", icon=":material/casino:",
+                         expanded=not st.session_state.get(PICK_KEY)):
+            with friendly_errors("the sample pull"):
+                draw_pull(f, months)
+
+    with get_engine().connect() as conn:
+        listing = sampling.list_samples(conn)
+    if PENDING_KEY in st.session_state:
+        st.session_state[PICK_KEY] = st.session_state.pop(PENDING_KEY)
+    labels = {int(i): f"#{i} {n}" + (f" ({r:.0%} pass)" if r is not None and not pd.isna(r) else "")
+              for i, n, r in zip(listing["id"], listing["name"], listing["pass_rate"])}
+    if st.session_state.get(PICK_KEY) not in labels:
+        st.session_state.pop(PICK_KEY, None)
+    picked = st.selectbox("Sample", list(labels), format_func=labels.get, key=PICK_KEY, index=None,
+                          placeholder="Choose a saved sample to review" if labels else "No samples yet")
+
+    tabs = st.tabs(["Review", "Samples & trend", "Month checklist", "Export"], key="audit_tab")
+    with tabs[0], friendly_errors("the review"):
+        if picked is None:
+            empty_state("No sample open", "Choose a saved sample above, or pull a new one.",
+                        icon=":material/fact_check:")
+        else:
+            with get_engine().connect() as conn:
+                current = sampling.load_sample(conn, picked)
+            draw_review(current)
+    with tabs[1], friendly_errors("the sample list"):
+        draw_samples()
+    with tabs[2], friendly_errors("the month checklist"):
+        draw_month(f)
+    with tabs[3], friendly_errors("the exports"):
+        if picked is None:
+            empty_state("No sample open", "Choose a sample to export its findings and evidence packet.")
+        else:
+            with get_engine().connect() as conn:
+                current = sampling.load_sample(conn, picked)
+            draw_exports(current)

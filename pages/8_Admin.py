@@ -1,0 +1,215 @@
+"""Admin: users and roles, the access log, import history and settings.
+
+Every action here re-checks the "manage_users" permission on the server and
+is written to the access log; passwords go straight to bcrypt and are never
+shown or stored in clear.
+"""
+from __future__ import annotations
+
+import datetime as dt
+
+import streamlit as st
+
+from ui.session import can, require_page
+
+user = require_page("admin")  # before any data is read
+
+from ccm_core import admin, auth  # noqa: E402
+from ccm_core.access import ACTIONS as LOG_ACTIONS  # noqa: E402
+from ccm_core.access import log_access  # noqa: E402
+from ccm_core.schema import ROLES  # noqa: E402
+from ui.components import empty_state, friendly_errors  # noqa: E402
+from ui.data import get_engine  # noqa: E402
+from ui.exports import download_buttons  # noqa: E402
+
+PAGE = "admin"
+
+
+def _role_label(role: str) -> str:
+    return auth.ROLE_LABELS.get(role, role)
+
+
+def _done(message: str) -> None:
+    st.session_state["_admin_notice"] = message[0].upper() + message[1:] + "."
+    st.rerun()
+
+
+def users_tab(engine) -> None:
+    notice = st.session_state.pop("_admin_notice", None)
+    if notice:
+        st.success(notice, icon=":material/check_circle:")
+    users = admin.users_frame(engine)
+    st.dataframe(users.drop(columns=["email"]).assign(role=users["role"].map(_role_label)), hide_index=True,
+                 width="stretch",
+                 column_config={"active": st.column_config.CheckboxColumn("active"),
+                                "locked": st.column_config.CheckboxColumn("locked"),
+                                "locked_until": st.column_config.DatetimeColumn("locked until", format="HH:mm"),
+                                "last_login_at": st.column_config.DatetimeColumn("last sign-in",
+                                                                                 format="MMM D, HH:mm")})
+    names = users["username"].tolist()
+    left, right = st.columns(2)
+    with left:
+        with st.form("add_user", clear_on_submit=True, border=True):
+            st.markdown("**Add a user**")
+            username = st.text_input("Username", help="2-64 characters: letters, digits, '.', '_' or '-'.")
+            display = st.text_input("Display name")
+            role = st.selectbox("Role", ROLES, format_func=_role_label)
+            cms = admin.care_manager_choices(engine)
+            staff_id = st.selectbox("Care-manager staff record (care managers only)", [None] + [i for i, _ in cms],
+                                    format_func=lambda i: "none" if i is None else dict(cms).get(i, str(i)))
+            pw1 = st.text_input("Password", type="password", help=f"At least {auth.MIN_PASSWORD_LENGTH} characters.")
+            pw2 = st.text_input("Repeat password", type="password")
+            if st.form_submit_button("Add user", type="primary"):
+                if not can(user, "manage_users"):
+                    st.error("Your role cannot manage users.")
+                elif pw1 != pw2:
+                    st.error("The two passwords differ.")
+                else:
+                    try:
+                        auth.add_user(engine, username, pw1, role, display_name=display or None,
+                                      staff_id=staff_id if role == "care_manager" else None)
+                    except ValueError as exc:
+                        st.error(str(exc))
+                    else:
+                        log_access(engine, username=user.username, role=user.role, action="admin", page=PAGE,
+                                   detail=f"user {auth.normalize_username(username)} added with role {role}")
+                        _done(f"user {auth.normalize_username(username)} added")
+    with right:
+        with st.container(border=True):
+            st.markdown("**Change a user**")
+            if not names:
+                st.caption("No users yet.")
+                return
+            target = st.selectbox("User", names, key="admin_target")
+            current = users.set_index("username").loc[target]
+            st.caption(f"{_role_label(current['role'])} · {'active' if current['active'] else 'deactivated'}"
+                       + (" · locked" if current["locked"] else ""))
+            new_role = st.selectbox("Role", ROLES, index=ROLES.index(current["role"]), format_func=_role_label,
+                                    key="admin_new_role")
+            c1, c2, c3 = st.columns(3)
+            action = None
+            if c1.button("Set role", width="stretch"):
+                action = ("set_role", {"role": new_role})
+            if c2.button("Unlock", width="stretch", disabled=not current["locked"] and not current["failed_logins"]):
+                action = ("unlock", {})
+            if current["active"]:
+                if c3.button("Deactivate", width="stretch"):
+                    action = ("deactivate", {})
+            elif c3.button("Reactivate", width="stretch"):
+                action = ("reactivate", {})
+            with st.form("reset_password", clear_on_submit=True, border=False):
+                pw1 = st.text_input("New password", type="password")
+                pw2 = st.text_input("Repeat new password", type="password")
+                if st.form_submit_button("Reset password"):
+                    action = ("set_password", {"password": pw1}) if pw1 == pw2 else ("mismatch", {})
+            if action:
+                if action[0] == "mismatch":
+                    st.error("The two passwords differ.")
+                elif not can(user, "manage_users"):
+                    st.error("Your role cannot manage users.")
+                else:
+                    try:
+                        _done(admin.manage_user(engine, user.username, action[0], target, **action[1]))
+                    except ValueError as exc:
+                        st.error(str(exc))
+
+
+def access_log_tab(engine) -> None:
+    c1, c2, c3, c4 = st.columns([2, 2, 2, 1])
+    today = dt.date.today()
+    with c1:
+        period = st.date_input("Between", (today - dt.timedelta(days=30), today), max_value=today, key="log_period")
+    with c2:
+        who = st.multiselect("Users", admin.access_log_usernames(engine), key="log_users", placeholder="All users")
+    with c3:
+        actions = st.multiselect("Actions", LOG_ACTIONS, key="log_actions", placeholder="All actions")
+    with c4:
+        limit = st.number_input("Rows", 50, 50_000, 1000, step=500, key="log_limit")
+    if isinstance(period, (tuple, list)):  # one date while the user is still picking the second
+        start = period[0] if period else None
+        end = period[1] if len(period) > 1 else start
+    else:
+        start = end = period
+    log = admin.access_log_frame(engine, start, end, tuple(who), tuple(actions), limit=int(limit))
+    if log.empty:
+        empty_state("No access-log rows match", "Widen the dates or clear the user and action filters.")
+        return
+    st.dataframe(log.drop(columns=["id"]), hide_index=True, width="stretch",
+                 column_config={"at": st.column_config.DatetimeColumn("at", format="YYYY-MM-DD HH:mm:ss")})
+    st.caption(f"{len(log):,} rows, newest first.")
+    download_buttons(log, "access_log", user, PAGE)
+
+
+def imports_tab(engine) -> None:
+    history = admin.import_history(engine)
+    if history.empty:
+        empty_state("No imports yet", "Imports made on the Import page or with `python -m ccm_core import` "
+                    "appear here.")
+        return
+    st.dataframe(history, hide_index=True, width="stretch")
+    try:
+        from ccm_core import imports
+        revert = getattr(imports, "revert_batch", None)
+    except ImportError:
+        revert = None
+    committed = history[history["status"] == "committed"]
+    if revert is None or committed.empty or not can(user, "revert_import"):
+        return
+    with st.form("revert_batch", border=True):
+        st.markdown("**Revert an import**: deletes the rows it inserted and restores the rows it updated.")
+        batch_id = st.selectbox("Batch", committed["id"].tolist(),
+                                format_func=lambda i: f"#{i} {committed.set_index('id').loc[i, 'file_name']}")
+        sure = st.checkbox("I understand this changes the data every page shows.")
+        if st.form_submit_button("Revert batch") and sure:
+            try:
+                result = revert(engine, int(batch_id), user.username)
+            except ValueError as exc:
+                st.error(str(exc))
+            else:
+                log_access(engine, username=user.username, role=user.role, action="revert", page=PAGE,
+                           detail=f"import batch {batch_id} reverted")
+                st.success(f"Batch #{batch_id} reverted. {result or ''}")
+
+
+def settings_tab(engine) -> None:
+    year = admin.fee_schedule_year(engine)
+    years = list(range(2025, max(2027, dt.date.today().year + 1) + 1))
+    chosen = st.selectbox("Fee schedule year", years, index=years.index(year) if year in years else 0,
+                          help="The year whose fees this tab shows and edits. Each service month is always priced "
+                               "with the fee schedule of its own year.")
+    if chosen != year:
+        admin.set_fee_schedule_year(engine, chosen, user.username)
+        st.rerun()
+    fees = admin.fee_schedule(engine, chosen)
+    st.dataframe(fees, hide_index=True, width="stretch",
+                 column_config={"amount": st.column_config.NumberColumn("amount", format="$%.2f")})
+    unverified = fees[fees["status"].str.startswith("UNVERIFIED")]
+    if not unverified.empty:
+        st.caption(f"{len(unverified)} amounts for {chosen} are UNVERIFIED defaults: confirm them against your MAC's "
+                   "fee schedule and correct them below.")
+    with st.form("fee_override", border=True):
+        st.markdown(f"**Set a {chosen} fee** (for your locality, or to confirm an UNVERIFIED amount)")
+        c1, c2 = st.columns(2)
+        code = c1.selectbox("Code", fees["code"].tolist())
+        amount = c2.number_input("Amount ($)", min_value=0.0, max_value=9999.99, step=0.01, format="%.2f")
+        if st.form_submit_button("Save fee"):
+            try:
+                admin.set_fee_override(engine, code, chosen, amount, user.username)
+            except ValueError as exc:
+                st.error(str(exc))
+            else:
+                st.success(f"{code} for {chosen} set to ${amount:,.2f}; every page recomputes with it.")
+
+
+with friendly_errors("the admin page"):
+    engine = get_engine()
+    st.title("Admin", anchor=False)
+    users_t, log_t, imports_t, settings_t = st.tabs(["Users", "Access log", "Imports", "Settings"])
+    with users_t:
+        users_tab(engine)
+    with log_t:
+        access_log_tab(engine)
+    with imports_t:
+        imports_tab(engine)
+    with settings_t:
+        settings_tab(engine)
