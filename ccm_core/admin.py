@@ -16,7 +16,7 @@ import pandas as pd
 from sqlalchemy import Engine, delete, func, select
 from sqlalchemy.engine import Connection
 
-from . import auth, db
+from . import auth, db, pm_store
 from .access import log_access
 from .schema import (PROGRAMS, ROLES, access_log, app_user, clinic, import_batch, meeting, patient, practitioner,
                      setting, staff, time_entry)
@@ -83,7 +83,7 @@ def set_fee_override(engine: Engine, code: str, year: int, amount: float, userna
         raise ValueError("Fee amount must be between 0 and 10,000 dollars.")
     with engine.begin() as conn:
         put_setting(conn, f"{rules.SETTING_PREFIX}fee.{code}.{int(year)}", f"{float(amount):.2f}")
-        db.bump_data_version(conn)
+        pm_store.record_write(conn)  # expected amounts change with the fee
     log_access(engine, username=username, role="admin", action="admin", page="admin",
                detail=f"fee override {code} {year} = {float(amount):.2f}")
 

@@ -140,9 +140,18 @@ def _units(minutes, threshold: int, increment: int | None, cap: int | None, base
 
 
 # --------------------------------------------------------------------------- the statement
-def patient_month_select(f: Filters, rs: rules_mod.RuleSet | None = None) -> Select:
-    """The patient-month as one SELECT (use ``.subquery()`` to aggregate over it in SQL)."""
+STORE_PROGRAMS = ("CCM", "PCM", "APCM")  # programs with counted time or tracked codes: one act_<P> flag each
+
+
+def patient_month_select(f: Filters, rs: rules_mod.RuleSet | None = None, *, for_store: bool = False) -> Select:
+    """The patient-month as one SELECT (use ``.subquery()`` to aggregate over it in SQL).
+
+    ``for_store`` (see ``pm_store``) keeps every patient-month with activity in any program, ignores
+    the patient filters and adds ``act_<program>`` flags, so the stored rows answer any filter set.
+    """
     rs = rs or rules_mod.load()
+    if for_store:
+        f = Filters(f.month_from, f.month_to, programs=STORE_PROGRAMS)
     te, st, p, fs, cn = s.time_entry, s.staff, s.patient, s.facility_stay, s.consent
     mf, mt = f.month_from, f.month_to
     pids = patient_subquery(f)
@@ -221,6 +230,8 @@ def patient_month_select(f: Filters, rs: rules_mod.RuleSet | None = None) -> Sel
         func.min(case((and_(is_ccm, e2.c.cumulative >= threshold), e2.c.service_date))).label("threshold_date"),
         func.max(case((and_(is_ccm, e2.c.counted > 0), e2.c.service_date))).label("last_contact_date"),
         func.max(case((e2.c.program.in_(f.programs), 1), else_=0)).label("in_programs"),
+        *[func.max(case((e2.c.program == prog, 1), else_=0)).label(f"act_{prog}")
+          for prog in STORE_PROGRAMS if for_store and prog in COUNTED_PROGRAMS],
     ).group_by(e2.c.patient_id, e2.c.service_month).cte("pm_minutes")
 
     # ---- claims: billed lines per patient-month (replaced claims excluded)
@@ -258,6 +269,8 @@ def patient_month_select(f: Filters, rs: rules_mod.RuleSet | None = None) -> Sel
         .label("ccm_practitioners"),
         func.max(case((or_(*over_cap_terms), 1), else_=0) if over_cap_terms else literal(0)).label("units_over_cap"),
         func.max(case((cc.c.cpt_code.in_(program_codes), 1), else_=0)).label("in_programs"),
+        *[func.max(case((cc.c.cpt_code.in_(rs.codes_of(family=prog) or ["-"]), 1), else_=0)).label(f"act_{prog}")
+          for prog in STORE_PROGRAMS if for_store],
     ).group_by(cc.c.patient_id, cc.c.service_month).cte("pm_billed")
 
     by_prac = select(
@@ -311,6 +324,7 @@ def patient_month_select(f: Filters, rs: rules_mod.RuleSet | None = None) -> Sel
         ("units_over_cap", Integer, 0), ("ccm_with_pcm_same_practitioner", Integer, 0),
         ("ccm_with_apcm_same_practitioner", Integer, 0), ("paid_amount", Float, 0.0),
         ("initially_denied", Integer, 0), ("adjudicated", Integer, 0), ("in_programs", Integer, 0),
+        *[(f"act_{prog}", Integer, 0) for prog in STORE_PROGRAMS if for_store],
     ]
 
     def branch(src):
@@ -487,7 +501,9 @@ def patient_months(conn: Connection, filters: Filters, rs: rules_mod.RuleSet | N
     """
     rs = rs or rules_mod.load(conn)
     prepare(conn)
-    q = patient_month_select(filters, rs).order_by("service_month", "patient_id")
+    from . import pm_store  # the stored rows when current; pm_store builds on this module
+
+    q = pm_store.patient_month_source(conn, filters, rs).order_by("service_month", "patient_id")
     df = pd.DataFrame(conn.execute(q).mappings().all())
     if df.empty:  # same columns as a filled frame, so callers never special-case "no data"
         return pd.DataFrame(columns=[c.name for c in q.selected_columns]

@@ -42,6 +42,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
 
 from . import engine as eng
+from . import pm_store
 from . import rules as rules_mod
 from . import schema as s
 from .db import add_months, month_bounds, month_int
@@ -219,10 +220,13 @@ def _rules(conn: Connection) -> rules_mod.RuleSet:
     return rules_mod.load(conn)
 
 
-def _pm(f: Filters, rs: rules_mod.RuleSet):
-    # A MATERIALIZED CTE, not a subquery: PostgreSQL otherwise re-runs the whole patient-month
-    # statement per outer row when a KPI joins or IN-filters it (near-threshold list: 36 s -> <2 s at 50k).
-    return eng.patient_month_select(f, rs).cte("pm").prefix_with("MATERIALIZED", dialect="postgresql")
+def _pm(conn: Connection, f: Filters, rs: rules_mod.RuleSet):
+    """The patient-month for ``f``: the stored rows when current (``pm_store``), else the engine's statement.
+
+    A MATERIALIZED CTE, not a subquery: PostgreSQL otherwise re-runs the whole patient-month
+    statement per outer row when a KPI joins or IN-filters it (near-threshold list: 36 s -> <2 s at 50k).
+    """
+    return pm_store.patient_month_source(conn, f, rs).cte("pm").prefix_with("MATERIALIZED", dialect="postgresql")
 
 
 def _latest_status(f: Filters, as_of: dt.date):
@@ -520,7 +524,7 @@ def funnel_counts(conn: Connection, f: Filters) -> pd.DataFrame:
          .where(ee.c.event_date.between(start, end), ee.c.program.in_(f.programs), f.patient_clause(p))
          .group_by(ee.c.status))
     by_status = {r.status: int(r.patients) for r in conn.execute(q)}
-    pm = _pm(f, rs)
+    pm = _pm(conn, f, rs)
     enrolled_by_then = exists().where(
         ee.c.patient_id == pm.c.patient_id, ee.c.status == "enrolled", ee.c.event_date.between(start, end),
         ee.c.program.in_(f.programs),
@@ -535,14 +539,14 @@ def funnel_counts(conn: Connection, f: Filters) -> pd.DataFrame:
 
 
 # --------------------------------------------------------------------------- minutes and billing
-def _enrolled_month(f: Filters, rs: rules_mod.RuleSet, month: int, as_of: dt.date | None = None):
+def _enrolled_month(conn: Connection, f: Filters, rs: rules_mod.RuleSet, month: int, as_of: dt.date | None = None):
     """One row per patient active (enrolled) at ``as_of`` (default month end) with that month's minutes.
 
     Patients with no patient-month get 0 minutes.  Built as UNION ALL + GROUP BY with an IN filter
     rather than a join of two derived tables, which SQLite could only do by nested scans.
     """
     fm = f.with_months(month)
-    pm = _pm(fm, rs)
+    pm = _pm(conn, fm, rs)
     enr = _enrolled(fm, as_of or _month_end(month))
     zeros = select(enr.c.patient_id, literal(0, Integer).label("counted_minutes"),
                    literal(0, Integer).label("billable"), cast(null(), Date).label("threshold_date"),
@@ -562,7 +566,7 @@ def _enrolled_month(f: Filters, rs: rules_mod.RuleSet, month: int, as_of: dt.dat
 
 def billable_rate(conn: Connection, f: Filters) -> KpiResult:
     rs = _rules(conn)
-    em = _enrolled_month(f, rs, f.month_to)
+    em = _enrolled_month(conn, f, rs, f.month_to)
     row = conn.execute(select(func.count().label("den"), _flag(em.c.billable == 1).label("num"))
                        .select_from(em)).one()
     return KpiResult(D["billable_rate"], _rate(row.num, row.den), int(row.num), int(row.den))
@@ -571,7 +575,7 @@ def billable_rate(conn: Connection, f: Filters) -> KpiResult:
 def minutes_per_enrolled_patient(conn: Connection, f: Filters) -> KpiResult:
     """value = mean counted minutes; extra: median, bands {label: patients}, distribution."""
     rs = _rules(conn)
-    em = _enrolled_month(f, rs, f.month_to)
+    em = _enrolled_month(conn, f, rs, f.month_to)
     mins = em.c.counted_minutes.label("minutes")
     hist = conn.execute(select(mins, func.count().label("n")).group_by(mins).order_by(mins)).all()
     values_ = {int(m): int(n) for m, n in hist}
@@ -608,7 +612,7 @@ def _hist_median(hist: dict[int, int]) -> float | None:
 
 def addon_capture(conn: Connection, f: Filters) -> KpiResult:
     rs = _rules(conn)
-    em = _enrolled_month(f, rs, f.month_to)
+    em = _enrolled_month(conn, f, rs, f.month_to)
     billable = em.c.billable == 1
     row = conn.execute(select(_flag(billable).label("billable"),
                               _flag(and_(billable, em.c.counted_minutes >= 40)).label("ge40"),
@@ -623,7 +627,7 @@ def near_threshold_worklist(conn: Connection, f: Filters, as_of: dt.date) -> pd.
     rs = _rules(conn)
     month = month_int(as_of)
     fm = f.with_months(month)
-    pm = _pm(fm, rs)
+    pm = _pm(conn, fm, rs)
     enr = _enrolled(fm, as_of)
     p, st = s.patient, s.staff
     threshold = rs.code("99490").threshold_minutes
@@ -655,7 +659,7 @@ def near_threshold_worklist(conn: Connection, f: Filters, as_of: dt.date) -> pd.
 
 def _reached_by(conn, f: Filters, rs, month: int, day: int | None) -> int:
     """Enrolled patient-months of ``month`` whose counted minutes reached 20 by ``day`` (None = month end)."""
-    em = _enrolled_month(f, rs, month)
+    em = _enrolled_month(conn, f, rs, month)
     first, last = month_bounds(month)
     cutoff = last if day is None else min(first + dt.timedelta(days=day - 1), last)
     return int(conn.execute(select(func.count()).select_from(em)
@@ -686,7 +690,7 @@ def pacing_forecast(conn: Connection, f: Filters, as_of: dt.date) -> KpiResult:
 
 def minutes_per_care_manager(conn: Connection, f: Filters) -> pd.DataFrame:
     rs = _rules(conn)
-    em = _enrolled_month(f, rs, f.month_to)
+    em = _enrolled_month(conn, f, rs, f.month_to)
     p, st = s.patient, s.staff
     name = func.coalesce(st.c.first_name + literal(" ") + st.c.last_name, "unassigned")
     q = (select(p.c.care_manager_id, name.label("care_manager"), func.count().label("panel"),
@@ -707,7 +711,7 @@ def minutes_per_care_manager(conn: Connection, f: Filters) -> pd.DataFrame:
 def revenue_by_month(conn: Connection, f: Filters) -> pd.DataFrame:
     """One row per month of the range: expected, billed, paid, enrolled, per enrolled patient."""
     rs = _rules(conn)
-    pm = _pm(f, rs)
+    pm = _pm(conn, f, rs)
     q = (select(pm.c.service_month, func.coalesce(func.sum(pm.c.expected_amount), 0.0).label("expected"),
                 func.coalesce(func.sum(pm.c.billed_charge), 0.0).label("billed"),
                 func.coalesce(func.sum(pm.c.paid_amount), 0.0).label("paid"),
@@ -746,7 +750,7 @@ def revenue_leakage(conn: Connection, f: Filters, as_of: dt.date | None = None) 
     as_of = as_of or dt.date.today()
     # a month is closed for 'not billed' once its claims should have gone out (15 days after month end)
     closed_before = month_int(as_of - dt.timedelta(days=15))
-    pm = _pm(f, rs)
+    pm = _pm(conn, f, rs)
     conflict = or_(pm.c.duplicate_ccm == 1, pm.c.ccm_with_pcm_same_practitioner == 1,
                    pm.c.ccm_with_apcm_same_practitioner == 1, pm.c.addon_without_base == 1,
                    pm.c.units_over_cap == 1, pm.c.ccm_tracks_mixed == 1)

@@ -20,6 +20,7 @@ from sqlalchemy.sql.functions import FunctionElement
 
 from . import audit
 from . import engine as eng
+from . import pm_store
 from . import kpis
 from . import rules as rules_mod
 from . import schema as s
@@ -214,7 +215,7 @@ def supported_vs_billed(conn: Connection, f: Filters) -> pd.DataFrame:
             "gap_units", "gap_value"]
     if not codes:
         return _frame(pd.DataFrame(columns=cols), "supported_vs_billed")
-    pm = eng.patient_month_select(f, rs).subquery("pm")
+    pm = pm_store.patient_month_source(conn, f, rs).subquery("pm")
     aggs = []
     for code in codes:
         aggs.append(func.coalesce(func.sum(pm.c[f"supported_{code}"]), 0).label(f"s_{code}"))
@@ -249,7 +250,7 @@ def _ccm_billed_fee_value(rs: rules_mod.RuleSet, pm):
 def billing_findings_by_month(conn: Connection, f: Filters) -> pd.DataFrame:
     """Long frame: month, finding key, label, patient-months with it, dollars (see the definition)."""
     rs = rules_mod.load(conn)
-    pm = eng.patient_month_select(f, rs).subquery("pm")
+    pm = pm_store.patient_month_source(conn, f, rs).subquery("pm")
     under = pm.c.expected_ccm - pm.c.billed_supported_value
     over = _ccm_billed_fee_value(rs, pm) - pm.c.billed_supported_value
     aggs = []
@@ -280,7 +281,7 @@ def billing_findings_by_month(conn: Connection, f: Filters) -> pd.DataFrame:
 def billing_findings_list(conn: Connection, f: Filters) -> pd.DataFrame:
     """Patient-level: every patient-month in range with at least one billing finding (filtered in SQL)."""
     rs = rules_mod.load(conn)
-    pm = eng.patient_month_select(f, rs).subquery("pm")
+    pm = pm_store.patient_month_source(conn, f, rs).subquery("pm")
     p, pr = s.patient, s.practitioner
     any_flag = or_(*[pm.c[k] == 1 for k, _ in FINDINGS])
     codes = _priced_codes(rs, f) + [c for c in rs.codes_of(family="APCM") if "APCM" in f.programs]

@@ -31,7 +31,7 @@ from typing import Callable
 from sqlalchemy import Engine, func, select, update
 from sqlalchemy.engine import Connection
 
-from .. import db, schema
+from .. import db, pm_store, schema
 from . import bulk
 from .generator import MONTH_KINDS, PATIENT_KINDS, PLANTED_KINDS, DemoData, npi_check_digit, npi_is_valid
 
@@ -165,6 +165,9 @@ def generate(engine: Engine, patients: int = 1500, months: int = 18, seed: int =
     say("analyzing")
     with engine.begin() as conn:
         bulk.analyze(conn)
+    say("storing the patient-month")
+    with engine.begin() as conn:  # after ANALYZE, so PostgreSQL plans the big INSERT ... SELECT on real counts
+        pm_store.refresh(conn)
     t3 = time.perf_counter()
     st = data.stats
     report = DemoReport(seed=seed, end_month=end_month, as_of=as_of, months=months)

@@ -20,7 +20,7 @@ import pandas as pd
 from sqlalchemy import Engine, delete, func, select
 from sqlalchemy.exc import SQLAlchemyError
 
-from .. import db
+from .. import db, pm_store
 from ..schema import import_batch, import_change
 from . import store, tables, x835
 from .reader import ImportFileError, RawTable, looks_like_x12, looks_like_xlsx, read_csv_bytes, read_xlsx_bytes
@@ -244,7 +244,9 @@ def import_files(engine: Engine, sources, *, user: str = "cli", kind: str | None
             rejected = any(r.status == "rejected" or r.rows_rejected for r in results)
             commit = not dry_run and not fatal_error and (not rejected or accept_valid) and wrote_any
             if commit:
-                db.bump_data_version(conn)
+                # bump the data version and bring the stored patient-month up to date, same transaction
+                scope = pm_store.batch_scope(conn, [r.batch_id for r in results if r.batch_id])
+                pm_store.record_write(conn, scope)
                 trans.commit()
             else:
                 trans.rollback()

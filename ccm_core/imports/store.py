@@ -16,7 +16,7 @@ import pandas as pd
 from sqlalchemy import Boolean, Date, DateTime, Engine, Integer, Numeric, and_, bindparam, func, insert, literal, select
 from sqlalchemy.engine import Connection
 
-from .. import db, schema
+from .. import db, pm_store, schema
 from ..schema import import_batch, import_change
 
 CHUNK = 900  # keys per IN (...) list: well under SQLite's and PostgreSQL's parameter limits
@@ -353,5 +353,5 @@ def revert_batch(engine: Engine, batch_id: int, user: str) -> dict:
             deleted += conn.execute(table.delete().where(table.c.id.in_(ids))).rowcount or 0
         conn.execute(import_batch.update().where(import_batch.c.id == batch_id).values(
             status="reverted", reverted_at=dt.datetime.now(), reverted_by=user[:64]))
-        db.bump_data_version(conn)
+        pm_store.record_write(conn)
     return {"batch_id": batch_id, "deleted": deleted, "restored": restored}

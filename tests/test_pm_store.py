@@ -1,0 +1,198 @@
+"""The stored patient-month (``ccm_core.pm_store``) must give exactly the numbers of the live engine
+statement, for every filter set, and must never be read when it is not current."""
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from sqlalchemy import func, select
+
+from ccm_core import bench, db, engine as eng, pm_store, rules
+from ccm_core import schema as s
+from ccm_core.filters import Filters
+from ccm_core.imports.runner import Source, import_files
+from ccm_core.imports.store import revert_batch
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "data" / "examples"
+
+
+def _live_rows(conn, f: Filters) -> pd.DataFrame:
+    rs = rules.load(conn)
+    eng.prepare(conn)
+    q = eng.patient_month_select(f, rs).order_by("service_month", "patient_id")
+    return pd.DataFrame(conn.execute(q).mappings().all())
+
+
+def _stored_rows(conn, f: Filters) -> pd.DataFrame:
+    rs = rules.load(conn)
+    q = pm_store.select_for(conn, f, rs)
+    assert q is not None, "the store should be current here"
+    return pd.DataFrame(conn.execute(q.order_by("service_month", "patient_id")).mappings().all())
+
+
+def _same(a: pd.DataFrame, b: pd.DataFrame) -> None:
+    assert list(a.columns) == list(b.columns)
+    assert len(a) == len(b)
+    if a.empty:
+        return
+    a, b = a.reset_index(drop=True), b.reset_index(drop=True)
+    for col in a.columns:
+        x, y = a[col], b[col]
+        if col.startswith(("expected_", "billed_charge", "paid_amount", "billed_fee", "billed_supported")):
+            assert (x.astype(float) - y.astype(float)).abs().max() < 0.005, col
+        elif col in ("threshold_date", "last_contact_date"):
+            assert list(pd.to_datetime(x)) == list(pd.to_datetime(y)), col
+        else:
+            assert list(x) == list(y), col
+
+
+def _filter_sets(conn) -> list[Filters]:
+    lo, hi = pm_store._data_months(conn)
+    clinic = conn.execute(select(func.min(s.clinic.c.id))).scalar()
+    prac = conn.execute(select(func.max(s.practitioner.c.id))).scalar()
+    cm = conn.execute(select(func.min(s.patient.c.care_manager_id))).scalar()
+    return [
+        Filters(lo, hi),
+        Filters.for_month(hi),
+        Filters(lo, hi, programs=("PCM",)),
+        Filters(lo, hi, programs=("CCM", "PCM", "APCM")),
+        Filters(lo, hi, programs=("BHI",)),
+        Filters(lo, hi, clinic_ids=(clinic,), payers=("Medicare Part B",)),
+        Filters(lo, hi, practitioner_ids=(prac,), care_manager_ids=(cm,)),
+    ]
+
+
+# --------------------------------------------------------------------------- the demo database
+def test_demo_generation_leaves_a_current_store(demo_engine):
+    with demo_engine.connect() as conn:
+        assert pm_store.is_fresh(conn, rules.load(conn))
+        st = pm_store.read_state(conn)
+        assert (st.month_from, st.month_to) == pm_store._data_months(conn)
+
+
+def test_stored_rows_equal_live_rows_for_every_filter_set(demo_engine):
+    with demo_engine.connect() as conn:
+        for f in _filter_sets(conn):
+            _same(_stored_rows(conn, f), _live_rows(conn, f))
+
+
+def test_every_page_kpi_is_the_same_from_the_store_and_live(demo_engine, demo_report, monkeypatch):
+    month = db.add_months(demo_report.end_month, -1)
+    calls = bench.page_calls(month, demo_report.as_of)
+    with demo_engine.connect() as conn:
+        stored = [fn(conn, *args, **kw) for _, _, _, fn, args, kw in calls]
+    monkeypatch.setattr(pm_store, "select_for", lambda *a, **k: None)  # force the live statement
+    with demo_engine.connect() as conn:
+        live = [fn(conn, *args, **kw) for _, _, _, fn, args, kw in calls]
+    for (page, label, *_), a, b in zip(calls, stored, live):
+        av, bv = getattr(a, "value", a), getattr(b, "value", b)
+        if isinstance(av, pd.DataFrame):
+            pd.testing.assert_frame_equal(av.reset_index(drop=True), bv.reset_index(drop=True), check_dtype=False,
+                                          obj=f"{page}/{label}")
+        else:
+            assert av == pytest.approx(bv), f"{page}/{label}"
+            if hasattr(a, "frame") and isinstance(a.frame, pd.DataFrame):
+                pd.testing.assert_frame_equal(a.frame, b.frame, check_dtype=False, obj=f"{page}/{label} frame")
+
+
+def test_the_ready_to_bill_list_reads_the_store(demo_engine, demo_report, monkeypatch):
+    month = db.add_months(demo_report.end_month, -1)
+    with demo_engine.connect() as conn:
+        stored = eng.patient_months(conn, Filters.for_month(month))
+    monkeypatch.setattr(pm_store, "select_for", lambda *a, **k: None)
+    with demo_engine.connect() as conn:
+        live = eng.patient_months(conn, Filters.for_month(month))
+    assert len(stored) > 50
+    pd.testing.assert_frame_equal(stored, live, check_dtype=False)
+
+
+# --------------------------------------------------------------------------- never stale
+def test_a_write_that_bumps_the_version_without_refreshing_makes_readers_go_live(engine):
+    with engine.begin() as conn:
+        pm_store.refresh(conn)
+        rs = rules.load(conn)
+        assert pm_store.select_for(conn, Filters.for_month(202510), rs) is not None
+        db.bump_data_version(conn)
+        assert pm_store.select_for(conn, Filters.for_month(202510), rs) is None
+        assert pm_store.patient_month_source(conn, Filters.for_month(202510), rs) is not None  # live
+
+
+def test_changed_rules_make_the_store_stale(engine, monkeypatch):
+    with engine.begin() as conn:
+        pm_store.refresh(conn)
+        rs = rules.load(conn)
+        assert pm_store.is_fresh(conn, rs)
+        other = dataclasses.replace(rs, fees={**rs.fees, "99490": rs.fees["99490"][:-1]})  # a different fee table
+        assert pm_store.fingerprint(other) != pm_store.fingerprint(rs)
+        assert not pm_store.is_fresh(conn, other)
+
+
+def _import(engine, *paths, **kw):
+    run = import_files(engine, [Source.from_path(p) if isinstance(p, Path) else p for p in paths],
+                       today=dt.date(2026, 11, 23), **kw)
+    assert run.ok, run.problems
+    return run
+
+
+def _all_equal(engine) -> None:
+    with engine.connect() as conn:
+        assert pm_store.is_fresh(conn, rules.load(conn))
+        lo, hi = pm_store._data_months(conn)
+        _same(_stored_rows(conn, Filters(lo, hi, programs=("CCM", "PCM", "APCM"))),
+              _live_rows(conn, Filters(lo, hi, programs=("CCM", "PCM", "APCM"))))
+        assert len(_stored_rows(conn, Filters(lo, hi))) > 0
+
+
+def test_imports_and_reverts_keep_the_store_current_and_scoped(engine, tmp_path, monkeypatch):
+    examples = sorted(p for p in EXAMPLES.iterdir() if p.suffix in (".csv", ".835"))
+    _import(engine, *examples)
+    _all_equal(engine)
+
+    scopes = []
+    real_refresh = pm_store.refresh
+    monkeypatch.setattr(pm_store, "refresh", lambda conn, rs=None, months=None, **kw: (
+        scopes.append(months), real_refresh(conn, rs, months, **kw))[1])
+
+    # More time in one month: only that month is rebuilt, and it equals the live statement.
+    src = pd.read_csv(EXAMPLES / "time_entries.csv", dtype=str)
+    extra = src[src["service_date"].str.startswith("2026-10")].head(3).copy()
+    extra["external_id"] = extra["external_id"] + "-extra"
+    extra["started_at"] = "18:00"
+    extra["service_date"] = "2026-10-28"
+    extra["entered_at"] = "2026-10-28 18:30"
+    run = _import(engine, Source("time_entries_late.csv", extra.to_csv(index=False).encode()))
+    assert scopes[-1] == (202610, 202610)
+    _all_equal(engine)
+
+    # Diagnoses are not read by the patient-month: nothing rebuilt, the store stays current.
+    n = len(scopes)
+    diag = pd.read_csv(EXAMPLES / "diagnoses.csv", dtype=str).head(1)
+    diag["icd10"] = "E785"
+    _import(engine, Source("diagnoses_more.csv", diag.to_csv(index=False).encode()))
+    assert len(scopes) == n
+    _all_equal(engine)
+
+    # Reverting the late time entries rebuilds everything and drops their minutes again.
+    batch = run.files[0].batch_id
+    with engine.connect() as conn:
+        before = conn.execute(select(func.sum(s.time_entry.c.minutes))).scalar()
+    revert_batch(engine, batch, user="tester")
+    assert scopes[-1] is None
+    _all_equal(engine)
+    with engine.connect() as conn:
+        assert conn.execute(select(func.sum(s.time_entry.c.minutes))).scalar() < before
+
+
+def test_a_failed_refresh_keeps_the_write_and_falls_back_to_live(engine, monkeypatch):
+    def boom(*a, **k):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(pm_store, "refresh", boom)
+    run = import_files(engine, [Source.from_path(EXAMPLES / "clinics.csv")], today=dt.date(2026, 11, 23))
+    assert run.committed
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(s.clinic)).scalar() > 0
+        assert not pm_store.is_fresh(conn, rules.load(conn))
