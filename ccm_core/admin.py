@@ -318,6 +318,8 @@ def cmd_init_db(args) -> int:
     try:
         db.upgrade(engine)
         print(f"Schema is up to date ({engine.url.render_as_string(hide_password=True)}).")
+        if pm_store.ensure_current(engine) is not None:  # an older database, or new rules or engine code
+            print("Stored patient-month rebuilt.")
         if not args.demo_if_empty:
             return 0
         if _patient_count(engine) == 0:

@@ -17,6 +17,7 @@ CLI_MODULES = [
     "ccm_core.engine_cli",  # kpis, billing
     "ccm_core.imports",     # import, batches, revert
     "ccm_core.audit_cli",   # audit, sample
+    "ccm_core.pm_store",    # refresh-store
 ]
 
 

@@ -17,6 +17,7 @@ stored rows may be used:
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import inspect
 import json
@@ -61,10 +62,22 @@ class StoreState:
 def fingerprint(rs: rules_mod.RuleSet) -> str:
     """Changes when the rules in force or the engine's counting code change (both alter stored rows)."""
     h = hashlib.sha1(_engine_source_hash().encode())
-    for part in (sorted(rs.codes.items()), sorted(rs.fees.items()), sorted(rs.conflicts.items()),
-                 rs.eligible_payers, sorted(rs.overrides.items())):
-        h.update(repr(part).encode())
+    for part in (rs.codes, rs.fees, rs.conflicts, rs.eligible_payers, rs.overrides):
+        h.update(json.dumps(_canonical(part), sort_keys=True, default=str).encode())
     return h.hexdigest()[:16]
+
+
+def _canonical(obj):
+    """A process-independent form (sets sorted): ``repr`` of a frozenset changes with the hash seed."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: _canonical(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, dict):
+        return {str(k): _canonical(v) for k, v in obj.items()}
+    if isinstance(obj, (set, frozenset)):
+        return sorted(_canonical(v) for v in obj)
+    if isinstance(obj, (list, tuple)):
+        return [_canonical(v) for v in obj]
+    return obj
 
 
 @lru_cache(maxsize=1)
@@ -249,3 +262,41 @@ def patient_month_source(conn: Connection, f: Filters, rs: rules_mod.RuleSet) ->
     """Stored rows when current, else the live engine statement: same columns, same numbers."""
     stored = select_for(conn, f, rs)
     return stored if stored is not None else eng.patient_month_select(f, rs)
+
+
+# --------------------------------------------------------------------------- command line
+def ensure_current(engine) -> dict | None:
+    """Rebuild the store when it is not current (new rules, new engine code, an older database);
+    None when nothing had to be done.  Run by ``init-db`` and ``refresh-store``."""
+    with engine.begin() as conn:
+        rs = rules_mod.load(conn)
+        if is_fresh(conn, rs) and _table_exists(conn):
+            return None
+        return refresh(conn, rs)
+
+
+def add_cli(sub) -> None:
+    from .cli import add_db_argument
+
+    p = sub.add_parser("refresh-store", help="rebuild the stored patient-month (after a rules or code change)",
+                       description="Rebuild the stored patient-month the KPIs read. Imports, reverts and the demo "
+                                   "generator keep it current; run this after changing rules or upgrading, or "
+                                   "with --force to rebuild regardless.")
+    add_db_argument(p)
+    p.add_argument("--force", action="store_true", help="rebuild even when the store is current")
+    p.set_defaults(func=_cmd_refresh)
+
+
+def _cmd_refresh(args) -> int:
+    import time
+
+    engine = db.make_engine(args.db)
+    t0 = time.perf_counter()
+    if args.force:
+        with engine.begin() as conn:
+            out = refresh(conn)
+    else:
+        out = ensure_current(engine)
+    secs = time.perf_counter() - t0
+    print(json.dumps({"rebuilt": out is not None, **(out or {}), "seconds": round(secs, 2)}))
+    return 0

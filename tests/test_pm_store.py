@@ -196,3 +196,16 @@ def test_a_failed_refresh_keeps_the_write_and_falls_back_to_live(engine, monkeyp
     with engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(s.clinic)).scalar() > 0
         assert not pm_store.is_fresh(conn, rules.load(conn))
+
+
+def test_the_fingerprint_is_the_same_in_every_process():
+    import os
+    import subprocess
+    import sys
+
+    here = pm_store.fingerprint(rules.load())
+    for seed in ("1", "2"):
+        out = subprocess.run([sys.executable, "-c", "from ccm_core import pm_store, rules; "
+                              "print(pm_store.fingerprint(rules.load()))"],
+                             capture_output=True, text=True, check=True, env={**os.environ, "PYTHONHASHSEED": seed})
+        assert out.stdout.strip() == here
