@@ -240,8 +240,11 @@ def _latest_status(f: Filters, as_of: dt.date):
     return select(sub.c.patient_id, sub.c.program, sub.c.status, sub.c.reason).where(sub.c.rn == 1).subquery()
 
 
-def _enrolled(f: Filters, as_of: dt.date):
-    """Distinct patient ids active (latest status 'enrolled') as of a date."""
+def _enrolled(conn: Connection, f: Filters, as_of: dt.date):
+    """Distinct patient ids active (latest status 'enrolled') as of a date (the stored month ends when current)."""
+    stored = pm_store.enrolled_select(conn, f, as_of)
+    if stored is not None:
+        return stored.subquery("enrolled")
     ls = _latest_status(f, as_of)
     return select(ls.c.patient_id).where(ls.c.status == "enrolled").distinct().subquery("enrolled")
 
@@ -337,9 +340,9 @@ def eligible_population(conn: Connection, f: Filters) -> KpiResult:
 # --------------------------------------------------------------------------- enrollment and consent
 def enrolled_patients(conn: Connection, f: Filters) -> KpiResult:
     as_of = _month_end(f.month_to)
-    n = int(conn.execute(select(func.count()).select_from(_enrolled(f, as_of))).scalar() or 0)
+    n = int(conn.execute(select(func.count()).select_from(_enrolled(conn, f, as_of))).scalar() or 0)
     prev_as_of = _month_end(add_months(f.month_to, -1))
-    prev = int(conn.execute(select(func.count()).select_from(_enrolled(f, prev_as_of))).scalar() or 0)
+    prev = int(conn.execute(select(func.count()).select_from(_enrolled(conn, f, prev_as_of))).scalar() or 0)
     return KpiResult(D["enrolled_patients"], n, n, None, {"as_of": as_of, "previous_month": prev})
 
 
@@ -347,7 +350,7 @@ def enrollment_rate(conn: Connection, f: Filters) -> KpiResult:
     rs = _rules(conn)
     as_of = _month_end(f.month_to)
     elig = eligible_patients_select(conn, f, rs).subquery("elig")
-    enr = _enrolled(f, as_of)
+    enr = _enrolled(conn, f, as_of)
     den = int(conn.execute(select(func.count()).select_from(elig)).scalar() or 0)
     num = int(conn.execute(select(func.count()).select_from(enr.join(elig, elig.c.patient_id == enr.c.patient_id)))
               .scalar() or 0)
@@ -409,10 +412,10 @@ REQUIRED_CONSENT_ELEMENTS = ("dated", "method recorded", "cost-sharing explained
                              "right to stop explained", "tied to current billing practitioner")
 
 
-def _consent_population(f: Filters):
+def _consent_population(conn: Connection, f: Filters):
     cn, p = s.consent, s.patient
     start, end = _period(f)
-    enr = _enrolled(f, end)
+    enr = _enrolled(conn, f, end)
     return (cn.join(p, p.c.id == cn.c.patient_id),
             and_(cn.c.decision == "accepted", cn.c.program.in_(f.programs), f.patient_clause(p),
                  or_(cn.c.consent_date.between(start, end), cn.c.patient_id.in_(select(enr.c.patient_id)))))
@@ -425,7 +428,7 @@ def _flag(cond):
 def consent_completeness(conn: Connection, f: Filters) -> pd.DataFrame:
     """One row per consent element: documented, total, rate."""
     cn, p = s.consent, s.patient
-    frm, where = _consent_population(f)
+    frm, where = _consent_population(conn, f)
     cols = [_flag(fn(cn, p)).label(f"e{i}") for i, fn in enumerate(CONSENT_ELEMENTS.values())]
     row = conn.execute(select(func.count().label("total"), *cols).select_from(frm).where(where)).one()
     total = int(row.total)
@@ -439,7 +442,7 @@ def consent_completeness(conn: Connection, f: Filters) -> pd.DataFrame:
 
 def consent_completeness_by_staff(conn: Connection, f: Filters) -> pd.DataFrame:
     cn, p, st = s.consent, s.patient, s.staff
-    frm, where = _consent_population(f)
+    frm, where = _consent_population(conn, f)
     complete = and_(*[CONSENT_ELEMENTS[k](cn, p) for k in REQUIRED_CONSENT_ELEMENTS])
     name = (func.coalesce(st.c.first_name, "") + literal(" ") + func.coalesce(st.c.last_name, "(not recorded)"))
     q = (select(cn.c.staff_id, name.label("staff_name"), func.count().label("consents"),
@@ -547,7 +550,7 @@ def _enrolled_month(conn: Connection, f: Filters, rs: rules_mod.RuleSet, month: 
     """
     fm = f.with_months(month)
     pm = _pm(conn, fm, rs)
-    enr = _enrolled(fm, as_of or _month_end(month))
+    enr = _enrolled(conn, fm, as_of or _month_end(month))
     zeros = select(enr.c.patient_id, literal(0, Integer).label("counted_minutes"),
                    literal(0, Integer).label("billable"), cast(null(), Date).label("threshold_date"),
                    cast(null(), Date).label("last_contact_date"))
@@ -628,7 +631,7 @@ def near_threshold_worklist(conn: Connection, f: Filters, as_of: dt.date) -> pd.
     month = month_int(as_of)
     fm = f.with_months(month)
     pm = _pm(conn, fm, rs)
-    enr = _enrolled(fm, as_of)
+    enr = _enrolled(conn, fm, as_of)
     p, st = s.patient, s.staff
     threshold = rs.code("99490").threshold_minutes
     cm_name = (func.coalesce(st.c.first_name, "") + literal(" ") + func.coalesce(st.c.last_name, ""))
@@ -681,7 +684,7 @@ def pacing_forecast(conn: Connection, f: Filters, as_of: dt.date) -> KpiResult:
     else:
         projected = so_far * days_in_month / day
         method = "straight line by days"
-    enr = int(conn.execute(select(func.count()).select_from(_enrolled(f.with_months(month), as_of))).scalar() or 0)
+    enr = int(conn.execute(select(func.count()).select_from(_enrolled(conn, f.with_months(month), as_of))).scalar() or 0)
     return KpiResult(D["pacing_forecast"], round(projected, 1), so_far, None,
                      {"so_far": so_far, "last_month_same_day": prev_same_day, "last_month_final": prev_final,
                       "day": day, "days_in_month": days_in_month, "method": method, "enrolled": enr,
@@ -721,7 +724,7 @@ def revenue_by_month(conn: Connection, f: Filters) -> pd.DataFrame:
     rows = []
     for m in f.months():
         r = got.get(m)
-        enrolled = int(conn.execute(select(func.count()).select_from(_enrolled(f, _month_end(m)))).scalar() or 0)
+        enrolled = int(conn.execute(select(func.count()).select_from(_enrolled(conn, f, _month_end(m)))).scalar() or 0)
         exp, bil, pd_ = (float(r.expected), float(r.billed), float(r.paid)) if r else (0.0, 0.0, 0.0)
         rows.append({"month": m, "expected": round(exp, 2), "billed": round(bil, 2), "paid": round(pd_, 2),
                      "billable_patient_months": int(r.billable_patient_months) if r else 0, "enrolled": enrolled,

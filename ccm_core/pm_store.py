@@ -25,7 +25,7 @@ import logging
 from dataclasses import dataclass
 from functools import lru_cache
 
-from sqlalchemy import Column, Index, Integer, MetaData, Table, false, func, or_, select
+from sqlalchemy import Column, Date, Index, Integer, MetaData, String, Table, and_, false, func, literal, or_, select, union_all
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql import Select
 from sqlalchemy.types import NullType
@@ -57,6 +57,8 @@ class StoreState:
     fingerprint: str
     month_from: int | None
     month_to: int | None
+    enrolled_from: int | None = None  # months the enrolled table covers
+    enrolled_to: int | None = None
 
 
 def fingerprint(rs: rules_mod.RuleSet) -> str:
@@ -91,6 +93,18 @@ def _store_select(month_from: int, month_to: int, rs: rules_mod.RuleSet) -> Sele
 
 _TABLES: dict[str, Table] = {}
 
+ENROLLED_TABLE = "enrolled_month_store"
+# Who is enrolled at each month end, per program: the latest enrollment event on or before the month's
+# last day says 'enrolled'. Every "enrolled patients" denominator reads it instead of ranking the whole
+# event history again (0.2 s per use at 50,000 patients).
+enrolled_store = Table(
+    ENROLLED_TABLE, MetaData(),
+    Column("month", Integer, nullable=False),
+    Column("program", String(10), nullable=False),
+    Column("patient_id", Integer, nullable=False),
+    Index(f"ix_{ENROLLED_TABLE}_month_program", "month", "program", "patient_id"),
+)
+
 
 def store_table(rs: rules_mod.RuleSet) -> Table:
     """The Table object for the rules in force: one column per column of the engine's statement."""
@@ -113,7 +127,8 @@ def read_state(conn: Connection) -> StoreState | None:
     if not raw:
         return None
     d = json.loads(raw)
-    return StoreState(int(d["data_version"]), d["fingerprint"], d.get("month_from"), d.get("month_to"))
+    return StoreState(int(d["data_version"]), d["fingerprint"], d.get("month_from"), d.get("month_to"),
+                      d.get("enrolled_from"), d.get("enrolled_to"))
 
 
 def _write_state(conn: Connection, state: StoreState) -> None:
@@ -122,9 +137,9 @@ def _write_state(conn: Connection, state: StoreState) -> None:
         conn.execute(s.setting.insert().values(key=STATE_KEY, value=value))
 
 
-def _table_exists(conn: Connection) -> bool:
+def _table_exists(conn: Connection, name: str = TABLE_NAME) -> bool:
     from sqlalchemy import inspect as sa_inspect
-    return sa_inspect(conn).has_table(TABLE_NAME)
+    return sa_inspect(conn).has_table(name)
 
 
 def is_fresh(conn: Connection, rs: rules_mod.RuleSet) -> bool:
@@ -133,39 +148,61 @@ def is_fresh(conn: Connection, rs: rules_mod.RuleSet) -> bool:
 
 
 # --------------------------------------------------------------------------- writing
-def refresh(conn: Connection, rs: rules_mod.RuleSet | None = None, months: tuple[int, int] | None = None,
+@dataclass(frozen=True)
+class Scope:
+    """What a write changed.  ``months``: None = anything (rebuild all), (lo, hi) = only month-bound rows
+    of those months, False = nothing the patient-month reads.  ``enrollment``: enrollment events changed."""
+    months: tuple[int, int] | None | bool = None
+    enrollment: bool = True
+
+
+EVERYTHING = Scope()
+
+
+def refresh(conn: Connection, rs: rules_mod.RuleSet | None = None, scope: Scope = EVERYTHING,
             *, prior_version: int | None = None) -> dict:
-    """Rebuild the stored rows (all months, or only ``months`` when the store was current at
-    ``prior_version``, the data version before the write being recorded).  Runs in the caller's
-    transaction; one INSERT ... SELECT, no rows through Python."""
+    """Bring the stored rows up to date in the caller's transaction (INSERT ... SELECT: no rows through
+    Python).  Only ``scope`` is rebuilt when the store was current at ``prior_version`` (the data version
+    before the write being recorded); otherwise everything is."""
     rs = rs or rules_mod.load(conn)
     fp = fingerprint(rs)
     state = read_state(conn)
     version = db.get_data_version(conn)
-    incremental = (months is not None and state is not None and state.fingerprint == fp
-                   and prior_version is not None and state.data_version == prior_version and _table_exists(conn))
+    current = (state is not None and state.fingerprint == fp and prior_version is not None
+               and state.data_version == prior_version and _table_exists(conn, TABLE_NAME)
+               and _table_exists(conn, ENROLLED_TABLE))
     t = store_table(rs)
     eng.prepare(conn)
-    if incremental:
-        lo, hi = months
-        if lo <= hi:
+    if current and scope.months is not None:
+        mode = "months"
+        pm_from, pm_to = state.month_from, state.month_to
+        if scope.months is not False:
+            lo, hi = scope.months
             conn.execute(t.delete().where(t.c.service_month.between(lo, hi)))
             conn.execute(t.insert().from_select([c.name for c in t.c], _store_select(lo, hi, rs)))
-            m_from = min(x for x in (state.month_from, lo) if x is not None)
-            m_to = max(x for x in (state.month_to, hi) if x is not None)
-        else:
-            m_from, m_to = state.month_from, state.month_to
-        _write_state(conn, StoreState(version, fp, m_from, m_to))
-        return {"mode": "months", "months": [lo, hi]}
-    lo, hi = _data_months(conn)
-    t.drop(conn, checkfirst=True)
-    t.create(conn)
-    if lo is not None:
-        conn.execute(t.insert().from_select([c.name for c in t.c], _store_select(lo, hi, rs)))
-    if conn.dialect.name == "postgresql":
+            pm_from = min(x for x in (pm_from, lo) if x is not None)
+            pm_to = max(x for x in (pm_to, hi) if x is not None)
+    else:
+        mode = "all"
+        pm_from, pm_to = _data_months(conn)
+        t.drop(conn, checkfirst=True)
+        t.create(conn)
+        if pm_from is not None:
+            conn.execute(t.insert().from_select([c.name for c in t.c], _store_select(pm_from, pm_to, rs)))
+    en_from, en_to = _enrolled_months(conn)
+    rebuild_enrolled = (mode == "all" or scope.enrollment
+                        or (en_from, en_to) != (state.enrolled_from, state.enrolled_to))
+    if rebuild_enrolled:
+        enrolled_store.drop(conn, checkfirst=True)
+        enrolled_store.create(conn)
+        if en_from is not None:
+            conn.execute(enrolled_store.insert().from_select(["month", "program", "patient_id"],
+                                                             _enrolled_select_all(en_from, en_to)))
+    if mode == "all" and conn.dialect.name == "postgresql":
         conn.exec_driver_sql(f"ANALYZE {TABLE_NAME}")
-    _write_state(conn, StoreState(version, fp, lo, hi))
-    return {"mode": "all", "months": [lo, hi]}
+        conn.exec_driver_sql(f"ANALYZE {ENROLLED_TABLE}")
+    _write_state(conn, StoreState(version, fp, pm_from, pm_to, en_from, en_to))
+    return {"mode": mode, "months": [pm_from, pm_to], "enrolled_rebuilt": rebuild_enrolled}
 
 
 def _data_months(conn: Connection) -> tuple[int | None, int | None]:
@@ -177,42 +214,67 @@ def _data_months(conn: Connection) -> tuple[int | None, int | None]:
     return (min(lows), max(highs)) if lows else (None, None)
 
 
-def record_write(conn: Connection, months: tuple[int, int] | None | bool = None,
-                 rs: rules_mod.RuleSet | None = None) -> int:
-    """Call inside a write transaction instead of ``db.bump_data_version``: bumps the version (every
-    cache keyed on it goes stale) and brings the stored patient-month up to date.
+def _enrolled_months(conn: Connection) -> tuple[int | None, int | None]:
+    """From the first enrollment event's month to the last month with any data or event."""
+    ee = s.enrollment_event
+    first, last = conn.execute(select(func.min(ee.c.event_date), func.max(ee.c.event_date))).one()
+    if first is None:
+        return None, None
+    first, last = db.month_int(_as_date(first)), db.month_int(_as_date(last))
+    _, data_to = _data_months(conn)
+    return first, max(last, data_to or last)
 
-    ``months``: None = anything may have changed (full rebuild); (lo, hi) = only those months;
-    False = nothing the patient-month reads changed.
-    """
+
+def _as_date(v):
+    import datetime as dt
+    return dt.date.fromisoformat(v[:10]) if isinstance(v, str) else v
+
+
+def _enrolled_select_all(month_from: int, month_to: int) -> Select:
+    """(month, program, patient) for every month end at which the latest event (by date, then id) says
+    'enrolled': each event holds until the next one of the same patient and program."""
+    ee = s.enrollment_event
+    nxt = func.lead(ee.c.event_date).over(partition_by=[ee.c.patient_id, ee.c.program],
+                                          order_by=[ee.c.event_date, ee.c.id])
+    spans = select(ee.c.patient_id, ee.c.program, ee.c.status, ee.c.event_date.label("start_date"),
+                   nxt.label("next_date")).cte("enrollment_spans")
+    months = []
+    m = month_from
+    while m <= month_to:
+        months.append(select(literal(m, Integer).label("month"), literal(db.month_bounds(m)[1], Date).label("month_end")))
+        m = db.add_months(m, 1)
+    ends = union_all(*months).cte("month_ends")
+    return (select(ends.c.month, spans.c.program, spans.c.patient_id)
+            .select_from(spans.join(ends, and_(spans.c.start_date <= ends.c.month_end,
+                                               or_(spans.c.next_date.is_(None), spans.c.next_date > ends.c.month_end))))
+            .where(spans.c.status == "enrolled"))
+
+
+def record_write(conn: Connection, scope: Scope = EVERYTHING, rs: rules_mod.RuleSet | None = None) -> int:
+    """Call inside a write transaction instead of ``db.bump_data_version``: bumps the version (every
+    cache keyed on it goes stale) and brings the stored rows up to date for what ``scope`` changed.
+    A failed rebuild does not fail the write: readers see a stale store and compute live."""
     prior = db.get_data_version(conn)
     version = db.bump_data_version(conn)
-    if months is False:
-        st = read_state(conn)
-        fp = fingerprint(rs or rules_mod.load(conn))
-        if st is not None and st.data_version == prior and st.fingerprint == fp:
-            _write_state(conn, StoreState(version, fp, st.month_from, st.month_to))
-            return version
-        months = None
     try:
-        with conn.begin_nested():  # a savepoint: the write must not fail because derived rows could not be built
-            refresh(conn, rs, months, prior_version=prior)
+        with conn.begin_nested():  # a savepoint, so a failure leaves the write itself intact
+            refresh(conn, rs, scope, prior_version=prior)
     except Exception:
         log.exception("patient-month store refresh failed; KPIs compute live until the next refresh")
     return version
 
 
-def batch_scope(conn: Connection, batch_ids: list[int]) -> tuple[int, int] | None | bool:
-    """What an import's batches changed, for ``record_write``: False (nothing the patient-month
-    reads), a month range (only month-bound rows inserted), or None (rebuild everything)."""
+def batch_scope(conn: Connection, batch_ids: list[int]) -> Scope:
+    """What an import's batches changed (from their ``import_change`` rows), for ``record_write``."""
     ic = s.import_change
     touched = conn.execute(select(ic.c.table_name, ic.c.action).where(ic.c.batch_id.in_(batch_ids))
                            .distinct()).all()
+    enrollment = any(t == "enrollment_event" for t, _ in touched)
     tables = {t for t, _ in touched} & READ_TABLES
     if not tables:
-        return False
+        return Scope(False, enrollment)
     if tables - MONTH_TABLES or any(a != "insert" and t in READ_TABLES - {"remittance"} for t, a in touched):
-        return None
+        return Scope(None, enrollment)
     ids = {t: select(ic.c.row_id).where(ic.c.batch_id.in_(batch_ids), ic.c.table_name == t) for t in tables}
     te, cl, c, r, ca = s.time_entry, s.claim_line, s.claim, s.remittance, s.complexity_assessment
     ranges = []
@@ -240,9 +302,7 @@ def batch_scope(conn: Connection, batch_ids: list[int]) -> tuple[int, int] | Non
         if lo is not None:
             lows.append(lo)
             highs.append(hi)
-    if not lows:
-        return False
-    return min(lows), max(highs)
+    return Scope((min(lows), max(highs)) if lows else False, enrollment)
 
 
 # --------------------------------------------------------------------------- reading
@@ -258,6 +318,23 @@ def select_for(conn: Connection, f: Filters, rs: rules_mod.RuleSet) -> Select | 
                    f.patient_clause(t)))
 
 
+def enrolled_select(conn: Connection, f: Filters, as_of) -> Select | None:
+    """Patient ids enrolled (any program of ``f``) at ``as_of`` from the stored month ends, or None when
+    ``as_of`` is not a month end the store covers or the store is not current."""
+    m = db.month_int(as_of)
+    if as_of != db.month_bounds(m)[1]:
+        return None
+    st = read_state(conn)
+    if (st is None or st.enrolled_from is None or not st.enrolled_from <= m <= st.enrolled_to
+            or st.data_version != db.get_data_version(conn) or st.fingerprint != fingerprint(rules_mod.load(conn))):
+        return None
+    e, p = enrolled_store, s.patient
+    q = select(e.c.patient_id).where(e.c.month == m, e.c.program.in_(f.programs))
+    if f.clinic_ids or f.practitioner_ids or f.care_manager_ids or f.payers:
+        q = q.join(p, p.c.id == e.c.patient_id).where(f.patient_clause(p))
+    return q.distinct() if len(f.programs) > 1 else q
+
+
 def patient_month_source(conn: Connection, f: Filters, rs: rules_mod.RuleSet) -> Select:
     """Stored rows when current, else the live engine statement: same columns, same numbers."""
     stored = select_for(conn, f, rs)
@@ -270,7 +347,7 @@ def ensure_current(engine) -> dict | None:
     None when nothing had to be done.  Run by ``init-db`` and ``refresh-store``."""
     with engine.begin() as conn:
         rs = rules_mod.load(conn)
-        if is_fresh(conn, rs) and _table_exists(conn):
+        if is_fresh(conn, rs) and _table_exists(conn) and _table_exists(conn, ENROLLED_TABLE):
             return None
         return refresh(conn, rs)
 

@@ -73,6 +73,21 @@ def test_demo_generation_leaves_a_current_store(demo_engine):
         assert (st.month_from, st.month_to) == pm_store._data_months(conn)
 
 
+def test_stored_enrolled_month_ends_match_the_event_history(demo_engine):
+    with demo_engine.connect() as conn:
+        _same_enrolled(conn)
+        clinic = conn.execute(select(func.min(s.clinic.c.id))).scalar()
+        st = pm_store.read_state(conn)
+        f = Filters.for_month(st.enrolled_to, clinic_ids=(clinic,))
+        stored = set(conn.execute(pm_store.enrolled_select(conn, f, db.month_bounds(st.enrolled_to)[1])).scalars())
+        everyone = set(conn.execute(pm_store.enrolled_select(conn, Filters.for_month(st.enrolled_to),
+                                                             db.month_bounds(st.enrolled_to)[1])).scalars())
+        assert stored and stored < everyone
+        # not a month end, or outside the stored months: the caller ranks the history live
+        assert pm_store.enrolled_select(conn, f, db.month_bounds(st.enrolled_to)[1] - dt.timedelta(days=1)) is None
+        assert pm_store.enrolled_select(conn, f, db.month_bounds(db.add_months(st.enrolled_to, 1))[1]) is None
+
+
 def test_stored_rows_equal_live_rows_for_every_filter_set(demo_engine):
     with demo_engine.connect() as conn:
         for f in _filter_sets(conn):
@@ -84,7 +99,8 @@ def test_every_page_kpi_is_the_same_from_the_store_and_live(demo_engine, demo_re
     calls = bench.page_calls(month, demo_report.as_of)
     with demo_engine.connect() as conn:
         stored = [fn(conn, *args, **kw) for _, _, _, fn, args, kw in calls]
-    monkeypatch.setattr(pm_store, "select_for", lambda *a, **k: None)  # force the live statement
+    monkeypatch.setattr(pm_store, "select_for", lambda *a, **k: None)  # force the live statements
+    monkeypatch.setattr(pm_store, "enrolled_select", lambda *a, **k: None)
     with demo_engine.connect() as conn:
         live = [fn(conn, *args, **kw) for _, _, _, fn, args, kw in calls]
     for (page, label, *_), a, b in zip(calls, stored, live):
@@ -144,6 +160,25 @@ def _all_equal(engine) -> None:
         _same(_stored_rows(conn, Filters(lo, hi, programs=("CCM", "PCM", "APCM"))),
               _live_rows(conn, Filters(lo, hi, programs=("CCM", "PCM", "APCM"))))
         assert len(_stored_rows(conn, Filters(lo, hi))) > 0
+        _same_enrolled(conn)
+
+
+def _same_enrolled(conn) -> None:
+    """The stored month ends agree with ranking the event history, for every month and program filter."""
+    from ccm_core import kpis
+
+    st = pm_store.read_state(conn)
+    assert st.enrolled_from is not None
+    m = st.enrolled_from
+    while m <= st.enrolled_to:
+        end = db.month_bounds(m)[1]
+        for programs in (("CCM",), ("CCM", "PCM")):
+            f = Filters.for_month(m, programs=programs)
+            stored = set(conn.execute(pm_store.enrolled_select(conn, f, end)).scalars())
+            ls = kpis._latest_status(f, end)
+            live = set(conn.execute(select(ls.c.patient_id).where(ls.c.status == "enrolled")).scalars())
+            assert stored == live, (m, programs)
+        m = db.add_months(m, 1)
 
 
 def test_imports_and_reverts_keep_the_store_current_and_scoped(engine, tmp_path, monkeypatch):
@@ -153,8 +188,8 @@ def test_imports_and_reverts_keep_the_store_current_and_scoped(engine, tmp_path,
 
     scopes = []
     real_refresh = pm_store.refresh
-    monkeypatch.setattr(pm_store, "refresh", lambda conn, rs=None, months=None, **kw: (
-        scopes.append(months), real_refresh(conn, rs, months, **kw))[1])
+    monkeypatch.setattr(pm_store, "refresh", lambda conn, rs=None, scope=pm_store.EVERYTHING, **kw: (
+        scopes.append(scope), real_refresh(conn, rs, scope, **kw))[1])
 
     # More time in one month: only that month is rebuilt, and it equals the live statement.
     src = pd.read_csv(EXAMPLES / "time_entries.csv", dtype=str)
@@ -164,15 +199,25 @@ def test_imports_and_reverts_keep_the_store_current_and_scoped(engine, tmp_path,
     extra["service_date"] = "2026-10-28"
     extra["entered_at"] = "2026-10-28 18:30"
     run = _import(engine, Source("time_entries_late.csv", extra.to_csv(index=False).encode()))
-    assert scopes[-1] == (202610, 202610)
+    assert scopes[-1] == pm_store.Scope((202610, 202610), enrollment=False)
     _all_equal(engine)
 
     # Diagnoses are not read by the patient-month: nothing rebuilt, the store stays current.
-    n = len(scopes)
     diag = pd.read_csv(EXAMPLES / "diagnoses.csv", dtype=str).head(1)
     diag["icd10"] = "E785"
     _import(engine, Source("diagnoses_more.csv", diag.to_csv(index=False).encode()))
-    assert len(scopes) == n
+    assert scopes[-1] == pm_store.Scope(False, enrollment=False)
+    _all_equal(engine)
+
+    # A disenrollment at the end of October: only the enrolled month ends are rebuilt.
+    ev = pd.read_csv(EXAMPLES / "enrollment_events.csv", dtype=str)
+    enrolled_row = ev[ev["status"] == "enrolled"].head(1).copy()
+    enrolled_row["external_id"] = enrolled_row["external_id"] + "-dis"
+    enrolled_row["status"] = "disenrolled"
+    enrolled_row["event_date"] = "2026-10-30"
+    enrolled_row["reason"] = "patient request"
+    _import(engine, Source("enrollment_events_more.csv", enrolled_row.to_csv(index=False).encode()))
+    assert scopes[-1] == pm_store.Scope(False, enrollment=True)
     _all_equal(engine)
 
     # Reverting the late time entries rebuilds everything and drops their minutes again.
@@ -180,7 +225,7 @@ def test_imports_and_reverts_keep_the_store_current_and_scoped(engine, tmp_path,
     with engine.connect() as conn:
         before = conn.execute(select(func.sum(s.time_entry.c.minutes))).scalar()
     revert_batch(engine, batch, user="tester")
-    assert scopes[-1] is None
+    assert scopes[-1] == pm_store.EVERYTHING
     _all_equal(engine)
     with engine.connect() as conn:
         assert conn.execute(select(func.sum(s.time_entry.c.minutes))).scalar() < before
