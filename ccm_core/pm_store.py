@@ -319,20 +319,39 @@ def select_for(conn: Connection, f: Filters, rs: rules_mod.RuleSet) -> Select | 
 
 
 def enrolled_select(conn: Connection, f: Filters, as_of) -> Select | None:
-    """Patient ids enrolled (any program of ``f``) at ``as_of`` from the stored month ends, or None when
-    ``as_of`` is not a month end the store covers or the store is not current."""
+    """Patient ids enrolled (any program of ``f``) at ``as_of``: the stored month end, plus (mid-month)
+    the few events since it; None when the store does not cover that month or is not current."""
     m = db.month_int(as_of)
-    if as_of != db.month_bounds(m)[1]:
-        return None
+    month_end = db.month_bounds(m)[1]
+    base_month = m if as_of == month_end else db.add_months(m, -1)  # mid-month: last month end + events since
     st = read_state(conn)
-    if (st is None or st.enrolled_from is None or not st.enrolled_from <= m <= st.enrolled_to
+    if st is not None and st.enrolled_to is not None:
+        base_month = min(base_month, st.enrolled_to)  # past the stored months: the last one + events since
+    if (st is None or st.enrolled_from is None or not st.enrolled_from <= base_month <= st.enrolled_to
             or st.data_version != db.get_data_version(conn) or st.fingerprint != fingerprint(rules_mod.load(conn))):
         return None
-    e, p = enrolled_store, s.patient
-    q = select(e.c.patient_id).where(e.c.month == m, e.c.program.in_(f.programs))
+    e, p, ee = enrolled_store, s.patient, s.enrollment_event
+    stored = select(e.c.patient_id, e.c.program).where(e.c.month == base_month, e.c.program.in_(f.programs))
+    if base_month == m and as_of == month_end:
+        pairs = stored.subquery("enrolled_pairs")
+    else:
+        # events after the stored month end decide for the patients who have them (latest by date, then id)
+        since = db.month_bounds(base_month)[1]
+        rn = func.row_number().over(partition_by=[ee.c.patient_id, ee.c.program],
+                                    order_by=[ee.c.event_date.desc(), ee.c.id.desc()]).label("rn")
+        recent = (select(ee.c.patient_id, ee.c.program, ee.c.status, rn)
+                  .where(ee.c.event_date > since, ee.c.event_date <= as_of, ee.c.program.in_(f.programs))
+                  .subquery("recent_events"))
+        latest = select(recent.c.patient_id, recent.c.program, recent.c.status).where(recent.c.rn == 1) \
+            .subquery("recent_latest")
+        kept = stored.where(~select(latest.c.patient_id).where(
+            latest.c.patient_id == e.c.patient_id, latest.c.program == e.c.program).exists())
+        joined = select(latest.c.patient_id, latest.c.program).where(latest.c.status == "enrolled")
+        pairs = union_all(kept, joined).subquery("enrolled_pairs")
+    q = select(pairs.c.patient_id)
     if f.clinic_ids or f.practitioner_ids or f.care_manager_ids or f.payers:
-        q = q.join(p, p.c.id == e.c.patient_id).where(f.patient_clause(p))
-    return q.distinct() if len(f.programs) > 1 else q
+        q = q.join(p, p.c.id == pairs.c.patient_id).where(f.patient_clause(p))
+    return q.distinct() if len(f.programs) > 1 or base_month != m or as_of != month_end else q
 
 
 def patient_month_source(conn: Connection, f: Filters, rs: rules_mod.RuleSet) -> Select:

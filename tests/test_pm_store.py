@@ -83,9 +83,20 @@ def test_stored_enrolled_month_ends_match_the_event_history(demo_engine):
         everyone = set(conn.execute(pm_store.enrolled_select(conn, Filters.for_month(st.enrolled_to),
                                                              db.month_bounds(st.enrolled_to)[1])).scalars())
         assert stored and stored < everyone
-        # not a month end, or outside the stored months: the caller ranks the history live
-        assert pm_store.enrolled_select(conn, f, db.month_bounds(st.enrolled_to)[1] - dt.timedelta(days=1)) is None
-        assert pm_store.enrolled_select(conn, f, db.month_bounds(db.add_months(st.enrolled_to, 1))[1]) is None
+        # before the stored months: the caller ranks the history live
+        assert pm_store.enrolled_select(conn, f, db.month_bounds(db.add_months(st.enrolled_from, -1))[1]) is None
+        # every day of the last two months (mid-month = stored month end + the events since) agrees with live
+        from ccm_core import kpis
+        day = db.month_bounds(db.add_months(st.enrolled_to, -1))[0]
+        while day <= db.month_bounds(db.add_months(st.enrolled_to, 2))[1]:
+            for g in (Filters.for_month(db.month_int(day)), Filters.for_month(db.month_int(day), clinic_ids=(clinic,),
+                                                                               programs=("CCM", "PCM"))):
+                q = pm_store.enrolled_select(conn, g, day)
+                assert q is not None, day
+                ls = kpis._latest_status(g, day)
+                live = set(conn.execute(select(ls.c.patient_id).where(ls.c.status == "enrolled")).scalars())
+                assert set(conn.execute(q).scalars()) == live, day
+            day += dt.timedelta(days=3)
 
 
 def test_stored_rows_equal_live_rows_for_every_filter_set(demo_engine):
