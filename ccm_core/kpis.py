@@ -832,14 +832,19 @@ def initial_denial_rate(conn: Connection, f: Filters, by: str = "count") -> KpiR
     """HFMA initial denial rate for ``f.month_to`` with the 3-month lagged denominator."""
     if by not in ("count", "dollars"):
         raise ValueError("by must be 'count' or 'dollars'")
+    return initial_denial_rates(conn, f)[by]
+
+
+def initial_denial_rates(conn: Connection, f: Filters) -> dict[str, KpiResult]:
+    """The initial denial rate by count and by dollars from one pass over the month's remittances
+    (the Overview shows both; computing them apart would read the same claims twice)."""
     row = denial_trend(conn, f.with_months(f.month_to)).iloc[0]
-    if by == "count":
-        num, den = row["initial_denials"], row["lagged_avg_submitted"]
-    else:
-        num, den = row["denied_charges"], row["lagged_avg_charges"]
-    num, den = float(num), float(den)
-    return KpiResult(D["initial_denial_rate"], _rate(num, den), num, den,
-                     {"by": by, "month": int(row["month"])})
+    out = {}
+    for by, (num, den) in {"count": (row["initial_denials"], row["lagged_avg_submitted"]),
+                           "dollars": (row["denied_charges"], row["lagged_avg_charges"])}.items():
+        num, den = float(num), float(den)
+        out[by] = KpiResult(D["initial_denial_rate"], _rate(num, den), num, den, {"by": by, "month": int(row["month"])})
+    return out
 
 
 def first_pass_resolution_rate(conn: Connection, f: Filters) -> KpiResult:

@@ -40,6 +40,7 @@ TILES = (
 def headline_results(f) -> dict:
     """The KPI results behind the tiles for one filter set (each cached per data version)."""
     revenue = cached(kpis.revenue_summary, f)
+    denial = cached(kpis.initial_denial_rates, f)
     return {
         "enrolled": cached(kpis.enrolled_patients, f),
         "consent_rate": cached(kpis.consent_rate, f),
@@ -47,8 +48,8 @@ def headline_results(f) -> dict:
         "billable_rate": cached(kpis.billable_rate, f),
         "expected_revenue": revenue,
         "paid_revenue": revenue,
-        "denial_rate_count": cached(kpis.initial_denial_rate, f, by="count"),
-        "denial_rate_dollars": cached(kpis.initial_denial_rate, f, by="dollars"),
+        "denial_rate_count": denial["count"],
+        "denial_rate_dollars": denial["dollars"],
     }
 
 

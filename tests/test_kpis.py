@@ -248,6 +248,8 @@ def test_initial_denial_rate_lagged_denominator_excludes_carc_18(engine, denials
         by_count = kpis.initial_denial_rate(conn, APR, by="count")
         by_dollars = kpis.initial_denial_rate(conn, APR, by="dollars")
         trend = kpis.denial_trend(conn, Filters(202503, 202504)).set_index("month")
+        both = kpis.initial_denial_rates(conn, APR)
+    assert both["count"] == by_count and both["dollars"] == by_dollars
     assert (by_count.numerator, by_count.denominator, by_count.value) == (3, 4, 0.75)
     assert (by_dollars.numerator, by_dollars.denominator) == (350.0, 400.0)
     assert by_dollars.value == pytest.approx(0.875)
