@@ -786,6 +786,14 @@ def _claims_base(f: Filters, rs):
 
 def _denial_numerators(conn, f: Filters, rs, month_from: int, month_to: int) -> dict[int, tuple[int, float]]:
     """received_month -> (claims, gross charges) initially denied, CARC 18 excluded."""
+    stored = pm_store.claim_source(conn, f, rs)
+    if stored is not None:
+        t, where = stored
+        q = (select(t.c.initial_denial_month.label("month"), func.count().label("n"),
+                    func.coalesce(func.sum(t.c.total_charge), 0.0).label("dollars"))
+             .where(where, t.c.initial_denial_month.between(month_from, month_to))
+             .group_by(t.c.initial_denial_month))
+        return {int(x.month): (int(x.n), float(x.dollars)) for x in conn.execute(q)}
     c, r = s.claim, s.remittance
     frm, where = _claims_base(f, rs)
     first = (select(r.c.claim_id, r.c.received_month, r.c.id.label("remit_id"))
@@ -801,6 +809,13 @@ def _denial_numerators(conn, f: Filters, rs, month_from: int, month_to: int) -> 
 
 
 def _submissions(conn, f: Filters, rs, month_from: int, month_to: int) -> dict[int, tuple[int, float]]:
+    stored = pm_store.claim_source(conn, f, rs)
+    if stored is not None:
+        t, where = stored
+        q = (select(t.c.submitted_month, func.count().label("n"),
+                    func.coalesce(func.sum(t.c.total_charge), 0.0).label("dollars"))
+             .where(where, t.c.submitted_month.between(month_from, month_to)).group_by(t.c.submitted_month))
+        return {int(x.submitted_month): (int(x.n), float(x.dollars)) for x in conn.execute(q)}
     c = s.claim
     frm, where = _claims_base(f, rs)
     q = (select(c.c.submitted_month, func.count().label("n"),

@@ -25,7 +25,8 @@ import logging
 from dataclasses import dataclass
 from functools import lru_cache
 
-from sqlalchemy import Column, Date, Index, Integer, MetaData, String, Table, and_, false, func, literal, or_, select, union_all
+from sqlalchemy import (Column, Date, Float, Index, Integer, MetaData, String, Table, and_, case, cast, false, func,
+                        literal, or_, select, union_all)
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql import Select
 from sqlalchemy.types import NullType
@@ -49,6 +50,7 @@ READ_TABLES = {"time_entry", "staff", "patient", "facility_stay", "consent", "cl
 # Of those, tables whose rows belong to one month; the rest (who the patient is, consent, stays,
 # staff roles) can change any month.
 MONTH_TABLES = {"time_entry", "claim_line", "claim", "remittance", "complexity_assessment"}
+CLAIM_READ_TABLES = {"claim", "claim_line", "remittance", "remittance_adjustment", "patient"}
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,7 @@ class StoreState:
     month_to: int | None
     enrolled_from: int | None = None  # months the enrolled table covers
     enrolled_to: int | None = None
+    claims_built: bool = False  # the claim store is current too
 
 
 def fingerprint(rs: rules_mod.RuleSet) -> str:
@@ -121,6 +124,51 @@ def store_table(rs: rules_mod.RuleSet) -> Table:
     return _TABLES[fp]
 
 
+CLAIM_TABLE = "claim_store"
+# One row per claim with what the claim-level KPIs filter and count on: the filter columns (clinic as the
+# claim or the patient has it, billing practitioner, care manager, payer), one flag per code family on its
+# lines, and the month of its initial denial (first adjudication denied, CARC 18 duplicates excluded).
+# The HFMA denial rate then is two indexed GROUP BYs instead of joining claims, lines and adjustments.
+_CLAIM_TABLES: dict[tuple[str, ...], Table] = {}
+
+
+def claim_families(rs: rules_mod.RuleSet) -> tuple[str, ...]:
+    return tuple(sorted({c.family for c in rs.codes.values() if c.family}))
+
+
+def claim_table(rs: rules_mod.RuleSet) -> Table:
+    fams = claim_families(rs)
+    if fams not in _CLAIM_TABLES:
+        t = Table(CLAIM_TABLE, MetaData(),
+                  Column("claim_id", Integer, nullable=False), Column("patient_id", Integer, nullable=False),
+                  Column("submitted_month", Integer), Column("total_charge", Float),
+                  Column("clinic_id", Integer), Column("practitioner_id", Integer), Column("care_manager_id", Integer),
+                  Column("payer", String(60)), *[Column(f"act_{fam}", Integer, nullable=False) for fam in fams],
+                  Column("initial_denial_month", Integer))
+        Index(f"ix_{CLAIM_TABLE}_submitted", t.c.submitted_month)
+        Index(f"ix_{CLAIM_TABLE}_denied", t.c.initial_denial_month)
+        _CLAIM_TABLES[fams] = t
+    return _CLAIM_TABLES[fams]
+
+
+def _claim_store_select(rs: rules_mod.RuleSet) -> Select:
+    from .kpis import _is_denial, _is_duplicate  # kpis reads this module; the denial rule lives there
+
+    c, p, cl, r = s.claim, s.patient, s.claim_line, s.remittance
+    fams = claim_families(rs)
+    flags = (select(cl.c.claim_id, *[func.max(case((cl.c.cpt_code.in_(rs.codes_of(family=fam)), 1), else_=0))
+                                     .label(f"act_{fam}") for fam in fams])
+             .group_by(cl.c.claim_id).subquery("claim_flags"))
+    denied = (select(r.c.claim_id, func.min(r.c.received_month).label("month"))
+              .where(r.c.adjudication_seq == 1, r.c.claim_id.isnot(None), _is_denial(r), ~_is_duplicate(r))
+              .group_by(r.c.claim_id).subquery("initial_denials"))
+    return (select(c.c.id, c.c.patient_id, c.c.submitted_month, cast(c.c.total_charge, Float),
+                   func.coalesce(c.c.clinic_id, p.c.clinic_id), c.c.practitioner_id, p.c.care_manager_id, c.c.payer,
+                   *[func.coalesce(flags.c[f"act_{fam}"], 0) for fam in fams], denied.c.month)
+            .select_from(c.join(p, p.c.id == c.c.patient_id).outerjoin(flags, flags.c.claim_id == c.c.id)
+                         .outerjoin(denied, denied.c.claim_id == c.c.id)))
+
+
 # --------------------------------------------------------------------------- state
 def read_state(conn: Connection) -> StoreState | None:
     raw = conn.execute(select(s.setting.c.value).where(s.setting.c.key == STATE_KEY)).scalar()
@@ -128,7 +176,7 @@ def read_state(conn: Connection) -> StoreState | None:
         return None
     d = json.loads(raw)
     return StoreState(int(d["data_version"]), d["fingerprint"], d.get("month_from"), d.get("month_to"),
-                      d.get("enrolled_from"), d.get("enrolled_to"))
+                      d.get("enrolled_from"), d.get("enrolled_to"), bool(d.get("claims_built")))
 
 
 def _write_state(conn: Connection, state: StoreState) -> None:
@@ -151,9 +199,11 @@ def is_fresh(conn: Connection, rs: rules_mod.RuleSet) -> bool:
 @dataclass(frozen=True)
 class Scope:
     """What a write changed.  ``months``: None = anything (rebuild all), (lo, hi) = only month-bound rows
-    of those months, False = nothing the patient-month reads.  ``enrollment``: enrollment events changed."""
+    of those months, False = nothing the patient-month reads.  ``enrollment``: enrollment events changed.
+    ``claims``: anything the claim store reads changed."""
     months: tuple[int, int] | None | bool = None
     enrollment: bool = True
+    claims: bool = True  # claims, their lines, remittances or patients changed
 
 
 EVERYTHING = Scope()
@@ -198,11 +248,20 @@ def refresh(conn: Connection, rs: rules_mod.RuleSet | None = None, scope: Scope 
         if en_from is not None:
             conn.execute(enrolled_store.insert().from_select(["month", "program", "patient_id"],
                                                              _enrolled_select_all(en_from, en_to)))
-    if mode == "all" and conn.dialect.name == "postgresql":
-        conn.exec_driver_sql(f"ANALYZE {TABLE_NAME}")
-        conn.exec_driver_sql(f"ANALYZE {ENROLLED_TABLE}")
-    _write_state(conn, StoreState(version, fp, pm_from, pm_to, en_from, en_to))
-    return {"mode": mode, "months": [pm_from, pm_to], "enrolled_rebuilt": rebuild_enrolled}
+    rebuild_claims = mode == "all" or scope.claims or not state.claims_built or not _table_exists(conn, CLAIM_TABLE)
+    if rebuild_claims:
+        ct = claim_table(rs)
+        ct.drop(conn, checkfirst=True)
+        ct.create(conn)
+        conn.execute(ct.insert().from_select([col.name for col in ct.c], _claim_store_select(rs)))
+    if conn.dialect.name == "postgresql":
+        for name, rebuilt in ((TABLE_NAME, mode == "all"), (ENROLLED_TABLE, rebuild_enrolled),
+                              (CLAIM_TABLE, rebuild_claims)):
+            if rebuilt:
+                conn.exec_driver_sql(f"ANALYZE {name}")
+    _write_state(conn, StoreState(version, fp, pm_from, pm_to, en_from, en_to, True))
+    return {"mode": mode, "months": [pm_from, pm_to], "enrolled_rebuilt": rebuild_enrolled,
+            "claims_rebuilt": rebuild_claims}
 
 
 def _data_months(conn: Connection) -> tuple[int | None, int | None]:
@@ -270,11 +329,12 @@ def batch_scope(conn: Connection, batch_ids: list[int]) -> Scope:
     touched = conn.execute(select(ic.c.table_name, ic.c.action).where(ic.c.batch_id.in_(batch_ids))
                            .distinct()).all()
     enrollment = any(t == "enrollment_event" for t, _ in touched)
+    claims = bool({t for t, _ in touched} & CLAIM_READ_TABLES)
     tables = {t for t, _ in touched} & READ_TABLES
     if not tables:
-        return Scope(False, enrollment)
+        return Scope(False, enrollment, claims)
     if tables - MONTH_TABLES or any(a != "insert" and t in READ_TABLES - {"remittance"} for t, a in touched):
-        return Scope(None, enrollment)
+        return Scope(None, enrollment, claims)
     ids = {t: select(ic.c.row_id).where(ic.c.batch_id.in_(batch_ids), ic.c.table_name == t) for t in tables}
     te, cl, c, r, ca = s.time_entry, s.claim_line, s.claim, s.remittance, s.complexity_assessment
     ranges = []
@@ -302,7 +362,7 @@ def batch_scope(conn: Connection, batch_ids: list[int]) -> Scope:
         if lo is not None:
             lows.append(lo)
             highs.append(hi)
-    return Scope((min(lows), max(highs)) if lows else False, enrollment)
+    return Scope((min(lows), max(highs)) if lows else False, enrollment, claims)
 
 
 # --------------------------------------------------------------------------- reading
@@ -354,6 +414,27 @@ def enrolled_select(conn: Connection, f: Filters, as_of) -> Select | None:
     return q.distinct() if len(f.programs) > 1 or base_month != m or as_of != month_end else q
 
 
+def claim_source(conn: Connection, f: Filters, rs: rules_mod.RuleSet):
+    """(table, where) over the stored claims for ``f``'s claim filters, or None when not current."""
+    st = read_state(conn)
+    if (st is None or not st.claims_built or st.data_version != db.get_data_version(conn)
+            or st.fingerprint != fingerprint(rs) or not _table_exists(conn, CLAIM_TABLE)):
+        return None
+    t = claim_table(rs)
+    parts = []
+    if f.clinic_ids:
+        parts.append(t.c.clinic_id.in_(f.clinic_ids))
+    if f.practitioner_ids:
+        parts.append(t.c.practitioner_id.in_(f.practitioner_ids))
+    if f.care_manager_ids:
+        parts.append(t.c.care_manager_id.in_(f.care_manager_ids))
+    if f.payers:
+        parts.append(t.c.payer.in_(f.payers))
+    acts = [t.c[f"act_{p}"] == 1 for p in f.programs if f"act_{p}" in t.c]
+    parts.append(or_(*acts) if acts else false())
+    return t, and_(*parts)
+
+
 def patient_month_source(conn: Connection, f: Filters, rs: rules_mod.RuleSet) -> Select:
     """Stored rows when current, else the live engine statement: same columns, same numbers."""
     stored = select_for(conn, f, rs)
@@ -366,7 +447,9 @@ def ensure_current(engine) -> dict | None:
     None when nothing had to be done.  Run by ``init-db`` and ``refresh-store``."""
     with engine.begin() as conn:
         rs = rules_mod.load(conn)
-        if is_fresh(conn, rs) and _table_exists(conn) and _table_exists(conn, ENROLLED_TABLE):
+        st = read_state(conn)
+        if (is_fresh(conn, rs) and st.claims_built and _table_exists(conn) and _table_exists(conn, ENROLLED_TABLE)
+                and _table_exists(conn, CLAIM_TABLE)):
             return None
         return refresh(conn, rs)
 

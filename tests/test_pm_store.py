@@ -103,6 +103,24 @@ def test_stored_rows_equal_live_rows_for_every_filter_set(demo_engine):
     with demo_engine.connect() as conn:
         for f in _filter_sets(conn):
             _same(_stored_rows(conn, f), _live_rows(conn, f))
+            _same_denials(conn, f)
+        from ccm_core import kpis
+        lo, hi = pm_store._data_months(conn)
+        trend = kpis.denial_trend(conn, Filters(lo, hi))
+        assert trend["initial_denials"].sum() > 20 and trend["lagged_avg_submitted"].sum() > 100
+
+
+def _same_denials(conn, f: Filters) -> None:
+    """The claim store gives the HFMA numerators and lagged denominators of the live joins."""
+    from unittest import mock
+
+    from ccm_core import kpis
+
+    assert pm_store.claim_source(conn, f, rules.load(conn)) is not None
+    stored = kpis.denial_trend(conn, f)
+    with mock.patch.object(pm_store, "claim_source", lambda *a, **k: None):
+        live = kpis.denial_trend(conn, f)
+    pd.testing.assert_frame_equal(stored, live, check_dtype=False, obj=repr(f))
 
 
 def test_every_page_kpi_is_the_same_from_the_store_and_live(demo_engine, demo_report, monkeypatch):
@@ -112,6 +130,7 @@ def test_every_page_kpi_is_the_same_from_the_store_and_live(demo_engine, demo_re
         stored = [fn(conn, *args, **kw) for _, _, _, fn, args, kw in calls]
     monkeypatch.setattr(pm_store, "select_for", lambda *a, **k: None)  # force the live statements
     monkeypatch.setattr(pm_store, "enrolled_select", lambda *a, **k: None)
+    monkeypatch.setattr(pm_store, "claim_source", lambda *a, **k: None)
     with demo_engine.connect() as conn:
         live = [fn(conn, *args, **kw) for _, _, _, fn, args, kw in calls]
     for (page, label, *_), a, b in zip(calls, stored, live):
@@ -172,6 +191,7 @@ def _all_equal(engine) -> None:
               _live_rows(conn, Filters(lo, hi, programs=("CCM", "PCM", "APCM"))))
         assert len(_stored_rows(conn, Filters(lo, hi))) > 0
         _same_enrolled(conn)
+        _same_denials(conn, Filters(lo, hi))
 
 
 def _same_enrolled(conn) -> None:
@@ -210,14 +230,14 @@ def test_imports_and_reverts_keep_the_store_current_and_scoped(engine, tmp_path,
     extra["service_date"] = "2026-10-28"
     extra["entered_at"] = "2026-10-28 18:30"
     run = _import(engine, Source("time_entries_late.csv", extra.to_csv(index=False).encode()))
-    assert scopes[-1] == pm_store.Scope((202610, 202610), enrollment=False)
+    assert scopes[-1] == pm_store.Scope((202610, 202610), enrollment=False, claims=False)
     _all_equal(engine)
 
     # Diagnoses are not read by the patient-month: nothing rebuilt, the store stays current.
     diag = pd.read_csv(EXAMPLES / "diagnoses.csv", dtype=str).head(1)
     diag["icd10"] = "E785"
     _import(engine, Source("diagnoses_more.csv", diag.to_csv(index=False).encode()))
-    assert scopes[-1] == pm_store.Scope(False, enrollment=False)
+    assert scopes[-1] == pm_store.Scope(False, enrollment=False, claims=False)
     _all_equal(engine)
 
     # A disenrollment at the end of October: only the enrolled month ends are rebuilt.
@@ -228,7 +248,7 @@ def test_imports_and_reverts_keep_the_store_current_and_scoped(engine, tmp_path,
     enrolled_row["event_date"] = "2026-10-30"
     enrolled_row["reason"] = "patient request"
     _import(engine, Source("enrollment_events_more.csv", enrolled_row.to_csv(index=False).encode()))
-    assert scopes[-1] == pm_store.Scope(False, enrollment=True)
+    assert scopes[-1] == pm_store.Scope(False, enrollment=True, claims=False)
     _all_equal(engine)
 
     # Reverting the late time entries rebuilds everything and drops their minutes again.
