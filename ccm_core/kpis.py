@@ -949,9 +949,11 @@ def days_to_payment(conn: Connection, f: Filters) -> KpiResult:
     rs = _rules(conn)
     c, r = s.claim, s.remittance
     frm, where = _claims_base(f, rs)
-    first_paid = (select(r.c.claim_id, func.min(r.c.received_date).label("paid_on"))
-                  .where(r.c.paid_amount > 0, r.c.claim_id.isnot(None)).group_by(r.c.claim_id)).subquery()
     start, end = _period(f)
+    r2 = r.alias("paid_in_period")  # only claims with a payment in the period can have their first one there
+    paid_now = select(r2.c.claim_id).where(r2.c.received_date.between(start, end), r2.c.paid_amount > 0)
+    first_paid = (select(r.c.claim_id, func.min(r.c.received_date).label("paid_on"))
+                  .where(r.c.paid_amount > 0, r.c.claim_id.in_(paid_now)).group_by(r.c.claim_id)).subquery()
     days = days_between(c.c.submitted_date, first_paid.c.paid_on).label("days")
     hist = conn.execute(select(days, func.count().label("n"))
                         .select_from(frm.join(first_paid, first_paid.c.claim_id == c.c.id))

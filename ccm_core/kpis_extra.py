@@ -373,20 +373,24 @@ def claim_lines(conn: Connection, f: Filters, denied_only: bool = False, carc: s
     c, cl, p, pr = s.claim, s.claim_line.alias("line"), s.patient, s.practitioner
     r, ra, rr = s.remittance, s.remittance_adjustment, s.remittance_remark
     frm, where = kpis._claims_base(f, rs)
+    # remittance aggregates only for claims with lines listed here (not every remittance ever received)
+    line_all = s.claim_line
+    in_range = select(line_all.c.claim_id).where(line_all.c.dos_month.between(f.month_from, f.month_to),
+                                                 line_all.c.cpt_code.in_(kpis._program_codes(rs, f)))
     first_id = (select(r.c.claim_id, func.min(r.c.id).label("remit_id"))
-                .where(r.c.adjudication_seq == 1, r.c.claim_id.isnot(None)).group_by(r.c.claim_id)).subquery("fid")
+                .where(r.c.adjudication_seq == 1, r.c.claim_id.in_(in_range)).group_by(r.c.claim_id)).subquery("fid")
     first = r.alias("first_remit")
     denied_first = and_(kpis._is_denial(first), ~kpis._is_duplicate(first))
     paid = (select(r.c.claim_id, func.sum(cast(r.c.paid_amount, Float)).label("paid"),
                    func.count().label("adjudications"))
-            .where(r.c.claim_id.isnot(None)).group_by(r.c.claim_id)).subquery("claim_paid")
+            .where(r.c.claim_id.in_(in_range)).group_by(r.c.claim_id)).subquery("claim_paid")
     carc_pairs = (select(r.c.claim_id, ra.c.carc).join(ra, ra.c.remittance_id == r.c.id)
-                  .where(ra.c.carc.not_in(kpis.NOT_DENIAL_CARCS), r.c.claim_id.isnot(None)).distinct()
+                  .where(ra.c.carc.not_in(kpis.NOT_DENIAL_CARCS), r.c.claim_id.in_(in_range)).distinct()
                   ).subquery("carc_pairs")
     carcs = (select(carc_pairs.c.claim_id, func.aggregate_strings(carc_pairs.c.carc, ", ").label("carcs"))
              .group_by(carc_pairs.c.claim_id)).subquery("carcs")
     rarc_pairs = (select(r.c.claim_id, rr.c.rarc).join(rr, rr.c.remittance_id == r.c.id)
-                  .where(r.c.claim_id.isnot(None)).distinct()).subquery("rarc_pairs")
+                  .where(r.c.claim_id.in_(in_range)).distinct()).subquery("rarc_pairs")
     rarcs = (select(rarc_pairs.c.claim_id, func.aggregate_strings(rarc_pairs.c.rarc, ", ").label("rarcs"))
              .group_by(rarc_pairs.c.claim_id)).subquery("rarcs")
     status = case(
