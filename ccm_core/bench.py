@@ -168,7 +168,7 @@ def page_calls(month: int, as_of: dt.date):
         ("overview", "minutes_per_enrolled_patient", "minutes", kpis.minutes_per_enrolled_patient, (f,), {}),
         ("overview", "billable_rate", "minutes", kpis.billable_rate, (f,), {}),
         ("overview", "revenue_summary", "revenue", kpis.revenue_summary, (f,), {}),
-        ("overview", "initial_denial_rate(count)", "denials", kpis.initial_denial_rate, (f,), {"by": "count"}),
+        ("overview", "initial_denial_rates", "denials", kpis.initial_denial_rates, (f,), {}),
         ("overview", "near_threshold_worklist", "minutes", kpis.near_threshold_worklist, (fa, as_of), {}),
         ("overview", "pacing_forecast", "minutes", kpis.pacing_forecast, (fa, as_of), {}),
         ("enrollment", "eligible_population", "eligibility", kpis.eligible_population, (f,), {}),
