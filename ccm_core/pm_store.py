@@ -1,5 +1,9 @@
-"""The stored patient-month: the engine's output kept in a table, refreshed in the same transaction as
-every write that changes it.
+"""The stored patient-month (and enrolled month ends, and claim facts): the engine's output kept in
+tables, refreshed in the same transaction as every write that changes them.
+
+Three derived tables: ``patient_month_store`` (the engine's patient-month rows),
+``enrolled_month_store`` (who is enrolled at each month end) and ``claim_store`` (per claim: filter
+columns, code-family flags, month of its initial denial).
 
 Why: counting minutes by the rules (overlap across programs, inpatient days, consent, thresholds)
 reads every time entry of the month; at 50,000 patients that is ~1.5 s per month, paid again by each
@@ -87,7 +91,15 @@ def _canonical(obj):
 
 @lru_cache(maxsize=1)
 def _engine_source_hash() -> str:
-    return hashlib.sha1(inspect.getsource(eng).encode()).hexdigest()
+    """The code that decides stored values: the engine, this module, and the denial rule in kpis."""
+    from . import kpis
+
+    h = hashlib.sha1()
+    for part in (inspect.getsource(eng), inspect.getsource(inspect.getmodule(_engine_source_hash)),
+                 inspect.getsource(kpis._is_denial), inspect.getsource(kpis._is_duplicate),
+                 repr((sorted(kpis.NOT_DENIAL_CARCS), kpis.DUPLICATE_CARC, kpis.DENIAL_STATUS))):
+        h.update(part.encode())
+    return h.hexdigest()
 
 
 def _store_select(month_from: int, month_to: int, rs: rules_mod.RuleSet) -> Select:
