@@ -202,6 +202,20 @@ def _table_exists(conn: Connection, name: str = TABLE_NAME) -> bool:
     return sa_inspect(conn).has_table(name)
 
 
+def _reset_table(conn: Connection, t: Table) -> None:
+    """Empty ``t`` for a rebuild.  DELETE, not DROP, when the columns are unchanged: on PostgreSQL a DROP
+    would lock out every reader until the import commits; a DELETE lets them read the old rows (MVCC)."""
+    from sqlalchemy import inspect as sa_inspect
+
+    if _table_exists(conn, t.name):
+        have = [c["name"] for c in sa_inspect(conn).get_columns(t.name)]
+        if have == [c.name for c in t.c]:
+            conn.execute(t.delete())
+            return
+        t.drop(conn)
+    t.create(conn)
+
+
 def is_fresh(conn: Connection, rs: rules_mod.RuleSet) -> bool:
     st = read_state(conn)
     return st is not None and st.data_version == db.get_data_version(conn) and st.fingerprint == fingerprint(rs)
@@ -247,24 +261,21 @@ def refresh(conn: Connection, rs: rules_mod.RuleSet | None = None, scope: Scope 
     else:
         mode = "all"
         pm_from, pm_to = _data_months(conn)
-        t.drop(conn, checkfirst=True)
-        t.create(conn)
+        _reset_table(conn, t)
         if pm_from is not None:
             conn.execute(t.insert().from_select([c.name for c in t.c], _store_select(pm_from, pm_to, rs)))
     en_from, en_to = _enrolled_months(conn)
     rebuild_enrolled = (mode == "all" or scope.enrollment
                         or (en_from, en_to) != (state.enrolled_from, state.enrolled_to))
     if rebuild_enrolled:
-        enrolled_store.drop(conn, checkfirst=True)
-        enrolled_store.create(conn)
+        _reset_table(conn, enrolled_store)
         if en_from is not None:
             conn.execute(enrolled_store.insert().from_select(["month", "program", "patient_id"],
                                                              _enrolled_select_all(en_from, en_to)))
     rebuild_claims = mode == "all" or scope.claims or not state.claims_built or not _table_exists(conn, CLAIM_TABLE)
     if rebuild_claims:
         ct = claim_table(rs)
-        ct.drop(conn, checkfirst=True)
-        ct.create(conn)
+        _reset_table(conn, ct)
         conn.execute(ct.insert().from_select([col.name for col in ct.c], _claim_store_select(rs)))
     if conn.dialect.name == "postgresql":
         for name, rebuilt in ((TABLE_NAME, mode == "all"), (ENROLLED_TABLE, rebuild_enrolled),

@@ -285,3 +285,23 @@ def test_the_fingerprint_is_the_same_in_every_process():
                               "print(pm_store.fingerprint(rules.load()))"],
                              capture_output=True, text=True, check=True, env={**os.environ, "PYTHONHASHSEED": seed})
         assert out.stdout.strip() == here
+
+
+def test_readers_are_not_locked_out_during_a_full_rebuild(engine):
+    """A rebuild empties the stored tables with DELETE (not DROP), so on PostgreSQL readers keep reading
+    the committed rows while an import's transaction is still rebuilding them."""
+    with engine.begin() as conn:
+        pm_store.refresh(conn)
+    rs = rules.load()
+    with engine.connect() as writer:
+        tr = writer.begin()
+        prior = db.get_data_version(writer)
+        db.bump_data_version(writer)
+        pm_store.refresh(writer, rs, prior_version=prior)  # everything
+        if engine.dialect.name == "postgresql":
+            with engine.connect() as reader:
+                reader.exec_driver_sql("SET lock_timeout = '2s'")
+                for name in (pm_store.TABLE_NAME, pm_store.ENROLLED_TABLE, pm_store.CLAIM_TABLE):
+                    assert reader.exec_driver_sql(f"SELECT count(*) FROM {name}").scalar() == 0
+                reader.rollback()
+        tr.rollback()
