@@ -303,6 +303,9 @@ def eligible_patients_select(conn: Connection, f: Filters, rs: rules_mod.RuleSet
     """SELECT of eligible patient ids as of ``as_of`` (default: end of ``f.month_to``)."""
     rs = rs or rules_mod.load(conn)
     as_of = as_of or _month_end(f.month_to)
+    stored = pm_store.eligible_select(conn, f, rs, as_of)
+    if stored is not None:
+        return stored
     dg, p, v, eo = s.diagnosis, s.patient, s.visit, s.eligibility_override
     cmap = _condition_map(conn, f)
     if cmap is not None:

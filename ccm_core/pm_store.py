@@ -66,6 +66,8 @@ class StoreState:
     enrolled_from: int | None = None  # months the enrolled table covers
     enrolled_to: int | None = None
     claims_built: bool = False  # the claim store is current too
+    eligible_from: int | None = None  # months the eligibility table covers
+    eligible_to: int | None = None
 
 
 def fingerprint(rs: rules_mod.RuleSet) -> str:
@@ -73,6 +75,7 @@ def fingerprint(rs: rules_mod.RuleSet) -> str:
     h = hashlib.sha1(_engine_source_hash().encode())
     for part in (rs.codes, rs.fees, rs.conflicts, rs.eligible_payers, rs.overrides):
         h.update(json.dumps(_canonical(part), sort_keys=True, default=str).encode())
+    h.update(_condition_files_hash().encode())
     return h.hexdigest()[:16]
 
 
@@ -87,6 +90,15 @@ def _canonical(obj):
     if isinstance(obj, (list, tuple)):
         return [_canonical(v) for v in obj]
     return obj
+
+
+@lru_cache(maxsize=1)
+def _condition_files_hash() -> str:
+    """The shipped ICD-10 to chronic-condition maps decide eligibility."""
+    from pathlib import Path
+
+    here = Path(rules_mod.__file__).parent
+    return hashlib.sha1(b"".join((here / n).read_bytes() for n in ("ccw_codes.csv", "cci_chronic.csv"))).hexdigest()
 
 
 @lru_cache(maxsize=1)
@@ -181,6 +193,70 @@ def _claim_store_select(rs: rules_mod.RuleSet) -> Select:
                          .outerjoin(denied, denied.c.claim_id == c.c.id)))
 
 
+ELIGIBLE_TABLE = "eligible_month_store"
+# Who is eligible for CCM at each month end (two or more chronic conditions or a practitioner's override,
+# seen in the 12 months before, alive, eligible payer): what the enrollment KPIs count and list.
+eligible_store = Table(
+    ELIGIBLE_TABLE, MetaData(),
+    Column("month", Integer, nullable=False),
+    Column("patient_id", Integer, nullable=False),
+    Index(f"ix_{ELIGIBLE_TABLE}_month", "month", "patient_id"),
+)
+ELIGIBLE_READ_TABLES = {"diagnosis", "visit", "eligibility_override", "patient"}
+
+
+def _month_ends(month_from: int, month_to: int, name: str, year_before: bool = False):
+    import datetime as dt
+
+    rows, m = [], month_from
+    while m <= month_to:
+        end = db.month_bounds(m)[1]
+        cols = [literal(m, Integer).label("month"), literal(end, Date).label("month_end")]
+        if year_before:
+            cols.append(literal(end - dt.timedelta(days=365), Date).label("year_before"))
+        rows.append(select(*cols))
+        m = db.add_months(m, 1)
+    return union_all(*rows).cte(name)
+
+
+def _eligible_select_all(conn: Connection, rs: rules_mod.RuleSet, month_from: int, month_to: int) -> Select | None:
+    """(month, patient) eligible at each month end: ``kpis.eligible_patients_select`` for every month at once."""
+    from .kpis import _condition_map
+
+    dg, p, v, eo = s.diagnosis, s.patient, s.visit, s.eligibility_override
+    ends = _month_ends(month_from, month_to, "eligibility_month_ends", year_before=True)
+    seen = (select(ends.c.month, ends.c.month_end, v.c.patient_id)
+            .select_from(v.join(ends, and_(v.c.visit_date <= ends.c.month_end, v.c.visit_date > ends.c.year_before)))
+            .distinct().cte("seen_in_year"))
+    cmap = _condition_map(conn, Filters(month_from, month_to))
+    conds = None
+    if cmap is not None:
+        conds = (select(ends.c.month, dg.c.patient_id, func.count(func.distinct(cmap.c.condition)).label("n"))
+                 .select_from(dg.join(cmap, cmap.c.icd10 == dg.c.icd10).join(ends, and_(
+                     or_(dg.c.onset_date.is_(None), dg.c.onset_date <= ends.c.month_end),
+                     or_(dg.c.resolved_date.is_(None), dg.c.resolved_date > ends.c.month_end))))
+                 .group_by(ends.c.month, dg.c.patient_id).cte("conditions_at_month_end"))
+    rn = func.row_number().over(partition_by=[eo.c.patient_id, ends.c.month],
+                                order_by=[eo.c.decided_on.desc(), eo.c.id.desc()]).label("rn")
+    ranked = (select(ends.c.month, eo.c.patient_id, eo.c.eligible, rn)
+              .select_from(eo.join(ends, eo.c.decided_on <= ends.c.month_end))
+              .where(eo.c.program == "CCM").subquery("overrides_ranked"))
+    override = select(ranked.c.month, ranked.c.patient_id, ranked.c.eligible).where(ranked.c.rn == 1) \
+        .subquery("override_at_month_end")
+    frm = (seen.join(p, p.c.id == seen.c.patient_id)
+           .outerjoin(override, and_(override.c.patient_id == seen.c.patient_id, override.c.month == seen.c.month)))
+    by_codes = literal(False)
+    if conds is not None:
+        frm = frm.outerjoin(conds, and_(conds.c.patient_id == seen.c.patient_id, conds.c.month == seen.c.month))
+        by_codes = func.coalesce(conds.c.n, 0) >= 2
+    from sqlalchemy import true as sa_true
+    clinical = or_(and_(override.c.patient_id.isnot(None), override.c.eligible == sa_true()),
+                   and_(override.c.patient_id.is_(None), by_codes))
+    alive = or_(p.c.deceased_date.is_(None), p.c.deceased_date > seen.c.month_end)
+    return (select(seen.c.month, seen.c.patient_id).select_from(frm)
+            .where(p.c.payer.in_(rs.eligible_payers), alive, clinical))
+
+
 # --------------------------------------------------------------------------- state
 def read_state(conn: Connection) -> StoreState | None:
     raw = conn.execute(select(s.setting.c.value).where(s.setting.c.key == STATE_KEY)).scalar()
@@ -188,7 +264,8 @@ def read_state(conn: Connection) -> StoreState | None:
         return None
     d = json.loads(raw)
     return StoreState(int(d["data_version"]), d["fingerprint"], d.get("month_from"), d.get("month_to"),
-                      d.get("enrolled_from"), d.get("enrolled_to"), bool(d.get("claims_built")))
+                      d.get("enrolled_from"), d.get("enrolled_to"), bool(d.get("claims_built")),
+                      d.get("eligible_from"), d.get("eligible_to"))
 
 
 def _write_state(conn: Connection, state: StoreState) -> None:
@@ -230,6 +307,7 @@ class Scope:
     months: tuple[int, int] | None | bool = None
     enrollment: bool = True
     claims: bool = True  # claims, their lines, remittances or patients changed
+    eligibility: bool = True  # diagnoses, visits, overrides or patients changed
 
 
 EVERYTHING = Scope()
@@ -277,14 +355,24 @@ def refresh(conn: Connection, rs: rules_mod.RuleSet | None = None, scope: Scope 
         ct = claim_table(rs)
         _reset_table(conn, ct)
         conn.execute(ct.insert().from_select([col.name for col in ct.c], _claim_store_select(rs)))
+    el_from = min(x for x in (pm_from, en_from, 999999) if x is not None)
+    el_to = max(x for x in (pm_to, en_to, 0) if x is not None)
+    el_from, el_to = (el_from, el_to) if el_from <= el_to else (None, None)
+    rebuild_eligible = (mode == "all" or scope.eligibility or (el_from, el_to) != (state.eligible_from, state.eligible_to)
+                        or not _table_exists(conn, ELIGIBLE_TABLE))
+    if rebuild_eligible:
+        _reset_table(conn, eligible_store)
+        sel = _eligible_select_all(conn, rs, el_from, el_to) if el_from is not None else None
+        if sel is not None:
+            conn.execute(eligible_store.insert().from_select(["month", "patient_id"], sel))
     if conn.dialect.name == "postgresql":
         for name, rebuilt in ((TABLE_NAME, mode == "all"), (ENROLLED_TABLE, rebuild_enrolled),
-                              (CLAIM_TABLE, rebuild_claims)):
+                              (CLAIM_TABLE, rebuild_claims), (ELIGIBLE_TABLE, rebuild_eligible)):
             if rebuilt:
                 conn.exec_driver_sql(f"ANALYZE {name}")
-    _write_state(conn, StoreState(version, fp, pm_from, pm_to, en_from, en_to, True))
+    _write_state(conn, StoreState(version, fp, pm_from, pm_to, en_from, en_to, True, el_from, el_to))
     return {"mode": mode, "months": [pm_from, pm_to], "enrolled_rebuilt": rebuild_enrolled,
-            "claims_rebuilt": rebuild_claims}
+            "claims_rebuilt": rebuild_claims, "eligible_rebuilt": rebuild_eligible}
 
 
 def _data_months(conn: Connection) -> tuple[int | None, int | None]:
@@ -353,11 +441,12 @@ def batch_scope(conn: Connection, batch_ids: list[int]) -> Scope:
                            .distinct()).all()
     enrollment = any(t == "enrollment_event" for t, _ in touched)
     claims = bool({t for t, _ in touched} & CLAIM_READ_TABLES)
+    eligibility = bool({t for t, _ in touched} & ELIGIBLE_READ_TABLES)
     tables = {t for t, _ in touched} & READ_TABLES
     if not tables:
-        return Scope(False, enrollment, claims)
+        return Scope(False, enrollment, claims, eligibility)
     if tables - MONTH_TABLES or any(a != "insert" and t in READ_TABLES - {"remittance"} for t, a in touched):
-        return Scope(None, enrollment, claims)
+        return Scope(None, enrollment, claims, eligibility)
     ids = {t: select(ic.c.row_id).where(ic.c.batch_id.in_(batch_ids), ic.c.table_name == t) for t in tables}
     te, cl, c, r, ca = s.time_entry, s.claim_line, s.claim, s.remittance, s.complexity_assessment
     ranges = []
@@ -385,7 +474,7 @@ def batch_scope(conn: Connection, batch_ids: list[int]) -> Scope:
         if lo is not None:
             lows.append(lo)
             highs.append(hi)
-    return Scope((min(lows), max(highs)) if lows else False, enrollment, claims)
+    return Scope((min(lows), max(highs)) if lows else False, enrollment, claims, eligibility)
 
 
 # --------------------------------------------------------------------------- reading
@@ -437,6 +526,23 @@ def enrolled_select(conn: Connection, f: Filters, as_of) -> Select | None:
     return q.distinct() if len(f.programs) > 1 or base_month != m or as_of != month_end else q
 
 
+def eligible_select(conn: Connection, f: Filters, rs: rules_mod.RuleSet, as_of) -> Select | None:
+    """Patient ids eligible at ``as_of`` (a month end the store covers) for ``f``'s patient filters, or None."""
+    m = db.month_int(as_of)
+    if as_of != db.month_bounds(m)[1]:
+        return None
+    st = read_state(conn)
+    if (st is None or st.eligible_from is None or not st.eligible_from <= m <= st.eligible_to
+            or st.data_version != db.get_data_version(conn) or st.fingerprint != fingerprint(rs)
+            or not _table_exists(conn, ELIGIBLE_TABLE)):
+        return None
+    e, p = eligible_store, s.patient
+    q = select(e.c.patient_id.label("patient_id")).where(e.c.month == m)
+    if f.clinic_ids or f.practitioner_ids or f.care_manager_ids or f.payers:
+        q = q.join(p, p.c.id == e.c.patient_id).where(f.patient_clause(p))
+    return q
+
+
 def claim_source(conn: Connection, f: Filters, rs: rules_mod.RuleSet):
     """(table, where) over the stored claims for ``f``'s claim filters, or None when not current."""
     st = read_state(conn)
@@ -472,7 +578,7 @@ def ensure_current(engine) -> dict | None:
         rs = rules_mod.load(conn)
         st = read_state(conn)
         if (is_fresh(conn, rs) and st.claims_built and _table_exists(conn) and _table_exists(conn, ENROLLED_TABLE)
-                and _table_exists(conn, CLAIM_TABLE)):
+                and _table_exists(conn, CLAIM_TABLE) and _table_exists(conn, ELIGIBLE_TABLE)):
             return None
         return refresh(conn, rs)
 

@@ -73,6 +73,11 @@ def test_demo_generation_leaves_a_current_store(demo_engine):
         assert (st.month_from, st.month_to) == pm_store._data_months(conn)
 
 
+def test_stored_eligibility_matches_the_live_rule_every_month(demo_engine):
+    with demo_engine.connect() as conn:
+        _same_eligible(conn, clinic=conn.execute(select(func.min(s.clinic.c.id))).scalar())
+
+
 def test_stored_enrolled_month_ends_match_the_event_history(demo_engine):
     with demo_engine.connect() as conn:
         _same_enrolled(conn)
@@ -131,6 +136,7 @@ def test_every_page_kpi_is_the_same_from_the_store_and_live(demo_engine, demo_re
     monkeypatch.setattr(pm_store, "select_for", lambda *a, **k: None)  # force the live statements
     monkeypatch.setattr(pm_store, "enrolled_select", lambda *a, **k: None)
     monkeypatch.setattr(pm_store, "claim_source", lambda *a, **k: None)
+    monkeypatch.setattr(pm_store, "eligible_select", lambda *a, **k: None)
     with demo_engine.connect() as conn:
         live = [fn(conn, *args, **kw) for _, _, _, fn, args, kw in calls]
     for (page, label, *_), a, b in zip(calls, stored, live):
@@ -192,6 +198,31 @@ def _all_equal(engine) -> None:
         assert len(_stored_rows(conn, Filters(lo, hi))) > 0
         _same_enrolled(conn)
         _same_denials(conn, Filters(lo, hi))
+        _same_eligible(conn)
+
+
+def _same_eligible(conn, clinic: int | None = None) -> None:
+    """Stored eligibility at each month end equals ``eligible_patients_select`` computed live."""
+    from unittest import mock
+
+    from ccm_core import kpis
+
+    rs = rules.load(conn)
+    st = pm_store.read_state(conn)
+    assert st.eligible_from is not None
+    m, total = st.eligible_from, 0
+    while m <= st.eligible_to:
+        end = db.month_bounds(m)[1]
+        for f in (Filters.for_month(m),) + ((Filters.for_month(m, clinic_ids=(clinic,)),) if clinic else ()):
+            q = pm_store.eligible_select(conn, f, rs, end)
+            assert q is not None
+            stored = set(conn.execute(q).scalars())
+            with mock.patch.object(pm_store, "eligible_select", lambda *a, **k: None):
+                live = set(conn.execute(kpis.eligible_patients_select(conn, f, rs, end)).scalars())
+            assert stored == live, (m, f)
+            total += len(stored)
+        m = db.add_months(m, 1)
+    assert total > 0
 
 
 def _same_enrolled(conn) -> None:
@@ -230,14 +261,14 @@ def test_imports_and_reverts_keep_the_store_current_and_scoped(engine, tmp_path,
     extra["service_date"] = "2026-10-28"
     extra["entered_at"] = "2026-10-28 18:30"
     run = _import(engine, Source("time_entries_late.csv", extra.to_csv(index=False).encode()))
-    assert scopes[-1] == pm_store.Scope((202610, 202610), enrollment=False, claims=False)
+    assert scopes[-1] == pm_store.Scope((202610, 202610), enrollment=False, claims=False, eligibility=False)
     _all_equal(engine)
 
-    # Diagnoses are not read by the patient-month: nothing rebuilt, the store stays current.
+    # Diagnoses are not read by the patient-month: only eligibility is rebuilt.
     diag = pd.read_csv(EXAMPLES / "diagnoses.csv", dtype=str).head(1)
     diag["icd10"] = "E785"
     _import(engine, Source("diagnoses_more.csv", diag.to_csv(index=False).encode()))
-    assert scopes[-1] == pm_store.Scope(False, enrollment=False, claims=False)
+    assert scopes[-1] == pm_store.Scope(False, enrollment=False, claims=False, eligibility=True)
     _all_equal(engine)
 
     # A disenrollment at the end of October: only the enrolled month ends are rebuilt.
@@ -248,7 +279,7 @@ def test_imports_and_reverts_keep_the_store_current_and_scoped(engine, tmp_path,
     enrolled_row["event_date"] = "2026-10-30"
     enrolled_row["reason"] = "patient request"
     _import(engine, Source("enrollment_events_more.csv", enrolled_row.to_csv(index=False).encode()))
-    assert scopes[-1] == pm_store.Scope(False, enrollment=True, claims=False)
+    assert scopes[-1] == pm_store.Scope(False, enrollment=True, claims=False, eligibility=False)
     _all_equal(engine)
 
     # Reverting the late time entries rebuilds everything and drops their minutes again.
@@ -301,7 +332,8 @@ def test_readers_are_not_locked_out_during_a_full_rebuild(engine):
         if engine.dialect.name == "postgresql":
             with engine.connect() as reader:
                 reader.exec_driver_sql("SET lock_timeout = '2s'")
-                for name in (pm_store.TABLE_NAME, pm_store.ENROLLED_TABLE, pm_store.CLAIM_TABLE):
+                for name in (pm_store.TABLE_NAME, pm_store.ENROLLED_TABLE, pm_store.CLAIM_TABLE,
+                             pm_store.ELIGIBLE_TABLE):
                     assert reader.exec_driver_sql(f"SELECT count(*) FROM {name}").scalar() == 0
                 reader.rollback()
         tr.rollback()

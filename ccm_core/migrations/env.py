@@ -12,7 +12,8 @@ def _include_object(obj, name, type_, reflected, compare_to) -> bool:
     """The stored patient-month is derived data that ``ccm_core.pm_store`` creates and rebuilds itself
     (its columns follow the billing codes in the rules): never a migration's business."""
     table = obj if type_ == "table" else getattr(obj, "table", None)
-    return getattr(table, "name", name) not in ("patient_month_store", "enrolled_month_store", "claim_store")
+    return getattr(table, "name", name) not in ("patient_month_store", "enrolled_month_store", "claim_store",
+                                                  "eligible_month_store")
 
 
 def _run(connection) -> None:
