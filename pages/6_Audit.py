@@ -465,23 +465,24 @@ with friendly_errors("the audit page"):
     picked = st.selectbox("Sample", list(labels), format_func=labels.get, key=PICK_KEY, index=None,
                           placeholder="Choose a saved sample to review" if labels else "No samples yet")
 
-    tabs = st.tabs(["Review", "Samples & trend", "Month checklist", "Export"], key="audit_tab")
-    with tabs[0], friendly_errors("the review"):
+    def review() -> None:
         if picked is None:
             empty_state("No sample open", "Choose a saved sample above, or pull a new one.",
                         icon=":material/fact_check:")
-        else:
-            with get_engine().connect() as conn:
-                current = sampling.load_sample(conn, picked)
-            draw_review(current)
-    with tabs[1], friendly_errors("the sample list"):
-        draw_samples()
-    with tabs[2], friendly_errors("the month checklist"):
-        draw_month(f)
-    with tabs[3], friendly_errors("the exports"):
+            return
+        with get_engine().connect() as conn:
+            current = sampling.load_sample(conn, picked)
+        draw_review(current)
+
+    def export() -> None:
         if picked is None:
             empty_state("No sample open", "Choose a sample to export its findings and evidence packet.")
-        else:
-            with get_engine().connect() as conn:
-                current = sampling.load_sample(conn, picked)
-            draw_exports(current)
+            return
+        with get_engine().connect() as conn:
+            current = sampling.load_sample(conn, picked)
+        draw_exports(current)
+
+    # Only the open tab is computed: the whole-month checklist (every billed patient-month, 12 checks)
+    # runs when someone opens it, not on every visit to the page.
+    charts.lazy_tabs([("Review", review), ("Samples & trend", draw_samples), ("Month checklist", lambda: draw_month(f)),
+                      ("Export", export)], key="audit_tab")

@@ -123,6 +123,10 @@ def test_month_checklist_tab_lists_the_vague_note(app):
     at = login_as("admin", query={"from": "2025-09", "to": "2025-09"})
     open_page(at, "audit")
     assert not at.exception
+    assert "Checklist for every billed patient-month" not in screen_text(at)  # computed only when opened
+    at.session_state["audit_tab"] = "Month checklist"
+    at.run()
+    assert not at.exception
     text = screen_text(at)
     assert "Checklist for every billed patient-month of 2025-09" in text
     assert "2 of 2 notes vague or too short" in text  # the one 'LVM' month, listed with its evidence
