@@ -84,6 +84,7 @@ def set_fee_override(engine: Engine, code: str, year: int, amount: float, userna
     with engine.begin() as conn:
         put_setting(conn, f"{rules.SETTING_PREFIX}fee.{code}.{int(year)}", f"{float(amount):.2f}")
         pm_store.record_write(conn)  # expected amounts change with the fee
+    pm_store.vacuum(engine)
     log_access(engine, username=username, role="admin", action="admin", page="admin",
                detail=f"fee override {code} {year} = {float(amount):.2f}")
 

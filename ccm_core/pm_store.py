@@ -434,6 +434,21 @@ def record_write(conn: Connection, scope: Scope = EVERYTHING, rs: rules_mod.Rule
     return version
 
 
+def vacuum(engine) -> None:
+    """After a rebuild has committed: on PostgreSQL, reclaim the rows it replaced and refresh planner
+    statistics (a rebuild DELETEs so readers are never locked out; autovacuum may be off or late, and
+    index scans over replaced rows get slower).  Never raises: the write is already safe."""
+    if engine.dialect.name != "postgresql":
+        return
+    try:
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            for name in (TABLE_NAME, ENROLLED_TABLE, CLAIM_TABLE, ELIGIBLE_TABLE):
+                if _table_exists(conn, name):
+                    conn.exec_driver_sql(f"VACUUM (ANALYZE) {name}")
+    except Exception:  # noqa: BLE001 - housekeeping only
+        log.exception("VACUUM of the stored tables failed; autovacuum will reclaim the rows later")
+
+
 def batch_scope(conn: Connection, batch_ids: list[int]) -> Scope:
     """What an import's batches changed (from their ``import_change`` rows), for ``record_write``."""
     ic = s.import_change
@@ -605,6 +620,8 @@ def _cmd_refresh(args) -> int:
             out = refresh(conn)
     else:
         out = ensure_current(engine)
+    if out is not None:
+        vacuum(engine)
     secs = time.perf_counter() - t0
     print(json.dumps({"rebuilt": out is not None, **(out or {}), "seconds": round(secs, 2)}))
     return 0

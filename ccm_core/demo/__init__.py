@@ -168,6 +168,7 @@ def generate(engine: Engine, patients: int = 1500, months: int = 18, seed: int =
     say("storing the patient-month")
     with engine.begin() as conn:  # after ANALYZE, so PostgreSQL plans the big INSERT ... SELECT on real counts
         pm_store.refresh(conn)
+    pm_store.vacuum(engine)
     t3 = time.perf_counter()
     st = data.stats
     report = DemoReport(seed=seed, end_month=end_month, as_of=as_of, months=months)

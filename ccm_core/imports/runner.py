@@ -260,6 +260,8 @@ def import_files(engine: Engine, sources, *, user: str = "cli", kind: str | None
             return ImportRun(results, False, dry_run, accept_valid,
                              "Import failed with an internal error; nothing was imported. The details are in the "
                              "server log.")
+    if commit:
+        pm_store.vacuum(engine)  # outside the transaction: VACUUM cannot run inside one
     blocked = bool(fatal_error) or (rejected and not accept_valid)
     for r in results:
         if r.status == "pending":

@@ -354,4 +354,5 @@ def revert_batch(engine: Engine, batch_id: int, user: str) -> dict:
         conn.execute(import_batch.update().where(import_batch.c.id == batch_id).values(
             status="reverted", reverted_at=dt.datetime.now(), reverted_by=user[:64]))
         pm_store.record_write(conn)
+    pm_store.vacuum(engine)
     return {"batch_id": batch_id, "deleted": deleted, "restored": restored}
