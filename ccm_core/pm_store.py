@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from sqlalchemy import (Column, Date, Float, Index, Integer, MetaData, String, Table, and_, case, cast, false, func,
-                        literal, or_, select, union_all)
+                        literal, or_, select, union, union_all)
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql import Select
 from sqlalchemy.types import NullType
@@ -219,15 +219,19 @@ def _month_ends(month_from: int, month_to: int, name: str, year_before: bool = F
     return union_all(*rows).cte(name)
 
 
-def _eligible_select_all(conn: Connection, rs: rules_mod.RuleSet, month_from: int, month_to: int) -> Select | None:
-    """(month, patient) eligible at each month end: ``kpis.eligible_patients_select`` for every month at once."""
+def _eligible_select_all(conn: Connection, rs: rules_mod.RuleSet, month_from: int, month_to: int,
+                         patients=None) -> Select | None:
+    """(month, patient) eligible at each month end: ``kpis.eligible_patients_select`` for every month at once.
+    ``patients`` (a select of patient ids) limits it to them: eligibility is decided per patient, so an
+    import of diagnoses or visits only needs its own patients recomputed."""
     from .kpis import _condition_map
 
     dg, p, v, eo = s.diagnosis, s.patient, s.visit, s.eligibility_override
+    only = (lambda col: col.in_(patients)) if patients is not None else (lambda col: literal(True))
     ends = _month_ends(month_from, month_to, "eligibility_month_ends", year_before=True)
     seen = (select(ends.c.month, ends.c.month_end, v.c.patient_id)
             .select_from(v.join(ends, and_(v.c.visit_date <= ends.c.month_end, v.c.visit_date > ends.c.year_before)))
-            .distinct().cte("seen_in_year"))
+            .where(only(v.c.patient_id)).distinct().cte("seen_in_year"))
     cmap = _condition_map(conn, Filters(month_from, month_to))
     conds = None
     if cmap is not None:
@@ -235,12 +239,13 @@ def _eligible_select_all(conn: Connection, rs: rules_mod.RuleSet, month_from: in
                  .select_from(dg.join(cmap, cmap.c.icd10 == dg.c.icd10).join(ends, and_(
                      or_(dg.c.onset_date.is_(None), dg.c.onset_date <= ends.c.month_end),
                      or_(dg.c.resolved_date.is_(None), dg.c.resolved_date > ends.c.month_end))))
+                 .where(only(dg.c.patient_id))
                  .group_by(ends.c.month, dg.c.patient_id).cte("conditions_at_month_end"))
     rn = func.row_number().over(partition_by=[eo.c.patient_id, ends.c.month],
                                 order_by=[eo.c.decided_on.desc(), eo.c.id.desc()]).label("rn")
     ranked = (select(ends.c.month, eo.c.patient_id, eo.c.eligible, rn)
               .select_from(eo.join(ends, eo.c.decided_on <= ends.c.month_end))
-              .where(eo.c.program == "CCM").subquery("overrides_ranked"))
+              .where(eo.c.program == "CCM", only(eo.c.patient_id)).subquery("overrides_ranked"))
     override = select(ranked.c.month, ranked.c.patient_id, ranked.c.eligible).where(ranked.c.rn == 1) \
         .subquery("override_at_month_end")
     frm = (seen.join(p, p.c.id == seen.c.patient_id)
@@ -308,9 +313,30 @@ class Scope:
     enrollment: bool = True
     claims: bool = True  # claims, their lines, remittances or patients changed
     eligibility: bool = True  # diagnoses, visits, overrides or patients changed
+    # When only some patients' eligibility can have changed: the import batches whose diagnosis, visit
+    # and override rows name them, plus patients those rows belonged to before an update.  None = all.
+    eligible_batches: tuple[int, ...] | None = None
+    eligible_also: tuple[int, ...] = ()
 
 
 EVERYTHING = Scope()
+# Above this many patients moved by updated rows, rebuild all eligibility rather than list them.
+MAX_LISTED_PATIENTS = 500
+
+
+def _scope_patients(scope: Scope):
+    """A select of the patient ids whose eligibility ``scope`` can have changed (None = everyone)."""
+    if scope.eligible_batches is None:
+        return None
+    ic = s.import_change
+    parts = [select(ic.c.row_id.label("patient_id"))
+             .where(ic.c.batch_id.in_(scope.eligible_batches), ic.c.table_name == "patient")]
+    for t in (s.diagnosis, s.visit, s.eligibility_override):
+        parts.append(select(t.c.patient_id).select_from(t.join(ic, ic.c.row_id == t.c.id))
+                     .where(ic.c.batch_id.in_(scope.eligible_batches), ic.c.table_name == t.name))
+    parts += [select(literal(pid, Integer).label("patient_id")) for pid in scope.eligible_also]
+    u = union(*parts).subquery("eligibility_patients")
+    return select(u.c.patient_id)
 
 
 def refresh(conn: Connection, rs: rules_mod.RuleSet | None = None, scope: Scope = EVERYTHING,
@@ -360,7 +386,14 @@ def refresh(conn: Connection, rs: rules_mod.RuleSet | None = None, scope: Scope 
     el_from, el_to = (el_from, el_to) if el_from <= el_to else (None, None)
     rebuild_eligible = (mode == "all" or scope.eligibility or (el_from, el_to) != (state.eligible_from, state.eligible_to)
                         or not _table_exists(conn, ELIGIBLE_TABLE))
-    if rebuild_eligible:
+    patients = _scope_patients(scope)
+    if (rebuild_eligible and mode != "all" and patients is not None and el_from is not None
+            and (el_from, el_to) == (state.eligible_from, state.eligible_to) and _table_exists(conn, ELIGIBLE_TABLE)):
+        rebuild_eligible = "patients"  # only the batch's patients: eligibility is decided per patient
+        conn.execute(eligible_store.delete().where(eligible_store.c.patient_id.in_(patients)))
+        conn.execute(eligible_store.insert().from_select(
+            ["month", "patient_id"], _eligible_select_all(conn, rs, el_from, el_to, patients)))
+    elif rebuild_eligible:
         _reset_table(conn, eligible_store)
         sel = _eligible_select_all(conn, rs, el_from, el_to) if el_from is not None else None
         if sel is not None:
@@ -457,11 +490,12 @@ def batch_scope(conn: Connection, batch_ids: list[int]) -> Scope:
     enrollment = any(t == "enrollment_event" for t, _ in touched)
     claims = bool({t for t, _ in touched} & CLAIM_READ_TABLES)
     eligibility = bool({t for t, _ in touched} & ELIGIBLE_READ_TABLES)
+    el = _eligible_patients_scope(conn, batch_ids, touched) if eligibility else {}
     tables = {t for t, _ in touched} & READ_TABLES
     if not tables:
-        return Scope(False, enrollment, claims, eligibility)
+        return Scope(False, enrollment, claims, eligibility, **el)
     if tables - MONTH_TABLES or any(a != "insert" and t in READ_TABLES - {"remittance"} for t, a in touched):
-        return Scope(None, enrollment, claims, eligibility)
+        return Scope(None, enrollment, claims, eligibility, **el)
     ids = {t: select(ic.c.row_id).where(ic.c.batch_id.in_(batch_ids), ic.c.table_name == t) for t in tables}
     te, cl, c, r, ca = s.time_entry, s.claim_line, s.claim, s.remittance, s.complexity_assessment
     ranges = []
@@ -489,7 +523,25 @@ def batch_scope(conn: Connection, batch_ids: list[int]) -> Scope:
         if lo is not None:
             lows.append(lo)
             highs.append(hi)
-    return Scope((min(lows), max(highs)) if lows else False, enrollment, claims, eligibility)
+    return Scope((min(lows), max(highs)) if lows else False, enrollment, claims, eligibility, **el)
+
+
+def _eligible_patients_scope(conn: Connection, batch_ids: list[int], touched) -> dict:
+    """The batches and the prior owners of updated rows, so only those patients' eligibility is rebuilt
+    (an update may move a diagnosis or visit to another patient: the one it left changes too)."""
+    ic = s.import_change
+    moved_tables = ("diagnosis", "visit", "eligibility_override")
+    updated = conn.execute(select(ic.c.before_json).where(
+        ic.c.batch_id.in_(batch_ids), ic.c.action == "update", ic.c.table_name.in_(moved_tables),
+        ic.c.before_json.like('%"patient_id"%'))).scalars()
+    before: set[int] = set()
+    for text in updated:  # rows that were updated (a corrected file), not the bulk of a load
+        pid = json.loads(text).get("patient_id")
+        if pid is not None:
+            before.add(int(pid))
+        if len(before) > MAX_LISTED_PATIENTS:
+            return {}
+    return {"eligible_batches": tuple(sorted(batch_ids)), "eligible_also": tuple(sorted(before))}
 
 
 # --------------------------------------------------------------------------- reading

@@ -189,6 +189,44 @@ def _import(engine, *paths, **kw):
     return run
 
 
+def _patient_id(engine, rows: pd.DataFrame) -> int:
+    with engine.connect() as conn:
+        return conn.execute(select(s.patient.c.id).where(s.patient.c.mrn == rows["mrn"].iloc[0])).scalar_one()
+
+
+def _eligible_at(conn, month: int) -> set[int]:
+    e = pm_store.eligible_store
+    return set(conn.execute(select(e.c.patient_id).where(e.c.month == month)).scalars())
+
+
+def test_a_diagnosis_import_rebuilds_only_its_patients_eligibility(engine):
+    """Eligibility is decided per patient, so a diagnosis import recomputes only the patients its rows
+    name, including the patient an updated row moved away from (who may lose eligibility)."""
+    _import(engine, *sorted(p for p in EXAMPLES.iterdir() if p.suffix in (".csv", ".835")))
+    diag = pd.read_csv(EXAMPLES / "diagnoses.csv", dtype=str)
+    losing = diag[diag["mrn"] == "P1001"]
+    assert sorted(losing["icd10"]) == ["E11.9", "I10"]  # two chronic conditions: eligible
+    p1001 = _patient_id(engine, losing)
+    with engine.begin() as conn:
+        month = pm_store.read_state(conn).eligible_to
+        assert p1001 in _eligible_at(conn, month)
+        # a sentinel row for a patient the batch does not name: a scoped rebuild leaves it alone
+        conn.execute(pm_store.eligible_store.insert().values(month=month, patient_id=999_999))
+        pm_store._write_state(conn, dataclasses.replace(pm_store.read_state(conn)))
+
+    moved = losing[losing["icd10"] == "I10"].copy()
+    moved["mrn"] = "P1003"  # the hypertension row was charted on the wrong patient
+    run = _import(engine, Source("diagnoses_fix.csv", moved.to_csv(index=False).encode()))
+    with engine.begin() as conn:
+        assert p1001 not in _eligible_at(conn, month)  # one chronic condition left
+        assert 999_999 in _eligible_at(conn, month)  # untouched: only the batch's patients were rebuilt
+        conn.execute(pm_store.eligible_store.delete().where(pm_store.eligible_store.c.patient_id == 999_999))
+    _all_equal(engine)
+    with engine.connect() as conn:
+        scope = pm_store.batch_scope(conn, [run.files[0].batch_id])
+        assert scope.eligible_also == (p1001,) and scope.eligible_batches == (run.files[0].batch_id,)
+
+
 def _all_equal(engine) -> None:
     with engine.connect() as conn:
         assert pm_store.is_fresh(conn, rules.load(conn))
@@ -250,8 +288,13 @@ def test_imports_and_reverts_keep_the_store_current_and_scoped(engine, tmp_path,
 
     scopes = []
     real_refresh = pm_store.refresh
-    monkeypatch.setattr(pm_store, "refresh", lambda conn, rs=None, scope=pm_store.EVERYTHING, **kw: (
-        scopes.append(scope), real_refresh(conn, rs, scope, **kw))[1])
+    refreshes = []
+
+    def spy(conn, rs=None, scope=pm_store.EVERYTHING, **kw):
+        scopes.append(scope)
+        refreshes.append(real_refresh(conn, rs, scope, **kw))
+        return refreshes[-1]
+    monkeypatch.setattr(pm_store, "refresh", spy)
 
     # More time in one month: only that month is rebuilt, and it equals the live statement.
     src = pd.read_csv(EXAMPLES / "time_entries.csv", dtype=str)
@@ -264,11 +307,14 @@ def test_imports_and_reverts_keep_the_store_current_and_scoped(engine, tmp_path,
     assert scopes[-1] == pm_store.Scope((202610, 202610), enrollment=False, claims=False, eligibility=False)
     _all_equal(engine)
 
-    # Diagnoses are not read by the patient-month: only eligibility is rebuilt.
+    # Diagnoses are not read by the patient-month: only eligibility is rebuilt, and only for the
+    # patients the batch names (an updated row's new and former patient).
     diag = pd.read_csv(EXAMPLES / "diagnoses.csv", dtype=str).head(1)
     diag["icd10"] = "E785"
-    _import(engine, Source("diagnoses_more.csv", diag.to_csv(index=False).encode()))
-    assert scopes[-1] == pm_store.Scope(False, enrollment=False, claims=False, eligibility=True)
+    diag_run = _import(engine, Source("diagnoses_more.csv", diag.to_csv(index=False).encode()))
+    assert scopes[-1] == pm_store.Scope(False, enrollment=False, claims=False, eligibility=True,
+                                        eligible_batches=(diag_run.files[0].batch_id,), eligible_also=(_patient_id(engine, diag),))
+    assert refreshes[-1]["eligible_rebuilt"] == "patients"
     _all_equal(engine)
 
     # A disenrollment at the end of October: only the enrolled month ends are rebuilt.
