@@ -280,7 +280,8 @@ KEY = ["patient_id", "service_month"]
 def _frame(conn: Connection, q, columns: list[str] | None = None) -> pd.DataFrame:
     res = conn.execute(q)
     cols = columns or list(res.keys())
-    return pd.DataFrame(res.all(), columns=cols)
+    # plain tuples: pandas probes each Row object for attributes, which costs more than the fetch
+    return pd.DataFrame([tuple(r) for r in res], columns=cols)
 
 
 def _sort_lists(df: pd.DataFrame, col: str, sep: str) -> pd.DataFrame:
@@ -335,26 +336,32 @@ def _q_overrides(conn: Connection, sc: _Scope) -> pd.DataFrame:
 def _q_initiating(conn: Connection, sc: _Scope) -> pd.DataFrame:
     """Per patient: when CCM started, who initiated it, and the visits in the 12 months before."""
     te, cn, ev, v, p = s.time_entry, s.consent, s.enrollment_event, s.visit, s.patient
-    pts = select(sc.patients.c.patient_id)
-    starts = union_all(
-        select(te.c.patient_id, func.min(te.c.service_date).label("d"))
-        .where(te.c.program == "CCM", te.c.patient_id.in_(pts)).group_by(te.c.patient_id),
-        select(cn.c.patient_id, func.min(cn.c.consent_date).label("d"))
-        .where(cn.c.program == "CCM", cn.c.decision == "accepted", cn.c.consent_date.isnot(None),
-               cn.c.patient_id.in_(pts)).group_by(cn.c.patient_id),
-        select(ev.c.patient_id, func.min(ev.c.event_date).label("d"))
-        .where(ev.c.program == "CCM", ev.c.status == "enrolled", ev.c.patient_id.in_(pts)).group_by(ev.c.patient_id),
-    ).subquery("ccm_starts")
-    first_consent_prac = (
-        select(cn.c.practitioner_id)
-        .where(cn.c.patient_id == p.c.id, cn.c.program == "CCM", cn.c.decision == "accepted")
-        .order_by(case((cn.c.consent_date.is_(None), 1), else_=0), cn.c.consent_date, cn.c.id)
-        .limit(1).scalar_subquery())
+    pid = sc.patients.c.patient_id
+    # First CCM date of each kind, per audited patient: correlated MINs that the (patient, date) indexes
+    # answer with a few row reads each, instead of grouping the whole time log.
+    firsts = [
+        select(func.min(te.c.service_date)).where(te.c.patient_id == pid, te.c.program == "CCM"),
+        select(func.min(cn.c.consent_date)).where(cn.c.patient_id == pid, cn.c.program == "CCM",
+                                                  cn.c.decision == "accepted", cn.c.consent_date.isnot(None)),
+        select(func.min(ev.c.event_date)).where(ev.c.patient_id == pid, ev.c.program == "CCM",
+                                                ev.c.status == "enrolled"),
+    ]
+    starts = union_all(*[select(pid.label("patient_id"), q.scalar_subquery().label("d")) for q in firsts]
+                       ).subquery("ccm_starts")
     start = (select(starts.c.patient_id, func.min(starts.c.d).label("ccm_start"))
-             .group_by(starts.c.patient_id)).subquery("ccm_start")
+             .where(starts.c.d.isnot(None)).group_by(starts.c.patient_id)).subquery("ccm_start")
+    # The practitioner of the first accepted consent (dated ones first), ranked once per patient.
+    rank = func.row_number().over(partition_by=cn.c.patient_id, order_by=[
+        case((cn.c.consent_date.is_(None), 1), else_=0), cn.c.consent_date, cn.c.id]).label("rn")
+    ranked = (select(cn.c.patient_id, cn.c.practitioner_id, rank)
+              .where(cn.c.program == "CCM", cn.c.decision == "accepted", cn.c.patient_id.in_(select(pid)))
+              .subquery("consents_ranked"))
+    first_consent = select(ranked.c.patient_id, ranked.c.practitioner_id).where(ranked.c.rn == 1) \
+        .subquery("first_consent")
     pat = (select(p.c.id.label("patient_id"), start.c.ccm_start, p.c.first_seen_date,
-                  func.coalesce(first_consent_prac, p.c.billing_practitioner_id).label("initiator_id"))
-           .select_from(p.join(start, start.c.patient_id == p.c.id))).cte("audit_ccm_start")
+                  func.coalesce(first_consent.c.practitioner_id, p.c.billing_practitioner_id).label("initiator_id"))
+           .select_from(p.join(start, start.c.patient_id == p.c.id)
+                        .outerjoin(first_consent, first_consent.c.patient_id == p.c.id))).cte("audit_ccm_start")
     gap = days_from(v.c.visit_date, pat.c.ccm_start)
     in_window = and_(gap >= 0, gap <= INITIATING_LOOKBACK_DAYS, v.c.face_to_face == true())
     by_initiator = v.c.practitioner_id == pat.c.initiator_id
@@ -884,17 +891,24 @@ def _claims_by_pm(claims: pd.DataFrame) -> pd.DataFrame:
                  + ", paid $" + c["paid"].map("{:.2f}".format) + ")")
     ccm = c[c["is_ccm"]]
     g = c.groupby(KEY)
+    # Most months have one claim: take its text as is and join strings only where there are several.
+    text = g["text"].first()
+    several = g["text"].size() > 1
+    if several.any():
+        multi = c.set_index(KEY).loc[several[several].index, "text"]
+        text.loc[several[several].index] = multi.groupby(level=[0, 1]).agg("; ".join)
     out = pd.DataFrame({
         "n_ccm_claims": g["is_ccm"].sum(),
         "n_ccm_paid": g["paid_ccm"].sum(),
         "pos_mismatch": g["pos_bad"].any(),
         "g0511_late": g["g0511_late"].max().astype(int) == 1,
-        "claims_text": g["text"].agg("; ".join),
+        "claims_text": text,
     })
     if not ccm.empty:
         gc = ccm.groupby(KEY)
+        first_dos = ccm.sort_values(KEY + ["dos"]).groupby(KEY)["dos"].first()  # dates are objects: no cython min
         out = out.join(pd.DataFrame({"n_ccm_practitioners": gc["claim_practitioner_id"].nunique(),
-                                     "first_dos": gc["dos"].min()}))
+                                     "first_dos": first_dos}))
     else:
         out["n_ccm_practitioners"] = 0
         out["first_dos"] = None

@@ -159,7 +159,10 @@ def draw_review(sample: sampling.Sample) -> None:
         mark = "✔ reviewed" if reviewed.get(it.position, False) else "to review"
         labels[int(it.position)] = (f"{it.position}. {who(int(it.patient_id), heads)} · {format_month(it.service_month)}"
                                     f" · {n_fail} fail{'s' if n_fail != 1 else ''} · {mark}")
-    pos = st.selectbox("Patient-month", list(labels), format_func=labels.get, key=f"audit_pos_{sample.id}")
+    # The key carries the masking state: a browser keeps showing a kept widget's old label, so switching
+    # meeting mode on must make a new picker rather than leave a name on the shared screen.
+    pos = st.selectbox("Patient-month", list(labels), format_func=labels.get,
+                       key=f"audit_pos_{sample.id}_{'masked' if masked() else 'named'}")
     item = sample.items[sample.items["position"] == pos].iloc[0]
     pid, month = int(item["patient_id"]), int(item["service_month"])
     rows = merged[merged["position"] == pos].copy()

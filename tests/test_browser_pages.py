@@ -66,7 +66,9 @@ def demo_site(tmp_path_factory):
 
 
 def _visible_text(page) -> str:
-    return page.locator('[data-testid="stMain"]').inner_text()
+    """The main area's text, including what input boxes show (a select box's chosen label is an input value)."""
+    inputs = page.eval_on_selector_all('[data-testid="stMain"] input', "els => els.map(e => e.value).join('\\n')")
+    return page.locator('[data-testid="stMain"]').inner_text() + "\n" + inputs
 
 
 def test_every_page_and_tab_renders_and_is_photographed(demo_site):
@@ -120,3 +122,65 @@ def test_care_manager_lands_on_their_worklist(demo_site):
         assert page.get_by_role("tab", name="Worklist").get_attribute("aria-selected") == "true"
         click_tab(page, "Worklist")
         shot(page, "pages_minutes_care_manager_worklist")
+
+
+AUDIT_TABS = ["Samples & trend", "Month checklist", "Export", "Review"]
+
+
+def test_auditor_pulls_reviews_and_exports_a_sample(demo_site):
+    """The auditor's journey in a browser: pull a sample, walk it item by item, see every tab; then in
+    meeting mode no MRN or name is on the review screen."""
+    base, log, mrns, names = demo_site
+    with chromium_page() as page:
+        login(page, base, "auditor", "auditor-demo")
+        goto(page, base, "audit", "Audit")
+        assert not error_boxes(page)
+        shot(page, "pages_audit_pull")
+        form = page.locator('[data-testid="stForm"]')
+        size = form.get_by_label("Sample size")
+        size.fill("12")
+        size.press("Tab")
+        form.get_by_role("button", name="Pull and save sample").click()
+        wait_idle(page)
+        page.wait_for_selector('text=/Sample #\\d+|#\\d+ /', timeout=60_000)
+        wait_idle(page)
+        assert not error_boxes(page), error_boxes(page)
+        text = _visible_text(page)
+        assert "Checklist" in text or "checklist" in text
+        shot(page, "pages_audit_review")
+        for tab in AUDIT_TABS:
+            click_tab(page, tab)
+            assert not error_boxes(page), (tab, error_boxes(page))
+            shot(page, f"pages_audit_{_slug(tab)}")
+        page.locator('[data-testid="stSidebar"] [data-testid="stCheckbox"]', has_text="Meeting mode").click()
+        wait_idle(page)
+        click_tab(page, "Review")
+        shot(page, "pages_audit_review_meeting")
+        text = _visible_text(page) + "\n" + "\n".join(page.locator('[data-testid="stSelectbox"]').all_inner_texts())
+        assert "Patient " in text  # the picker now names pseudonyms
+        leaked = [m for m in mrns if m in text] + [n for n in names if n in text]
+        leaked += [n for n in names if ", ".join(reversed(n.split(" ", 1))) in text]  # "Last, First"
+        assert not leaked, leaked[:5]
+    assert "Traceback" not in log.read_text(), log.read_text()[-3000:]
+
+
+def test_admin_checks_files_on_the_import_page(demo_site):
+    """Upload the example practice's files: the check runs before anything is written and shows per file."""
+    from pathlib import Path
+
+    base, log, _mrns, _names = demo_site
+    examples = Path(__file__).resolve().parent.parent / "data" / "examples"
+    with chromium_page() as page:
+        login(page, base, "admin", "admin-demo")
+        goto(page, base, "import", "Import data")
+        assert not error_boxes(page)
+        shot(page, "pages_import_empty")
+        page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(
+            [str(examples / "clinics.csv"), str(examples / "practitioners.csv"), str(examples / "staff.csv"),
+             str(examples / "patients.csv"), str(examples / "time_entries.csv")])
+        page.wait_for_selector('h3:has-text("Check")', timeout=60_000)
+        wait_idle(page)
+        assert not error_boxes(page), error_boxes(page)
+        assert page.get_by_role("button", name=re.compile(r"Import 5 file")).count() == 1
+        shot(page, "pages_import_check")
+    assert "Traceback" not in log.read_text(), log.read_text()[-3000:]
