@@ -337,10 +337,11 @@ def _q_initiating(conn: Connection, sc: _Scope) -> pd.DataFrame:
     """Per patient: when CCM started, who initiated it, and the visits in the 12 months before."""
     te, cn, ev, v, p = s.time_entry, s.consent, s.enrollment_event, s.visit, s.patient
     pid = sc.patients.c.patient_id
-    # First CCM date of each kind, per audited patient: correlated MINs that the (patient, date) indexes
+    # First CCM date of each kind, per audited patient: correlated lookups that the (patient, date) indexes
     # answer with a few row reads each, instead of grouping the whole time log.
     firsts = [
-        select(func.min(te.c.service_date)).where(te.c.patient_id == pid, te.c.program == "CCM"),
+        select(te.c.service_date).where(te.c.patient_id == pid, te.c.program == "CCM")
+        .order_by(te.c.service_date).limit(1),  # walks the (patient, date) index to the first CCM entry
         select(func.min(cn.c.consent_date)).where(cn.c.patient_id == pid, cn.c.program == "CCM",
                                                   cn.c.decision == "accepted", cn.c.consent_date.isnot(None)),
         select(func.min(ev.c.event_date)).where(ev.c.patient_id == pid, ev.c.program == "CCM",
@@ -348,20 +349,19 @@ def _q_initiating(conn: Connection, sc: _Scope) -> pd.DataFrame:
     ]
     starts = union_all(*[select(pid.label("patient_id"), q.scalar_subquery().label("d")) for q in firsts]
                        ).subquery("ccm_starts")
-    start = (select(starts.c.patient_id, func.min(starts.c.d).label("ccm_start"))
+    # The practitioner of the first accepted consent (dated ones first): looked up once per patient, in the
+    # grouped subquery, so neither database re-evaluates it for every visit joined below.
+    first_consent_prac = (
+        select(cn.c.practitioner_id)
+        .where(cn.c.patient_id == starts.c.patient_id, cn.c.program == "CCM", cn.c.decision == "accepted")
+        .order_by(case((cn.c.consent_date.is_(None), 1), else_=0), cn.c.consent_date, cn.c.id)
+        .limit(1).scalar_subquery())
+    start = (select(starts.c.patient_id, func.min(starts.c.d).label("ccm_start"),
+                    first_consent_prac.label("consent_practitioner_id"))
              .where(starts.c.d.isnot(None)).group_by(starts.c.patient_id)).subquery("ccm_start")
-    # The practitioner of the first accepted consent (dated ones first), ranked once per patient.
-    rank = func.row_number().over(partition_by=cn.c.patient_id, order_by=[
-        case((cn.c.consent_date.is_(None), 1), else_=0), cn.c.consent_date, cn.c.id]).label("rn")
-    ranked = (select(cn.c.patient_id, cn.c.practitioner_id, rank)
-              .where(cn.c.program == "CCM", cn.c.decision == "accepted", cn.c.patient_id.in_(select(pid)))
-              .subquery("consents_ranked"))
-    first_consent = select(ranked.c.patient_id, ranked.c.practitioner_id).where(ranked.c.rn == 1) \
-        .subquery("first_consent")
     pat = (select(p.c.id.label("patient_id"), start.c.ccm_start, p.c.first_seen_date,
-                  func.coalesce(first_consent.c.practitioner_id, p.c.billing_practitioner_id).label("initiator_id"))
-           .select_from(p.join(start, start.c.patient_id == p.c.id)
-                        .outerjoin(first_consent, first_consent.c.patient_id == p.c.id))).cte("audit_ccm_start")
+                  func.coalesce(start.c.consent_practitioner_id, p.c.billing_practitioner_id).label("initiator_id"))
+           .select_from(p.join(start, start.c.patient_id == p.c.id))).cte("audit_ccm_start")
     gap = days_from(v.c.visit_date, pat.c.ccm_start)
     in_window = and_(gap >= 0, gap <= INITIATING_LOOKBACK_DAYS, v.c.face_to_face == true())
     by_initiator = v.c.practitioner_id == pat.c.initiator_id

@@ -228,5 +228,5 @@ with friendly_errors("the minutes page"):
     charts.lazy_tabs([("Worklist", lambda: draw_worklist(f, as_of)),
                       ("Distribution & trend", lambda: draw_distribution(f)),
                       ("Care managers", lambda: draw_care_managers(f)),
-                      ("Time flags", lambda: draw_time_flags(charts.trend_window(f)[0]))],
+                      ("Time flags", lambda: draw_time_flags(f))],  # the chosen months: flags are per month
                      key="minutes_tab", default="Worklist" if IS_CARE_MANAGER else "Distribution & trend")

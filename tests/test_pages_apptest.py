@@ -265,7 +265,7 @@ def test_pages_show_the_ccm_core_numbers(pages_db):
         findings = kpis_extra.billing_findings_list(conn, trend_f)
         denied_lines = kpis_extra.claim_lines(conn, trend_f, True, None, None)
         enrolled_prev = kpis.enrolled_patients(conn, prev).value
-        flags = kpis_extra.time_flag_summary(conn, trend_f)
+        flags = kpis_extra.time_flag_summary(conn, f)  # the chosen months, not a trend window
     assert enrolled_prev is not None
     at = login_as("program_lead")
     for page, tiles in expect.items():
