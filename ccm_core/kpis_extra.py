@@ -387,12 +387,6 @@ def claim_lines(conn: Connection, f: Filters, denied_only: bool = False, carc: s
     carc_pairs = (select(r.c.claim_id, ra.c.carc).join(ra, ra.c.remittance_id == r.c.id)
                   .where(ra.c.carc.not_in(kpis.NOT_DENIAL_CARCS), r.c.claim_id.in_(in_range)).distinct()
                   ).subquery("carc_pairs")
-    carcs = (select(carc_pairs.c.claim_id, func.aggregate_strings(carc_pairs.c.carc, ", ").label("carcs"))
-             .group_by(carc_pairs.c.claim_id)).subquery("carcs")
-    rarc_pairs = (select(r.c.claim_id, rr.c.rarc).join(rr, rr.c.remittance_id == r.c.id)
-                  .where(r.c.claim_id.in_(in_range)).distinct()).subquery("rarc_pairs")
-    rarcs = (select(rarc_pairs.c.claim_id, func.aggregate_strings(rarc_pairs.c.rarc, ", ").label("rarcs"))
-             .group_by(rarc_pairs.c.claim_id)).subquery("rarcs")
     status = case(
         (first.c.id.is_(None), "pending"),
         (and_(denied_first, func.coalesce(paid.c.paid, 0.0) > 0), "denied, later paid"),
@@ -409,20 +403,37 @@ def claim_lines(conn: Connection, f: Filters, denied_only: bool = False, carc: s
         conds.append(c.c.id.in_(select(carc_pairs.c.claim_id).where(carc_pairs.c.carc == carc)))
     joined = (frm.join(cl, cl.c.claim_id == c.c.id)
               .outerjoin(first_id, first_id.c.claim_id == c.c.id)
-              .outerjoin(first, first.c.id == first_id.c.remit_id)
-              .outerjoin(paid, paid.c.claim_id == c.c.id)
-              .outerjoin(carcs, carcs.c.claim_id == c.c.id)
-              .outerjoin(rarcs, rarcs.c.claim_id == c.c.id)
-              .outerjoin(pr, pr.c.id == c.c.practitioner_id))
+              .outerjoin(first, first.c.id == first_id.c.remit_id))
     total = int(conn.execute(select(func.count()).select_from(joined).where(*conds)).scalar() or 0)
-    q = (select(c.c.claim_number, c.c.patient_id, p.c.mrn,
-                _full_name(p.c.first_name, p.c.last_name).label("patient_name"), c.c.payer,
-                _full_name(pr.c.first_name, pr.c.last_name).label("practitioner"), cl.c.service_date,
-                cl.c.cpt_code, cl.c.units, cast(cl.c.charge, Float).label("charge"), c.c.submitted_date,
-                status, first.c.received_date.label("first_adjudicated"),
-                func.coalesce(paid.c.paid, 0.0).label("claim_paid"), carcs.c.carcs, rarcs.c.rarcs)
-         .select_from(joined).where(*conds)
-         .order_by(cl.c.service_date.desc(), c.c.claim_number, cl.c.line_number).limit(limit))
+    # The page of lines first (newest first, at most ``limit``), then names and reason codes for those
+    # claims only: the reason-code lists of every claim in range are not needed to show 5,000 lines.
+    page = (select(c.c.id.label("claim_id"), c.c.claim_number, c.c.patient_id, c.c.payer,
+                   c.c.practitioner_id, c.c.submitted_date, cl.c.service_date, cl.c.cpt_code, cl.c.units,
+                   cast(cl.c.charge, Float).label("charge"), cl.c.line_number, status,
+                   first.c.received_date.label("first_adjudicated"),
+                   func.coalesce(paid.c.paid, 0.0).label("claim_paid"))
+            .select_from(joined.outerjoin(paid, paid.c.claim_id == c.c.id)).where(*conds)
+            .order_by(cl.c.service_date.desc(), c.c.claim_number, cl.c.line_number).limit(limit)).cte("line_page")
+    page_claims = select(page.c.claim_id)
+    pc = (select(r.c.claim_id, ra.c.carc).join(ra, ra.c.remittance_id == r.c.id)
+          .where(ra.c.carc.not_in(kpis.NOT_DENIAL_CARCS), r.c.claim_id.in_(page_claims)).distinct()
+          ).subquery("page_carc_pairs")
+    carcs = (select(pc.c.claim_id, func.aggregate_strings(pc.c.carc, ", ").label("carcs"))
+             .group_by(pc.c.claim_id)).subquery("carcs")
+    pr_pairs = (select(r.c.claim_id, rr.c.rarc).join(rr, rr.c.remittance_id == r.c.id)
+                .where(r.c.claim_id.in_(page_claims)).distinct()).subquery("page_rarc_pairs")
+    rarcs = (select(pr_pairs.c.claim_id, func.aggregate_strings(pr_pairs.c.rarc, ", ").label("rarcs"))
+             .group_by(pr_pairs.c.claim_id)).subquery("rarcs")
+    q = (select(page.c.claim_number, page.c.patient_id, p.c.mrn,
+                _full_name(p.c.first_name, p.c.last_name).label("patient_name"), page.c.payer,
+                _full_name(pr.c.first_name, pr.c.last_name).label("practitioner"), page.c.service_date,
+                page.c.cpt_code, page.c.units, page.c.charge, page.c.submitted_date,
+                page.c.status, page.c.first_adjudicated, page.c.claim_paid, carcs.c.carcs, rarcs.c.rarcs)
+         .select_from(page.join(p, p.c.id == page.c.patient_id)
+                      .outerjoin(pr, pr.c.id == page.c.practitioner_id)
+                      .outerjoin(carcs, carcs.c.claim_id == page.c.claim_id)
+                      .outerjoin(rarcs, rarcs.c.claim_id == page.c.claim_id))
+         .order_by(page.c.service_date.desc(), page.c.claim_number, page.c.line_number))
     cols = ["claim_number", "patient_id", "mrn", "patient_name", "payer", "practitioner", "service_date",
             "cpt_code", "units", "charge", "submitted_date", "status", "first_adjudicated", "claim_paid",
             "carcs", "rarcs"]
