@@ -35,10 +35,9 @@ def month_before(f):
 
 def draw_tiles(f) -> None:
     prev = month_before(f)
-    by_count, by_count_prev = cached(kpis.initial_denial_rate, f, by="count"), \
-        cached(kpis.initial_denial_rate, prev, by="count")
-    by_dollars, by_dollars_prev = cached(kpis.initial_denial_rate, f, by="dollars"), \
-        cached(kpis.initial_denial_rate, prev, by="dollars")
+    rates, rates_prev = cached(kpis.initial_denial_rates, f), cached(kpis.initial_denial_rates, prev)  # one pass each
+    by_count, by_count_prev = rates["count"], rates_prev["count"]
+    by_dollars, by_dollars_prev = rates["dollars"], rates_prev["dollars"]
     fpr, fpr_prev = cached(kpis.first_pass_resolution_rate, f), cached(kpis.first_pass_resolution_rate, prev)
     overturn, overturn_prev = cached(kpis.overturn_rate, f), cached(kpis.overturn_rate, prev)
     charts.tile_row(PAGE, f, [
