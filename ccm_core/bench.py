@@ -314,7 +314,10 @@ def _render(at) -> tuple[float, str | None]:
 def _clear_data_cache() -> None:
     import streamlit as st
 
+    from ui import data
+
     st.cache_data.clear()
+    data.clear_cache()
 
 
 def stage_app(url: str, sessions: int) -> dict:

@@ -10,8 +10,9 @@ import datetime as dt
 import os
 import tomllib
 from pathlib import Path
+from typing import Iterable
 
-from sqlalchemy import Engine, create_engine, event, select, update
+from sqlalchemy import Engine, create_engine, delete, event, insert, select, update
 from sqlalchemy.engine import Connection, make_url
 
 from . import schema
@@ -115,14 +116,44 @@ def get_data_version(conn: Connection) -> int:
     return int(v or 0)
 
 
-def bump_data_version(conn: Connection) -> int:
-    """Call inside the transaction that changed data; caches keyed on it go stale exactly then."""
+TABLE_VERSION_PREFIX = "table_version."
+ALL_TABLES = "*"
+
+
+def bump_data_version(conn: Connection, tables: Iterable[str] | None = None) -> int:
+    """Call inside the transaction that changed data; caches keyed on it go stale exactly then.
+
+    ``tables`` names what the write changed; the new version is recorded for them (``table_versions``)
+    so a cache can keep results that read none of them.  None = anything may have changed."""
     conn.execute(
         update(schema.data_version)
         .where(schema.data_version.c.id == 1)
         .values(version=schema.data_version.c.version + 1, updated_at=dt.datetime.now())
     )
-    return get_data_version(conn)
+    version = get_data_version(conn)
+    st = schema.setting
+    names = [ALL_TABLES] if tables is None else sorted(set(tables))
+    if tables is not None and conn.execute(select(st.c.key).where(
+            st.c.key == TABLE_VERSION_PREFIX + ALL_TABLES)).first() is None:
+        names.append(ALL_TABLES)  # a database written before per-table versions: start from here
+    keys = [TABLE_VERSION_PREFIX + n for n in names]
+    if keys:
+        conn.execute(delete(st).where(st.c.key.in_(keys)))
+        conn.execute(insert(st), [{"key": k, "value": str(version)} for k in keys])
+    return version
+
+
+def table_versions(conn: Connection) -> dict[str, int]:
+    """Table name -> data version of the last write that changed it ("*" = the last write of anything)."""
+    st = schema.setting
+    rows = conn.execute(select(st.c.key, st.c.value).where(st.c.key.like(TABLE_VERSION_PREFIX + "%"))).all()
+    return {k[len(TABLE_VERSION_PREFIX):]: int(v) for k, v in rows}
+
+
+def version_of(tables: Iterable[str], versions: dict[str, int]) -> int:
+    """The data version a result that read ``tables`` depends on: the last write to any of them, or of
+    everything."""
+    return max([versions.get(ALL_TABLES, 0), *(versions.get(t, 0) for t in tables)])
 
 
 def month_int(d: dt.date) -> int:

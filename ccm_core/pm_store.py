@@ -205,6 +205,13 @@ eligible_store = Table(
 ELIGIBLE_READ_TABLES = {"diagnosis", "visit", "eligibility_override", "patient"}
 
 
+def source_tables() -> dict[str, frozenset[str]]:
+    """Each stored table and the tables its rows are computed from: a result that read a stored table
+    depends on writes to those (the store is rebuilt in the same transaction)."""
+    return {TABLE_NAME: frozenset(READ_TABLES), ENROLLED_TABLE: frozenset({"enrollment_event"}),
+            CLAIM_TABLE: frozenset(CLAIM_READ_TABLES), ELIGIBLE_TABLE: frozenset(ELIGIBLE_READ_TABLES)}
+
+
 def _month_ends(month_from: int, month_to: int, name: str, year_before: bool = False):
     import datetime as dt
 
@@ -317,6 +324,8 @@ class Scope:
     # and override rows name them, plus patients those rows belonged to before an update.  None = all.
     eligible_batches: tuple[int, ...] | None = None
     eligible_also: tuple[int, ...] = ()
+    # The tables the write changed, for the app's per-table cache versions (None = any table).
+    tables: tuple[str, ...] | None = None
 
 
 EVERYTHING = Scope()
@@ -458,7 +467,7 @@ def record_write(conn: Connection, scope: Scope = EVERYTHING, rs: rules_mod.Rule
     cache keyed on it goes stale) and brings the stored rows up to date for what ``scope`` changed.
     A failed rebuild does not fail the write: readers see a stale store and compute live."""
     prior = db.get_data_version(conn)
-    version = db.bump_data_version(conn)
+    version = db.bump_data_version(conn, scope.tables)
     try:
         with conn.begin_nested():  # a savepoint, so a failure leaves the write itself intact
             refresh(conn, rs, scope, prior_version=prior)
@@ -491,6 +500,8 @@ def batch_scope(conn: Connection, batch_ids: list[int]) -> Scope:
     claims = bool({t for t, _ in touched} & CLAIM_READ_TABLES)
     eligibility = bool({t for t, _ in touched} & ELIGIBLE_READ_TABLES)
     el = _eligible_patients_scope(conn, batch_ids, touched) if eligibility else {}
+    # what the batches wrote, and the batch bookkeeping itself (import history)
+    el["tables"] = tuple(sorted({t for t, _ in touched} | {"import_batch", "import_change"}))
     tables = {t for t, _ in touched} & READ_TABLES
     if not tables:
         return Scope(False, enrollment, claims, eligibility, **el)

@@ -19,6 +19,13 @@ from builders import Builder
 from ccm_core import db, imports, kpis
 from ccm_core.filters import Filters
 
+
+def _clear_results() -> None:
+    from ui import data
+
+    data.clear_cache()
+
+
 MARCH = Filters.for_month(202503)
 CALLS: list[str] = []
 
@@ -48,9 +55,11 @@ def app_db(engine, monkeypatch):
         db.bump_data_version(conn)
     monkeypatch.setenv("CCM_DATABASE_URL", engine.url.render_as_string(hide_password=False))
     st.cache_data.clear()
+    _clear_results()
     CALLS.clear()
     yield engine, staff_ext
     st.cache_data.clear()
+    _clear_results()
 
 
 def _csv(name: str, text: str) -> imports.Source:
@@ -121,6 +130,50 @@ def test_time_import_changes_minutes_kpi_and_rejected_import_keeps_cache(app_db)
     reverted = cached(counted_minutes, MARCH)
     assert reverted.numerator == 35
     assert CALLS == ["minutes", "minutes", "minutes"]
+
+
+def test_an_import_recomputes_only_what_read_the_tables_it_wrote(app_db):
+    """Time entries change the minutes, not who is enrolled: the enrolled count stays cached, the
+    minutes recompute; an enrollment import then recomputes both (minutes per enrolled patient reads
+    enrollment too).  Whatever is served equals a fresh computation."""
+    from ui.data import cached
+
+    engine, staff_ext = app_db
+    assert cached(counted_enrolled, MARCH).value == 3
+    assert cached(counted_minutes, MARCH).numerator == 35
+    assert sorted(CALLS) == ["enrolled", "minutes"]
+
+    good = imports.import_files(engine, [_csv("time_entries.csv",
+                                              "external_id,mrn,staff_external_id,service_date,started_at,minutes,"
+                                              "activity\nT-C2,MRN-C,%s,2025-03-11,2025-03-11 09:00,20,phone call\n"
+                                              % staff_ext)])
+    assert good.files[0].status == "imported", good.files[0].problems
+    assert cached(counted_enrolled, MARCH).value == 3
+    assert cached(counted_minutes, MARCH).numerator == 55
+    assert sorted(CALLS) == ["enrolled", "minutes", "minutes"]  # the enrolled count was served from cache
+
+    run = imports.import_files(engine, [_csv("enrollment_events.csv",
+                                             "external_id,mrn,status,event_date\nEV-D3,MRN-D,enrolled,2025-03-12\n")])
+    assert [r.status for r in run.files] == ["imported"], run.files[0].problems
+    assert cached(counted_enrolled, MARCH).value == 4
+    assert cached(counted_minutes, MARCH).denominator == 4
+    assert sorted(CALLS) == ["enrolled", "enrolled", "minutes", "minutes", "minutes"]
+    with engine.connect() as conn:  # and what the cache serves is what a fresh computation gives
+        assert kpis.enrolled_patients(conn, MARCH).value == cached(counted_enrolled, MARCH).value
+        fresh = kpis.minutes_per_enrolled_patient(conn, MARCH)
+    assert (fresh.numerator, fresh.denominator) == (55, 4)
+
+
+def test_a_cached_frame_changed_by_its_caller_does_not_change_the_cache(app_db):
+    from ui.data import cached
+
+    import pandas as pd
+
+    frame = cached(kpis.funnel_counts, MARCH)
+    before = frame.copy()
+    assert len(before) > 0
+    frame.drop(frame.index, inplace=True)  # a page that changes what it was given, in place
+    pd.testing.assert_frame_equal(cached(kpis.funnel_counts, MARCH), before)
 
 
 def test_data_version_bumps_once_per_import_transaction(app_db):

@@ -20,6 +20,12 @@ from ccm_core import bench, imports, kpis
 from ccm_core.filters import Filters
 from conftest import BACKENDS
 
+
+def _clear_results() -> None:
+    from ui import data
+
+    data.clear_cache()
+
 ONE_BACKEND = [BACKENDS[-1]]  # postgresql when configured, else sqlite
 
 
@@ -30,6 +36,7 @@ def test_twenty_simultaneous_overview_sessions(backend, demo_engine, demo_url, m
     ensure_role_users(demo_engine)
     app_env(monkeypatch, demo_url)
     st.cache_data.clear()
+    _clear_results()
     username = ROLE_USERS["program_lead"][0]
     first = bench._signed_in_app(username).run()  # warms the cache, as a running server would have it
     assert not first.exception, first.exception

@@ -304,7 +304,8 @@ def test_imports_and_reverts_keep_the_store_current_and_scoped(engine, tmp_path,
     extra["service_date"] = "2026-10-28"
     extra["entered_at"] = "2026-10-28 18:30"
     run = _import(engine, Source("time_entries_late.csv", extra.to_csv(index=False).encode()))
-    assert scopes[-1] == pm_store.Scope((202610, 202610), enrollment=False, claims=False, eligibility=False)
+    assert scopes[-1] == pm_store.Scope((202610, 202610), enrollment=False, claims=False, eligibility=False,
+                                        tables=("import_batch", "import_change", "time_entry"))
     _all_equal(engine)
 
     # Diagnoses are not read by the patient-month: only eligibility is rebuilt, and only for the
@@ -313,7 +314,9 @@ def test_imports_and_reverts_keep_the_store_current_and_scoped(engine, tmp_path,
     diag["icd10"] = "E785"
     diag_run = _import(engine, Source("diagnoses_more.csv", diag.to_csv(index=False).encode()))
     assert scopes[-1] == pm_store.Scope(False, enrollment=False, claims=False, eligibility=True,
-                                        eligible_batches=(diag_run.files[0].batch_id,), eligible_also=(_patient_id(engine, diag),))
+                                        eligible_batches=(diag_run.files[0].batch_id,),
+                                        eligible_also=(_patient_id(engine, diag),),
+                                        tables=("diagnosis", "import_batch", "import_change"))
     assert refreshes[-1]["eligible_rebuilt"] == "patients"
     _all_equal(engine)
 
@@ -325,7 +328,8 @@ def test_imports_and_reverts_keep_the_store_current_and_scoped(engine, tmp_path,
     enrolled_row["event_date"] = "2026-10-30"
     enrolled_row["reason"] = "patient request"
     _import(engine, Source("enrollment_events_more.csv", enrolled_row.to_csv(index=False).encode()))
-    assert scopes[-1] == pm_store.Scope(False, enrollment=True, claims=False, eligibility=False)
+    assert scopes[-1] == pm_store.Scope(False, enrollment=True, claims=False, eligibility=False,
+                                        tables=("enrollment_event", "import_batch", "import_change"))
     _all_equal(engine)
 
     # Reverting the late time entries rebuilds everything and drops their minutes again.

@@ -1,17 +1,24 @@
-"""One shared database engine and a result cache that an import invalidates.
+"""One shared database engine and a result cache that a write invalidates exactly where it matters.
 
-``cached(fn, *args)`` keys on the function, its arguments (Filters is
-hashable) and the database's data version, so pages never show numbers from
-before an import and never recompute without one.  Only small results (KPI
-values, aggregated frames) belong here; the database does the aggregation.
+``cached(fn, *args)`` keys on the function, its arguments (Filters is hashable) and a data version, so
+pages never show numbers from before an import and never recompute without one.  The version is the
+last write to the tables the computation read (``ccm_core.readset``): an 835 import recomputes the
+denial figures and leaves the enrollment figures cached.  Until a call's tables are known (its first
+computation in this process), the global data version is used.  Only small results (KPI values,
+aggregated frames) belong here; the database does the aggregation.
 """
 from __future__ import annotations
 
+import copy
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import streamlit as st
 
-from ccm_core import db
+from ccm_core import db, readset
 
 from ._run import run_scope
 
@@ -25,6 +32,7 @@ class DatabaseNotReady(RuntimeError):
 @st.cache_resource(show_spinner=False)
 def _engine_for(url: str):
     engine = db.make_engine(url)
+    readset.watch(engine)
     if not db.has_schema(engine):
         engine.dispose()
         raise DatabaseNotReady(
@@ -42,22 +50,93 @@ def get_engine():
     return _engine_for(database_url())
 
 
-def data_version() -> int:
-    """Read once per run: every cached() call in the run shares it."""
+def _versions() -> tuple[int, dict[str, int]]:
+    """The data version and the per-table versions, read once per run (one query each)."""
     scope = run_scope()
-    if "data_version" not in scope:
+    if "versions" not in scope:
         with get_engine().connect() as conn:
             scope["data_version"] = db.get_data_version(conn)
-    return scope["data_version"]
+            versions = db.table_versions(conn)
+            # Every write records the version it made for some table, so the newest of them is the data
+            # version; when it is not (a database written before per-table versions, or by a writer that
+            # did not say what it changed), every write counts.
+            if db.ALL_TABLES not in versions or max(versions.values()) < scope["data_version"]:
+                versions = {db.ALL_TABLES: scope["data_version"]}
+            scope["versions"] = versions
+    return scope["data_version"], scope["versions"]
 
 
-@st.cache_data(ttl=CACHE_TTL_SECONDS, max_entries=2000, show_spinner=False)
-def _cached_call(fn_key: str, url: str, version: int, args: tuple, kwargs: tuple, _fn: Callable) -> Any:
-    with _engine_for(url).connect() as conn:
-        return _fn(conn, *args, **dict(kwargs))
+def data_version() -> int:
+    """Read once per run: every cached() call in the run shares it."""
+    return _versions()[0]
+
+
+@dataclass
+class _Entry:
+    value: Any
+    reads: frozenset[str]  # the tables the computation read, and the tables they are built from
+    version: int  # db.version_of(reads) when it was computed
+    expires: float
+
+
+class _ResultCache:
+    """Results per (function, database, arguments), valid while no table they read has been written.
+
+    Process-wide like ``st.cache_data`` (sessions share it), bounded (least recently used entries go
+    first) and with a time limit; values are copied in and out so a page that changes a frame it was
+    given cannot change what the next page gets."""
+
+    def __init__(self, max_entries: int = 2000, ttl: float = CACHE_TTL_SECONDS):
+        self.max_entries, self.ttl = max_entries, ttl
+        self._items: OrderedDict[tuple, _Entry] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple, versions: dict[str, int]) -> tuple[bool, Any]:
+        with self._lock:
+            entry = self._items.get(key)
+            if entry is None:
+                return False, None
+            if entry.expires < time.monotonic() or db.version_of(entry.reads, versions) != entry.version:
+                del self._items[key]
+                return False, None
+            self._items.move_to_end(key)
+            value = entry.value
+        return True, copy.deepcopy(value)
+
+    def put(self, key: tuple, value: Any, reads: frozenset[str], versions: dict[str, int]) -> None:
+        entry = _Entry(copy.deepcopy(value), reads, db.version_of(reads, versions), time.monotonic() + self.ttl)
+        with self._lock:
+            self._items[key] = entry
+            self._items.move_to_end(key)
+            while len(self._items) > self.max_entries:
+                self._items.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+_RESULTS = _ResultCache()
+
+
+def clear_cache() -> None:
+    """Forget every cached result (tests and the benchmark's cold runs)."""
+    _RESULTS.clear()
 
 
 def cached(fn: Callable, *args, **kwargs) -> Any:
-    """Run ``fn(conn, *args, **kwargs)`` once per (function, arguments, data version)."""
+    """Run ``fn(conn, *args, **kwargs)`` once per (function, arguments, last write to what it reads)."""
     fn_key = f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', repr(fn))}"
-    return _cached_call(fn_key, database_url(), data_version(), tuple(args), tuple(sorted(kwargs.items())), _fn=fn)
+    url = database_url()
+    key = (fn_key, url, tuple(args), tuple(sorted(kwargs.items())))
+    _, versions = _versions()
+    hit, value = _RESULTS.get(key, versions)
+    if hit:
+        return value
+    with readset.reading() as read, _engine_for(url).connect() as conn:
+        value = fn(conn, *args, **kwargs)
+    _RESULTS.put(key, value, readset.depends_on(read), versions)
+    return value
