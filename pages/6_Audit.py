@@ -367,7 +367,9 @@ def draw_month(f) -> None:
     month_f = f.with_months(f.month_to)
     df = cached(audit.checklist_for_months, month_f)
     charts.section(f"Checklist for every billed patient-month of {format_month(f.month_to)}",
-                   "The same checklist as the samples, over the whole month (sidebar filters apply).")
+                   "The same checklist as the samples, over the whole month (sidebar filters apply). Not checked "
+                   "from these records: 24/7 access (on-call log), cost-sharing collected, records retrievable "
+                   "for an ADR.")
     if df.empty:
         empty_state("No billed CCM patient-months in that month", "Pick another month in the sidebar.")
         return
