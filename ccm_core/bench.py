@@ -10,14 +10,14 @@ of merely reading the data, which is what indexes and query shape can still win 
 Every stage runs in a fresh child process so its peak memory (``ru_maxrss``) is its own:
 ``generate`` (demo generator + bulk load), ``core`` (KPIs per page, the ready-to-bill list, an
 audit sample pull) and ``app`` (AppTest renders of every page: cold, warm, filter change, and N
-concurrent sessions).  Results: a table on stdout, ``bench/out/results.json`` and ``results.md``.
+concurrent sessions; app-side in ``ui/bench_app.py``, since the core never imports Streamlit).
+Results: a table on stdout, ``bench/out/results.json`` and ``results.md``.
 
     python -m ccm_core.bench [--patients 50000] [--months 36] [--reuse] [--skip-pg] [--skip-sqlite]
 """
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime as dt
 import json
 import os
@@ -25,7 +25,6 @@ import resource
 import statistics
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -238,19 +237,7 @@ def stage_core(url: str, month: int, as_of: dt.date, repeat: int) -> dict:
     return out
 
 
-# --------------------------------------------------------------------------- stage: app
-APP_PAGES = ("overview", "enrollment", "minutes", "billing", "revenue", "audit", "import", "admin")
-# Every other tab of each page (a page computes only its open tab); the page row is its default tab.
-PAGE_TABS = {
-    "enrollment": ("enrollment_tab", ("Declines & disenrollments", "Consent completeness", "Retention",
-                                      "Outreach list")),
-    "minutes": ("minutes_tab", ("Worklist", "Care managers", "Time flags")),
-    "billing": ("billing_tab", ("Findings & conflicts", "Denial trend", "Denial reasons", "Claim lines")),
-    "revenue": ("revenue_tab", ("Leakage", "Projection")),
-    "audit": ("audit_tab", ("Samples & trend", "Month checklist")),
-}
-
-
+# --------------------------------------------------------------------------- stage: app (ui/bench_app.py)
 def _ensure_bench_user(url: str) -> None:
     from . import auth
 
@@ -259,151 +246,6 @@ def _ensure_bench_user(url: str) -> None:
     if auth.get_user(engine, BENCH_USER[0]) is None:
         auth.add_user(engine, BENCH_USER[0], BENCH_USER[1], "admin", display_name="Bench admin")
     engine.dispose()
-
-
-def _signed_in_app(username: str = BENCH_USER[0]):
-    """An AppTest session already signed in (as the cookie re-login would leave it)."""
-    from streamlit.testing.v1 import AppTest
-
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=600)
-    at.session_state["authentication_status"] = True
-    at.session_state["username"] = username
-    return at
-
-
-@contextlib.contextmanager
-def shared_runtime():
-    """Let AppTest sessions overlap in threads, as sessions do in one Streamlit server.
-
-    AppTest installs a mock ``Runtime`` for each run and sets it back to None at the end, which
-    breaks any other session still running.  Here one mock stays available while sessions overlap
-    (a harness shim: the app code under test is untouched).
-    """
-    from unittest.mock import MagicMock
-
-    from streamlit.runtime import Runtime
-    from streamlit.runtime.caching.storage.dummy_cache_storage import MemoryCacheStorageManager
-
-    fallback = MagicMock(spec=Runtime)
-    fallback.cache_storage_manager = MemoryCacheStorageManager()
-    orig_instance, orig_exists = Runtime.__dict__["instance"], Runtime.__dict__["exists"]
-    Runtime.instance = classmethod(lambda cls: cls._instance or fallback)
-    Runtime.exists = classmethod(lambda cls: True)
-    try:
-        yield
-    finally:
-        Runtime.instance, Runtime.exists = orig_instance, orig_exists
-
-
-def _open(at, page_key: str):
-    from . import auth
-
-    return at.switch_page(auth.PAGES[page_key][1])
-
-
-def _render(at) -> tuple[float, str | None]:
-    t0 = time.perf_counter()
-    at.run()
-    took = time.perf_counter() - t0
-    err = None
-    if at.exception:
-        err = str(at.exception[0].message)[:200]
-    return took, err
-
-
-def _clear_data_cache() -> None:
-    import streamlit as st
-
-    from ui import data
-
-    st.cache_data.clear()
-    data.clear_cache()
-
-
-def stage_app(url: str, sessions: int) -> dict:
-    """Page renders through AppTest in this (app-like) process; caches are process-wide as in a server."""
-    _ensure_bench_user(url)
-    os.environ["CCM_DATABASE_URL"] = url
-    os.environ["CCM_COOKIE_KEY"] = BENCH_COOKIE_KEY
-    os.environ.pop("CCM_DEMO_MODE", None)
-    out: dict = {"pages": {}}
-    # Overview: cold (empty cache), warm (new session, same filters), filter change (cached / new filters).
-    _clear_data_cache()
-    at = _signed_in_app()
-    cold, err = _render(at)
-    warm_at = _signed_in_app()
-    warm, err2 = _render(warm_at)
-    ms = at.sidebar.multiselect
-    payer = next((w for w in ms if w.label == "Payer"), None)
-    filt = {}
-    if payer is not None and payer.options:
-        first = payer.options[0]
-        t0 = time.perf_counter()
-        payer.set_value([first]).run()  # a filter set nobody viewed yet: computes
-        filt["new_filter"] = round(time.perf_counter() - t0, 3)
-        payer = next(w for w in at.sidebar.multiselect if w.label == "Payer")
-        t0 = time.perf_counter()
-        payer.set_value([]).run()  # back to a filter set in the cache
-        filt["cached_filter"] = round(time.perf_counter() - t0, 3)
-        payer = next(w for w in at.sidebar.multiselect if w.label == "Payer")
-        t0 = time.perf_counter()
-        payer.set_value([first]).run()  # and again: now both are cached
-        filt["cached_filter_2"] = round(time.perf_counter() - t0, 3)
-    out["overview"] = {"cold": round(cold, 3), "warm": round(warm, 3), **filt, "error": err or err2}
-    # Every page cold (data cache cleared before each), then warm; the Audit page's other tabs too
-    # (each computes only when opened).
-    tabs = [(k, None) for k in APP_PAGES] + [(k, t) for k, (_, ts) in PAGE_TABS.items() for t in ts]
-    for key, tab in tabs:
-        at = _signed_in_app()
-        at.run()  # sign-in run (lands on the Overview); then empty the cache so the page below is cold
-        _clear_data_cache()
-        if tab:
-            at.session_state[PAGE_TABS[key][0]] = tab
-        _open(at, key)
-        c, e = _render(at)
-        w, e2 = _render(at)
-        name = f"{key}: {tab.lower()} tab" if tab else key
-        out["pages"][name] = {"cold": round(c, 3), "warm": round(w, 3), "error": e or e2}
-    # N concurrent sessions on the Overview with a warm cache.
-    if sessions:
-        _signed_in_app().run()  # warm the Overview's cache, as a running server would have it
-        out["concurrency"] = run_sessions(sessions)
-    out["peak_mb"] = peak_mb()
-    return out
-
-
-def run_sessions(n: int, page: str = "overview", username: str = BENCH_USER[0]) -> dict:
-    """``n`` AppTest sessions in threads, each signed in and rendering ``page``; p50/p95 and errors."""
-    times: list[float] = []
-    errors: list[str] = []
-    lock = threading.Lock()
-    barrier = threading.Barrier(n)
-
-    def one():
-        try:
-            at = _signed_in_app(username)
-            barrier.wait(timeout=60)
-            took, err = _render(at)
-            if page != "overview":
-                _open(at, page)
-                took, err = _render(at)
-            with lock:
-                times.append(took)
-                if err:
-                    errors.append(err)
-        except Exception as exc:  # noqa: BLE001
-            with lock:
-                errors.append(f"{type(exc).__name__}: {exc}"[:200])
-
-    threads = [threading.Thread(target=one) for _ in range(n)]
-    with shared_runtime():
-        t0 = time.perf_counter()
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        wall = time.perf_counter() - t0
-    return summarize_times(times, errors, wall)
 
 
 def summarize_times(times: list[float], errors: list[str], wall: float) -> dict:
@@ -419,9 +261,10 @@ def summarize_times(times: list[float], errors: list[str], wall: float) -> dict:
 
 
 # --------------------------------------------------------------------------- child process plumbing
-def run_child(stage: str, **params) -> dict:
-    """Run one stage in a fresh interpreter: its peak memory is then its own."""
-    cmd = [sys.executable, "-m", "ccm_core.bench", "--stage", stage, "--params", json.dumps(params, default=str)]
+def run_child(stage: str, module: str = "ccm_core.bench", **params) -> dict:
+    """Run one stage in a fresh interpreter: its peak memory is then its own.  The ``app`` stage drives
+    Streamlit, so it lives app-side (``ui.bench_app``), not in the core."""
+    cmd = [sys.executable, "-m", module, "--stage", stage, "--params", json.dumps(params, default=str)]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
     for line in proc.stdout.splitlines():
         if line.startswith(RESULT_TAG):
@@ -435,8 +278,6 @@ def _child_main(stage: str, params: dict) -> int:
         res = stage_generate(params["url"], params["patients"], params["months"], params["seed"])
     elif stage == "core":
         res = stage_core(params["url"], params["month"], dt.date.fromisoformat(params["as_of"]), params["repeat"])
-    elif stage == "app":
-        res = stage_app(params["url"], params["sessions"])
     else:
         raise SystemExit(f"unknown stage {stage}")
     print(RESULT_TAG + json.dumps(res, default=str), flush=True)
@@ -477,7 +318,7 @@ def bench_backend(name: str, url: str, args, say) -> dict:
     res["core"] = run_child("core", url=url, month=month, as_of=as_of, repeat=args.repeat)
     if not args.skip_app:
         say(f"[{name}] app renders through AppTest (+{args.sessions} concurrent sessions) ...")
-        res["app"] = run_child("app", url=url, sessions=args.sessions)
+        res["app"] = run_child("app", module="ui.bench_app", url=url, sessions=args.sessions)
     return res
 
 

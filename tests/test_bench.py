@@ -78,3 +78,24 @@ def test_version_key_of_generated_marker_is_per_database(tmp_path):
     b = bench._generated_marker("postgresql+psycopg://postgres@127.0.0.1:5432/ccm_bench_10x2")
     assert a != b and a.parent == b.parent == bench.OUT
     assert db.add_months(202501, -1) == 202412  # the bench reports on the month before the partial one
+
+
+def test_app_stage_renders_every_page_and_tab_in_its_own_process(demo_engine, tmp_path):
+    """The app stage (``ui.bench_app``, app-side: it drives Streamlit) runs as the bench runs it, in a
+    child process, on a copy of the demo database (it adds a bench login)."""
+    import sqlite3
+
+    from ui import bench_app
+
+    if demo_engine.dialect.name != "sqlite":
+        pytest.skip("one backend is enough for the harness; the copy is an SQLite backup")
+    copy = tmp_path / "bench_copy.db"
+    with sqlite3.connect(demo_engine.url.database) as src, sqlite3.connect(copy) as dst:
+        src.backup(dst)  # the WAL's pages included
+    res = bench.run_child("app", module="ui.bench_app", url=f"sqlite:///{copy}", sessions=2)
+    assert "error" not in res, res
+    expected = set(bench_app.APP_PAGES) | {f"{page}: {tab.lower()} tab"
+                                           for page, (_, tabs) in bench_app.PAGE_TABS.items() for tab in tabs}
+    assert set(res["pages"]) == expected
+    assert [k for k, v in res["pages"].items() if v["error"]] == []
+    assert res["overview"]["error"] is None and res["concurrency"]["ok"] == 2 and res["peak_mb"] > 0

@@ -17,6 +17,7 @@ from sqlalchemy import text
 from apptest_utils import ROLE_USERS, app_env, ensure_role_users
 from builders import Builder
 from ccm_core import bench, imports, kpis
+from ui import bench_app
 from ccm_core.filters import Filters
 from conftest import BACKENDS
 
@@ -38,11 +39,11 @@ def test_twenty_simultaneous_overview_sessions(backend, demo_engine, demo_url, m
     st.cache_data.clear()
     _clear_results()
     username = ROLE_USERS["program_lead"][0]
-    first = bench._signed_in_app(username).run()  # warms the cache, as a running server would have it
+    first = bench_app._signed_in_app(username).run()  # warms the cache, as a running server would have it
     assert not first.exception, first.exception
     assert any(m.label == "Enrolled patients" for m in first.metric)
 
-    stats = bench.run_sessions(20, username=username)
+    stats = bench_app.run_sessions(20, username=username)
     print(f"\n20 sessions on {backend}: p50 {stats['p50']} s, p95 {stats['p95']} s, max {stats['max']} s, "
           f"wall {stats['wall']} s")
     assert stats["errors"] == []
