@@ -41,18 +41,18 @@ class Filters:
             m = add_months(m, 1)
         return out
 
+    def clause(self, clinic, practitioner, care_manager, payer) -> ColumnElement[bool]:
+        """WHERE clause for clinic, practitioner, care manager and payer on the given columns (a patient's,
+        a claim's, a stored table's)."""
+        parts = [col.in_(chosen) for col, chosen in ((clinic, self.clinic_ids), (practitioner, self.practitioner_ids),
+                                                     (care_manager, self.care_manager_ids), (payer, self.payers))
+                 if chosen]
+        return and_(*parts) if parts else true()
+
     def patient_clause(self, patient_table) -> ColumnElement[bool]:
         """WHERE clause on the patient table for clinic, practitioner, care manager and payer."""
-        parts = []
-        if self.clinic_ids:
-            parts.append(patient_table.c.clinic_id.in_(self.clinic_ids))
-        if self.practitioner_ids:
-            parts.append(patient_table.c.billing_practitioner_id.in_(self.practitioner_ids))
-        if self.care_manager_ids:
-            parts.append(patient_table.c.care_manager_id.in_(self.care_manager_ids))
-        if self.payers:
-            parts.append(patient_table.c.payer.in_(self.payers))
-        return and_(*parts) if parts else true()
+        c = patient_table.c
+        return self.clause(c.clinic_id, c.billing_practitioner_id, c.care_manager_id, c.payer)
 
     def describe(self) -> str:
         rng = format_month(self.month_from) if self.month_from == self.month_to else (

@@ -255,19 +255,11 @@ def _program_codes(rs: rules_mod.RuleSet, f: Filters) -> list[str]:
 
 def _claim_where(f: Filters, rs: rules_mod.RuleSet, c=s.claim, p=s.patient):
     """Claim-level filters: clinic, billing NPI on the claim, care manager, payer on the claim, program codes."""
-    parts = []
-    if f.clinic_ids:
-        parts.append(func.coalesce(c.c.clinic_id, p.c.clinic_id).in_(f.clinic_ids))
-    if f.practitioner_ids:
-        parts.append(c.c.practitioner_id.in_(f.practitioner_ids))
-    if f.care_manager_ids:
-        parts.append(p.c.care_manager_id.in_(f.care_manager_ids))
-    if f.payers:
-        parts.append(c.c.payer.in_(f.payers))
     codes = _program_codes(rs, f)
     cl = s.claim_line
-    parts.append(exists().where(cl.c.claim_id == c.c.id, cl.c.cpt_code.in_(codes)))
-    return and_(*parts)
+    return and_(f.clause(func.coalesce(c.c.clinic_id, p.c.clinic_id), c.c.practitioner_id, p.c.care_manager_id,
+                         c.c.payer),
+                exists().where(cl.c.claim_id == c.c.id, cl.c.cpt_code.in_(codes)))
 
 
 def _is_denial(r=s.remittance):

@@ -306,8 +306,17 @@ def _reset_table(conn: Connection, t: Table) -> None:
 
 
 def is_fresh(conn: Connection, rs: rules_mod.RuleSet) -> bool:
+    return _current_state(conn, rs) is not None
+
+
+def _current_state(conn: Connection, rs: rules_mod.RuleSet, table: str | None = None) -> StoreState | None:
+    """The store's state when it holds the current data under the current rules and code (and ``table``
+    exists); None sends readers to the live statements."""
     st = read_state(conn)
-    return st is not None and st.data_version == db.get_data_version(conn) and st.fingerprint == fingerprint(rs)
+    if (st is None or st.data_version != db.get_data_version(conn) or st.fingerprint != fingerprint(rs)
+            or (table is not None and not _table_exists(conn, table))):
+        return None
+    return st
 
 
 # --------------------------------------------------------------------------- writing
@@ -559,7 +568,7 @@ def _eligible_patients_scope(conn: Connection, batch_ids: list[int], touched) ->
 def select_for(conn: Connection, f: Filters, rs: rules_mod.RuleSet) -> Select | None:
     """The stored rows for ``f`` with the live statement's columns, or None when the store is not
     current (then the caller runs the engine's statement)."""
-    if not is_fresh(conn, rs) or not _table_exists(conn):
+    if _current_state(conn, rs, TABLE_NAME) is None:
         return None
     t = store_table(rs)
     acts = [t.c[f"act_{p}"] == 1 for p in f.programs if f"act_{p}" in t.c]
@@ -574,11 +583,11 @@ def enrolled_select(conn: Connection, f: Filters, as_of) -> Select | None:
     m = db.month_int(as_of)
     month_end = db.month_bounds(m)[1]
     base_month = m if as_of == month_end else db.add_months(m, -1)  # mid-month: last month end + events since
-    st = read_state(conn)
-    if st is not None and st.enrolled_to is not None:
-        base_month = min(base_month, st.enrolled_to)  # past the stored months: the last one + events since
-    if (st is None or st.enrolled_from is None or not st.enrolled_from <= base_month <= st.enrolled_to
-            or st.data_version != db.get_data_version(conn) or st.fingerprint != fingerprint(rules_mod.load(conn))):
+    st = _current_state(conn, rules_mod.load(conn))
+    if st is None or st.enrolled_from is None:
+        return None
+    base_month = min(base_month, st.enrolled_to)  # past the stored months: the last one + events since
+    if not st.enrolled_from <= base_month:
         return None
     e, p, ee = enrolled_store, s.patient, s.enrollment_event
     stored = select(e.c.patient_id, e.c.program).where(e.c.month == base_month, e.c.program.in_(f.programs))
@@ -609,10 +618,8 @@ def eligible_select(conn: Connection, f: Filters, rs: rules_mod.RuleSet, as_of) 
     m = db.month_int(as_of)
     if as_of != db.month_bounds(m)[1]:
         return None
-    st = read_state(conn)
-    if (st is None or st.eligible_from is None or not st.eligible_from <= m <= st.eligible_to
-            or st.data_version != db.get_data_version(conn) or st.fingerprint != fingerprint(rs)
-            or not _table_exists(conn, ELIGIBLE_TABLE)):
+    st = _current_state(conn, rs, ELIGIBLE_TABLE)
+    if st is None or st.eligible_from is None or not st.eligible_from <= m <= st.eligible_to:
         return None
     e, p = eligible_store, s.patient
     q = select(e.c.patient_id.label("patient_id")).where(e.c.month == m)
@@ -623,23 +630,13 @@ def eligible_select(conn: Connection, f: Filters, rs: rules_mod.RuleSet, as_of) 
 
 def claim_source(conn: Connection, f: Filters, rs: rules_mod.RuleSet):
     """(table, where) over the stored claims for ``f``'s claim filters, or None when not current."""
-    st = read_state(conn)
-    if (st is None or not st.claims_built or st.data_version != db.get_data_version(conn)
-            or st.fingerprint != fingerprint(rs) or not _table_exists(conn, CLAIM_TABLE)):
+    st = _current_state(conn, rs, CLAIM_TABLE)
+    if st is None or not st.claims_built:
         return None
     t = claim_table(rs)
-    parts = []
-    if f.clinic_ids:
-        parts.append(t.c.clinic_id.in_(f.clinic_ids))
-    if f.practitioner_ids:
-        parts.append(t.c.practitioner_id.in_(f.practitioner_ids))
-    if f.care_manager_ids:
-        parts.append(t.c.care_manager_id.in_(f.care_manager_ids))
-    if f.payers:
-        parts.append(t.c.payer.in_(f.payers))
     acts = [t.c[f"act_{p}"] == 1 for p in f.programs if f"act_{p}" in t.c]
-    parts.append(or_(*acts) if acts else false())
-    return t, and_(*parts)
+    return t, and_(f.clause(t.c.clinic_id, t.c.practitioner_id, t.c.care_manager_id, t.c.payer),
+                   or_(*acts) if acts else false())
 
 
 def patient_month_source(conn: Connection, f: Filters, rs: rules_mod.RuleSet) -> Select:
