@@ -1,9 +1,9 @@
 """The app's result cache (ui.data.cached): served from cache until the data changes, never stale after.
 
 Why it matters: at 50,000 patients a KPI costs seconds, so pages must not recompute on every rerun;
-but a cache that outlives an import would show the program lead last week's numbers.  The cache key
-is (function, arguments, database URL, data version) and every import / revert bumps the version in
-the same transaction that writes the rows.
+but a cache that outlives an import would show the program lead last week's numbers.  A result is
+kept per (function, arguments, database URL) while no table it read has been written: every import /
+revert records the tables it changed in the same transaction that writes the rows.
 
 Hand-worked cohort (month 2025-03): patients A, B, C enrolled on 2025-01-02 with 25, 10 and 0
 counted CCM minutes; patient D only consented.  So enrolled = 3, mean minutes = 35 / 3.
@@ -13,17 +13,12 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-import streamlit as st
 
 from builders import Builder
 from ccm_core import db, imports, kpis
 from ccm_core.filters import Filters
+from ui.data import clear_cache
 
-
-def _clear_results() -> None:
-    from ui import data
-
-    data.clear_cache()
 
 
 MARCH = Filters.for_month(202503)
@@ -54,12 +49,10 @@ def app_db(engine, monkeypatch):
         staff_ext = conn.exec_driver_sql("SELECT external_id FROM staff WHERE role = 'care_manager'").scalar()
         db.bump_data_version(conn)
     monkeypatch.setenv("CCM_DATABASE_URL", engine.url.render_as_string(hide_password=False))
-    st.cache_data.clear()
-    _clear_results()
+    clear_cache()
     CALLS.clear()
     yield engine, staff_ext
-    st.cache_data.clear()
-    _clear_results()
+    clear_cache()
 
 
 def _csv(name: str, text: str) -> imports.Source:

@@ -18,26 +18,19 @@ from apptest_utils import ROLE_USERS, app_env, ensure_role_users
 from builders import Builder
 from ccm_core import bench, imports, kpis
 from ui import bench_app
+from ui.data import clear_cache
 from ccm_core.filters import Filters
 from conftest import BACKENDS
 
-
-def _clear_results() -> None:
-    from ui import data
-
-    data.clear_cache()
 
 ONE_BACKEND = [BACKENDS[-1]]  # postgresql when configured, else sqlite
 
 
 @pytest.mark.parametrize("backend", ONE_BACKEND)
 def test_twenty_simultaneous_overview_sessions(backend, demo_engine, demo_url, monkeypatch):
-    import streamlit as st
-
     ensure_role_users(demo_engine)
     app_env(monkeypatch, demo_url)
-    st.cache_data.clear()
-    _clear_results()
+    clear_cache()
     username = ROLE_USERS["program_lead"][0]
     first = bench_app._signed_in_app(username).run()  # warms the cache, as a running server would have it
     assert not first.exception, first.exception

@@ -80,11 +80,8 @@ def _render(at) -> tuple[float, str | None]:
 
 
 def _clear_data_cache() -> None:
-    import streamlit as st
-
     from ui import data
 
-    st.cache_data.clear()
     data.clear_cache()
 
 

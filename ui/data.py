@@ -66,11 +66,6 @@ def _versions() -> tuple[int, dict[str, int]]:
     return scope["data_version"], scope["versions"]
 
 
-def data_version() -> int:
-    """Read once per run: every cached() call in the run shares it."""
-    return _versions()[0]
-
-
 @dataclass
 class _Entry:
     value: Any
