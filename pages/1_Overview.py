@@ -38,7 +38,7 @@ TILES = (
 
 
 def headline_results(f) -> dict:
-    """The KPI results behind the tiles for one filter set (each cached per data version)."""
+    """The KPI results behind the tiles for one filter set (each cached until what it reads is written)."""
     revenue = cached(kpis.revenue_summary, f)
     denial = cached(kpis.initial_denial_rates, f)
     return {
