@@ -31,7 +31,7 @@ test: $(VENV)/.dev
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 bench: $(VENV)/.dev
-	$(PY) -m ccm_core.bench
+	$(PY) -m bench
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -10,7 +10,8 @@ import datetime as dt
 import pytest
 from sqlalchemy import text
 
-from ccm_core import bench, db
+from bench import harness as bench
+from ccm_core import db
 from ccm_core import engine as engine_mod
 from ccm_core.filters import Filters
 
@@ -81,18 +82,18 @@ def test_version_key_of_generated_marker_is_per_database(tmp_path):
 
 
 def test_app_stage_renders_every_page_and_tab_in_its_own_process(demo_engine, tmp_path):
-    """The app stage (``ui.bench_app``, app-side: it drives Streamlit) runs as the bench runs it, in a
+    """The app stage (``bench.app_stage``: it drives Streamlit) runs as the bench runs it, in a
     child process, on a copy of the demo database (it adds a bench login)."""
     import sqlite3
 
-    from ui import bench_app
+    from bench import app_stage as bench_app
 
     if demo_engine.dialect.name != "sqlite":
         pytest.skip("one backend is enough for the harness; the copy is an SQLite backup")
     copy = tmp_path / "bench_copy.db"
     with sqlite3.connect(demo_engine.url.database) as src, sqlite3.connect(copy) as dst:
         src.backup(dst)  # the WAL's pages included
-    res = bench.run_child("app", module="ui.bench_app", url=f"sqlite:///{copy}", sessions=2)
+    res = bench.run_child("app", module="bench.app_stage", url=f"sqlite:///{copy}", sessions=2)
     assert "error" not in res, res
     expected = set(bench_app.APP_PAGES) | {f"{page}: {tab.lower()} tab"
                                            for page, (_, tabs) in bench_app.PAGE_TABS.items() for tab in tabs}

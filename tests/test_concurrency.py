@@ -16,8 +16,9 @@ from sqlalchemy import text
 
 from apptest_utils import ROLE_USERS, app_env, ensure_role_users
 from builders import Builder
-from ccm_core import bench, imports, kpis
-from ui import bench_app
+from bench import app_stage as bench_app
+from bench import harness as bench
+from ccm_core import imports, kpis
 from ui.data import clear_cache
 from ccm_core.filters import Filters
 from conftest import BACKENDS

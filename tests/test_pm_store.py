@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 from sqlalchemy import func, select
 
-from ccm_core import bench, db, engine as eng, pm_store, rules
+from bench import harness as bench
+from ccm_core import db, engine as eng, pm_store, rules
 from ccm_core import schema as s
 from ccm_core.filters import Filters
 from ccm_core.imports.runner import Source, import_files

@@ -10,10 +10,10 @@ of merely reading the data, which is what indexes and query shape can still win 
 Every stage runs in a fresh child process so its peak memory (``ru_maxrss``) is its own:
 ``generate`` (demo generator + bulk load), ``core`` (KPIs per page, the ready-to-bill list, an
 audit sample pull) and ``app`` (AppTest renders of every page: cold, warm, filter change, and N
-concurrent sessions; app-side in ``ui/bench_app.py``, since the core never imports Streamlit).
+concurrent sessions; in ``bench/app_stage.py``, since it drives Streamlit).
 Results: a table on stdout, ``bench/out/results.json`` and ``results.md``.
 
-    python -m ccm_core.bench [--patients 50000] [--months 36] [--reuse] [--skip-pg] [--skip-sqlite]
+    python -m bench [--patients 50000] [--months 36] [--reuse] [--skip-pg] [--skip-sqlite]
 """
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ from pathlib import Path
 
 from sqlalchemy import create_engine, text
 
-from . import db
+from ccm_core import db
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "bench" / "out"
@@ -102,7 +102,7 @@ def _generated_marker(url: str) -> Path:
 
 # --------------------------------------------------------------------------- stage: generate
 def stage_generate(url: str, patients: int, months: int, seed: int) -> dict:
-    from . import demo
+    from ccm_core import demo
 
     engine = db.make_engine(url)
     t0 = time.perf_counter()
@@ -156,8 +156,8 @@ FLOORS_FOR = {
 
 def page_calls(month: int, as_of: dt.date):
     """(page, label, family, fn, args, kwargs): the kpis calls each page makes for one month."""
-    from . import kpis, kpis_extra
-    from .filters import Filters
+    from ccm_core import kpis, kpis_extra
+    from ccm_core.filters import Filters
 
     f = Filters.for_month(month)
     fa = f.with_months(db.month_int(as_of))
@@ -195,9 +195,9 @@ def page_calls(month: int, as_of: dt.date):
 
 
 def stage_core(url: str, month: int, as_of: dt.date, repeat: int) -> dict:
-    from . import engine as engine_mod
-    from . import sampling
-    from .filters import Filters
+    from ccm_core import engine as engine_mod
+    from ccm_core import sampling
+    from ccm_core.filters import Filters
 
     engine = db.make_engine(url)
     out: dict = {"floors": {}, "kpis": [], "month": month}
@@ -237,9 +237,9 @@ def stage_core(url: str, month: int, as_of: dt.date, repeat: int) -> dict:
     return out
 
 
-# --------------------------------------------------------------------------- stage: app (ui/bench_app.py)
+# --------------------------------------------------------------------------- stage: app (bench/app_stage.py)
 def _ensure_bench_user(url: str) -> None:
-    from . import auth
+    from ccm_core import auth
 
     os.environ["CCM_BCRYPT_ROUNDS"] = "4"
     engine = db.make_engine(url)
@@ -261,9 +261,9 @@ def summarize_times(times: list[float], errors: list[str], wall: float) -> dict:
 
 
 # --------------------------------------------------------------------------- child process plumbing
-def run_child(stage: str, module: str = "ccm_core.bench", **params) -> dict:
+def run_child(stage: str, module: str = "bench.harness", **params) -> dict:
     """Run one stage in a fresh interpreter: its peak memory is then its own.  The ``app`` stage drives
-    Streamlit, so it lives app-side (``ui.bench_app``), not in the core."""
+    Streamlit, so it is a module of its own (``bench.app_stage``)."""
     cmd = [sys.executable, "-m", module, "--stage", stage, "--params", json.dumps(params, default=str)]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
     for line in proc.stdout.splitlines():
@@ -294,7 +294,7 @@ def bench_backend(name: str, url: str, args, say) -> dict:
         gen["reused"] = True
         say(f"[{name}] reusing generated database (generation figures from {marker.name})")
         # as a deployment runs init-db after an upgrade: stored tables built by older code are rebuilt
-        from . import pm_store
+        from ccm_core import pm_store
 
         engine = db.make_engine(url)
         t0 = time.perf_counter()
@@ -318,7 +318,7 @@ def bench_backend(name: str, url: str, args, say) -> dict:
     res["core"] = run_child("core", url=url, month=month, as_of=as_of, repeat=args.repeat)
     if not args.skip_app:
         say(f"[{name}] app renders through AppTest (+{args.sessions} concurrent sessions) ...")
-        res["app"] = run_child("app", module="ui.bench_app", url=url, sessions=args.sessions)
+        res["app"] = run_child("app", module="bench.app_stage", url=url, sessions=args.sessions)
     return res
 
 
@@ -386,7 +386,7 @@ def render_markdown(results: list[dict]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m ccm_core.bench", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     p.add_argument("--patients", type=int, default=50_000)
     p.add_argument("--months", type=int, default=36)
     p.add_argument("--seed", type=int, default=42)

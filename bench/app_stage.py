@@ -1,8 +1,8 @@
 """The benchmark's ``app`` stage: AppTest renders of every page and tab (cold, warm, filter change) and N
-simultaneous sessions, at the size ``python -m ccm_core.bench`` generated.
+simultaneous sessions, at the size ``python -m bench`` generated.
 
-It drives Streamlit, so it lives app-side; ``ccm_core.bench`` runs it in a child process
-(``python -m ui.bench_app --stage app --params JSON``) so its peak memory is the app's own.
+It drives Streamlit, so it lives outside the core (the runtime packages never hold benchmark code);
+``bench.harness`` runs it in a child process (``python -m bench.app_stage --stage app --params JSON``) so its peak memory is the app's own.
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import sys
 import threading
 import time
 
-from ccm_core.bench import (BENCH_COOKIE_KEY, BENCH_USER, RESULT_TAG, ROOT, _ensure_bench_user, peak_mb,
+from bench.harness import (BENCH_COOKIE_KEY, BENCH_USER, RESULT_TAG, ROOT, _ensure_bench_user, peak_mb,
                             summarize_times)
 
 APP_PAGES = ("overview", "enrollment", "minutes", "billing", "revenue", "audit", "import", "admin")
@@ -172,7 +172,7 @@ def run_sessions(n: int, page: str = "overview", username: str = BENCH_USER[0]) 
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m ui.bench_app", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m bench.app_stage", description=__doc__.splitlines()[0])
     p.add_argument("--stage", default="app", choices=["app"])
     p.add_argument("--params", required=True, help="JSON: url, sessions")
     params = json.loads(p.parse_args(argv).params)
