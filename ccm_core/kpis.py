@@ -13,6 +13,7 @@ nothing here recounts a time entry.
 from __future__ import annotations
 
 import datetime as dt
+import math
 
 import pandas as pd
 from sqlalchemy import (
@@ -30,6 +31,7 @@ from sqlalchemy import (
     null,
     or_,
     type_coerce,
+    union,
     union_all,
     select,
     values,
@@ -103,8 +105,10 @@ _def("retention", "Retention by enrollment cohort",
      "Patients whose first enrollment event falls in the cohort month (horizons not yet observable are blank)",
      "Re-enrollment after a disenrollment is not counted back", "kpi-definitions.md 3.2 [S5][S84]", "rate")
 _def("funnel", "Enrollment funnel",
-     "Distinct patients reaching each stage in the period (eligible = as of month end; first billable = "
-     "patients enrolled in the period whose minutes supported a code in a month of the period)",
+     "Distinct patients reaching each stage in the period (eligible = as of month end; outreached = an "
+     "outreach event or reached; reached and consented = consent conversion's denominator and numerator; "
+     "enrolled = an enrolled event; first billable = patients enrolled in the period whose minutes supported a "
+     "code in a month of the period)",
      "n/a (counts)", "Events of other programs", "kpi-definitions.md 3.2; PRODUCT.md capability 1")
 _def("billable_rate", "Billable (completion) rate",
      "Active enrolled patients whose counted minutes supported a CCM code this month (any track)",
@@ -121,10 +125,17 @@ _def("near_threshold", "Near-threshold worklist",
      "Active enrolled patients at 15-19 counted minutes (tier 1) or 10-14 (tier 2) in the month of the as-of "
      "date, with minutes needed, days left, expected dollars at stake (99490 fee) and last contact",
      "n/a (a list)", "Patients already at 20+ minutes", "kpi-definitions.md 3.2 CureMD 'Days Left' [S50]")
-_def("pacing_forecast", "Month-end pacing forecast",
-     "Projected billable patient-months at month end = reached so far x (last month's final / last month's count "
-     "on the same day); straight-line by days when last month had none by that day",
-     "n/a (projection)", "Months with no data yet", "Our design; thresholds ccm-rules.md 2")
+_def("pacing_forecast", "Month-end forecast of billable patient-months",
+     "Billable so far (minutes reached the threshold by the data date) + patients who can still bill (enrolled "
+     "that day, not yet billable) x the share of them the 3 months before converted by month end from the same "
+     "day; range from the lowest and highest share; whole patients, never above so far + can still bill",
+     "n/a (projection; the cap is so far + can still bill)", "Patients who enroll after the data date; months "
+     "with no data yet (straight line by days, capped)", "Our design; thresholds ccm-rules.md 2; backtest in "
+     "docs/performance.md")
+_def("billable_patient_months", "Billable patient-months",
+     "Patient-months whose counted minutes support a CCM code (any track), including patients who left the "
+     "program later that month", "n/a (count)", "Patient-months with no supported code",
+     "ccm-rules.md 2; the same count on Overview, Minutes and Revenue")
 _def("minutes_per_care_manager", "Minutes per care manager",
      "Counted CCM minutes of the care manager's assigned active enrolled patients this month",
      "The care manager's active enrolled panel", "Unassigned patients are grouped as 'unassigned'",
@@ -380,14 +391,25 @@ def consent_rate(conn: Connection, f: Filters) -> KpiResult:
     return KpiResult(D["consent_rate"], _rate(num, den), num, den)
 
 
-def consent_conversion(conn: Connection, f: Filters) -> KpiResult:
+def _reached_in_period(f: Filters):
+    """Patients reached in the period: a reached, consented or declined event, or an accepted consent, dated in it.
+
+    The funnel's 'reached' stage and consent conversion's denominator are this one population."""
+    return union(*_reached_parts(f))
+
+
+def _reached_parts(f: Filters, statuses: tuple[str, ...] = ("reached", "consented", "declined")) -> list:
     ee, p = s.enrollment_event, s.patient
     start, end = _period(f)
+    return [_consented_in_period(f),
+            select(ee.c.patient_id).join(p, p.c.id == ee.c.patient_id)
+            .where(ee.c.status.in_(statuses), ee.c.event_date.between(start, end),
+                   ee.c.program.in_(f.programs), f.patient_clause(p))]
+
+
+def consent_conversion(conn: Connection, f: Filters) -> KpiResult:
     consented = _consented_in_period(f)
-    reached = consented.union(
-        select(ee.c.patient_id).join(p, p.c.id == ee.c.patient_id)
-        .where(ee.c.status.in_(("reached", "consented", "declined")), ee.c.event_date.between(start, end),
-               ee.c.program.in_(f.programs), f.patient_clause(p))).subquery()
+    reached = _reached_in_period(f).subquery()
     num = int(conn.execute(select(func.count(distinct(consented.subquery().c.patient_id)))).scalar() or 0)
     den = int(conn.execute(select(func.count()).select_from(reached)).scalar() or 0)
     return KpiResult(D["consent_conversion"], _rate(num, den), num, den)
@@ -522,6 +544,13 @@ def funnel_counts(conn: Connection, f: Filters) -> pd.DataFrame:
          .where(ee.c.event_date.between(start, end), ee.c.program.in_(f.programs), f.patient_clause(p))
          .group_by(ee.c.status))
     by_status = {r.status: int(r.patients) for r in conn.execute(q)}
+    # reached and consented are consent conversion's own populations, so "Consented of reached" beside the
+    # funnel is exactly consented / reached; outreached includes everyone reached (a funnel never widens)
+    reached_q = _reached_in_period(f)
+    outreached_q = union(*_reached_parts(f, ("outreached", "reached", "consented", "declined")))
+    for key, sel in (("reached", reached_q), ("outreached", outreached_q),
+                     ("consented", _consented_in_period(f).distinct())):
+        by_status[key] = int(conn.execute(select(func.count()).select_from(sel.subquery())).scalar() or 0)
     pm = _pm(conn, f, rs)
     enrolled_by_then = exists().where(
         ee.c.patient_id == pm.c.patient_id, ee.c.status == "enrolled", ee.c.event_date.between(start, end),
@@ -655,35 +684,111 @@ def near_threshold_worklist(conn: Connection, f: Filters, as_of: dt.date) -> pd.
     return _frame(df, "near_threshold")
 
 
-def _reached_by(conn, f: Filters, rs, month: int, day: int | None) -> int:
-    """Enrolled patient-months of ``month`` whose counted minutes reached 20 by ``day`` (None = month end)."""
-    em = _enrolled_month(conn, f, rs, month)
+def billable_condition(pm, cutoff: dt.date | None = None):
+    """A patient-month counts as billable when its minutes support a code (any track); by ``cutoff`` when given,
+    also the day its counted minutes reached the threshold is on or before it.  The one definition behind
+    Revenue's billable patient-months, the forecast's 'so far' and its history."""
+    cond = pm.c.supported_track.isnot(None)
+    if cutoff is not None:
+        cond = and_(cond, pm.c.threshold_date.isnot(None), type_coerce(pm.c.threshold_date, Date) <= cutoff)
+    return cond
+
+
+def _cutoff(month: int, day: int | None) -> dt.date:
     first, last = month_bounds(month)
-    cutoff = last if day is None else min(first + dt.timedelta(days=day - 1), last)
-    return int(conn.execute(select(func.count()).select_from(em)
-                            .where(em.c.threshold_date.isnot(None), em.c.threshold_date <= cutoff)).scalar() or 0)
+    return last if day is None else min(first + dt.timedelta(days=day - 1), last)
 
 
-def pacing_forecast(conn: Connection, f: Filters, as_of: dt.date) -> KpiResult:
+def _reached_and_open(conn, f: Filters, rs, month: int, day: int | None) -> tuple[int, int]:
+    """(billable patient-months of ``month`` by ``day``, enrolled patients on that day not yet billable).
+
+    ``day`` None = month end.  The second number is who can still reach the threshold this month."""
+    fm = f.with_months(month)
+    cutoff = _cutoff(month, day)
+    pm = _pm(conn, fm, rs)
+    reached_ids = select(pm.c.patient_id).where(billable_condition(pm, None if day is None else cutoff))
+    reached = int(conn.execute(select(func.count()).select_from(reached_ids.subquery())).scalar() or 0)
+    enr = _enrolled(conn, fm, cutoff)
+    pm2 = _pm(conn, fm, rs)
+    still = int(conn.execute(
+        select(func.count()).select_from(enr)
+        .where(enr.c.patient_id.not_in(select(pm2.c.patient_id)
+                                       .where(billable_condition(pm2, None if day is None else cutoff))))
+    ).scalar() or 0)
+    return reached, still
+
+
+def billable_patient_months(conn: Connection, f: Filters, month: int | None = None, day: int | None = None) -> int:
+    """Billable patient-months of ``month`` (default ``f.month_to``), by ``day`` of the month when given."""
+    rs = _rules(conn)
+    return _reached_and_open(conn, f, rs, month or f.month_to, day)[0]
+
+
+FORECAST_HISTORY_MONTHS = 3
+
+
+def pacing_forecast(conn: Connection, f: Filters, as_of: dt.date, history: int = FORECAST_HISTORY_MONTHS) -> KpiResult:
+    """Month-end billable patient-months for the month of ``as_of``: whole patients, a range, and a cap.
+
+    so far = billable patient-months whose minutes reached the threshold by ``as_of``; can still bill =
+    enrolled patients on ``as_of`` not yet billable.  Each of the ``history`` months before converted a share
+    p of its own 'can still bill' on the same day of the month into billable months by its end; the forecast
+    is so far + can still bill x mean(p), the range uses the lowest and highest p (months with no billable
+    patient-month are skipped: no data to learn from).  p is at most 1, so the
+    forecast never exceeds so far + can still bill (the cap).  With no usable history: a straight line by days,
+    capped the same way.
+    """
     rs = _rules(conn)
     month = month_int(as_of)
-    prev = add_months(month, -1)
     day = as_of.day
     days_in_month = month_bounds(month)[1].day
-    so_far = _reached_by(conn, f, rs, month, day)
-    prev_same_day = _reached_by(conn, f, rs, prev, day)
-    prev_final = _reached_by(conn, f, rs, prev, None)
-    if prev_same_day > 0:
-        projected = so_far * prev_final / prev_same_day
-        method = "last month's pace"
+    so_far, still = _reached_and_open(conn, f, rs, month, day)
+    cap = so_far + still
+    shares, used = [], []
+    for k in range(1, history + 1):
+        m = add_months(month, -k)
+        r_day, open_day = _reached_and_open(conn, f, rs, m, day)
+        final = _reached_and_open(conn, f, rs, m, None)[0]
+        if open_day > 0 and final > 0:  # a month with no billable patient-month has no data to learn from
+            shares.append(min(1.0, max(0.0, (final - r_day) / open_day)))
+            used.append(m)
+    if shares:
+        mean = sum(shares) / len(shares)
+        point = so_far + round(still * mean)
+        low = so_far + math.floor(still * min(shares))
+        high = so_far + math.ceil(still * max(shares))
+        method = f"share of 'can still bill' converted on the same day in the {len(shares)} months before"
     else:
-        projected = so_far * days_in_month / day
-        method = "straight line by days"
+        straight = so_far * days_in_month / day if day else so_far
+        point = low = high = min(cap, round(straight))
+        mean = None
+        method = "straight line by days (no earlier month to learn from)"
+    point, low, high = (min(cap, max(so_far, v)) for v in (point, low, high))
     enr = int(conn.execute(select(func.count()).select_from(_enrolled(conn, f.with_months(month), as_of))).scalar() or 0)
-    return KpiResult(D["pacing_forecast"], round(projected, 1), so_far, None,
-                     {"so_far": so_far, "last_month_same_day": prev_same_day, "last_month_final": prev_final,
-                      "day": day, "days_in_month": days_in_month, "method": method, "enrolled": enr,
-                      "as_of": as_of})
+    return KpiResult(D["pacing_forecast"], int(point), so_far, None,
+                     {"so_far": so_far, "can_still_bill": still, "cap": cap, "low": int(low), "high": int(high),
+                      "conversion": mean, "conversions": dict(zip(used, shares)), "day": day,
+                      "days_in_month": days_in_month, "method": method, "enrolled": enr, "as_of": as_of})
+
+
+def forecast_backtest(conn: Connection, f: Filters, days: tuple[int, ...] = (7, 14, 21),
+                      history: int = FORECAST_HISTORY_MONTHS) -> pd.DataFrame:
+    """The forecast made on day ``d`` of each past month of ``f`` (with ``history`` months before it) against the
+    billable patient-months that month actually reached: error, absolute error and whether the range held it."""
+    rs = _rules(conn)
+    rows = []
+    for m in f.months():
+        actual = _reached_and_open(conn, f, rs, m, None)[0]
+        for d in days:
+            as_of = _cutoff(m, d)
+            fc = pacing_forecast(conn, f, as_of, history)
+            rows.append({"month": m, "day": d, "so_far": fc.extra["so_far"], "forecast": fc.value,
+                         "low": fc.extra["low"], "high": fc.extra["high"], "cap": fc.extra["cap"],
+                         "actual": actual, "error": fc.value - actual,
+                         "abs_pct_error": _rate(abs(fc.value - actual), actual),
+                         "in_range": fc.extra["low"] <= actual <= fc.extra["high"]})
+    return _frame(pd.DataFrame(rows, columns=["month", "day", "so_far", "forecast", "low", "high", "cap", "actual",
+                                              "error", "abs_pct_error", "in_range"]), "pacing_forecast")
 
 
 def minutes_per_care_manager(conn: Connection, f: Filters) -> pd.DataFrame:
@@ -713,7 +818,7 @@ def revenue_by_month(conn: Connection, f: Filters) -> pd.DataFrame:
     q = (select(pm.c.service_month, func.coalesce(func.sum(pm.c.expected_amount), 0.0).label("expected"),
                 func.coalesce(func.sum(pm.c.billed_charge), 0.0).label("billed"),
                 func.coalesce(func.sum(pm.c.paid_amount), 0.0).label("paid"),
-                _flag(pm.c.supported_track.isnot(None)).label("billable_patient_months"))
+                _flag(billable_condition(pm)).label("billable_patient_months"))
          .group_by(pm.c.service_month))
     got = {int(r.service_month): r for r in conn.execute(q)}
     rows = []

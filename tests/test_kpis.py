@@ -143,9 +143,13 @@ def test_decline_disenrollment_mix_and_retention(engine, program):
 def test_funnel(engine, program):
     with engine.connect() as conn:
         fun = kpis.funnel_counts(conn, MAR).set_index("stage")["patients"].to_dict()
-    # K's funnel started in February (outreached 2/27, reached 2/28): March outreached/reached = C, G, J, L
-    assert fun == {"eligible": 6, "outreached": 4, "reached": 4, "consented": 3, "enrolled": 2,
+        cv = kpis.consent_conversion(conn, MAR)
+    # K's funnel started in February (outreached 2/27, reached 2/28) but K consented in March
+    # reached = consent conversion's population (C, G, J, K, L), consented = dated accepted consents (G, K);
+    # outreached = an outreach event (C, G, J, L) or reached (K)
+    assert fun == {"eligible": 6, "outreached": 5, "reached": 5, "consented": 2, "enrolled": 2,
                    "first billable month": 1}
+    assert (cv.numerator, cv.denominator) == (fun["consented"], fun["reached"])
 
 
 def test_minutes_billable_and_addon_capture(engine, program):
@@ -178,9 +182,42 @@ def test_near_threshold_worklist(engine, program):
 def test_pacing_forecast(engine, program):
     with engine.connect() as conn:
         pf = kpis.pacing_forecast(conn, MAR, as_of=D(2025, 3, 20))
-    # March by the 20th: A (3/18), K (3/6) = 2. February by the 20th: B (2/10), I (2/5) = 2; final: + A (2/25) = 3
-    assert pf.extra["so_far"] == 2 and pf.extra["last_month_same_day"] == 2 and pf.extra["last_month_final"] == 3
-    assert pf.value == pytest.approx(3.0) and pf.extra["method"] == "last month's pace"
+    # March by the 20th: A, K billable = 2; enrolled on 3/20 and not yet billable: B, G -> can still bill 2, cap 4.
+    # February (history): by 2/20 B, I billable (2), enrolled not yet billable: A (1); final 3 -> share (3-2)/1 = 1.
+    # January has no billable patient-month (skipped), December nobody enrolled.  4 = 2 + 2 x 1.
+    assert (pf.extra["so_far"], pf.extra["can_still_bill"], pf.extra["cap"]) == (2, 2, 4)
+    assert pf.extra["conversions"] == {202502: 1.0}
+    assert (pf.value, pf.extra["low"], pf.extra["high"]) == (4, 4, 4)
+    assert isinstance(pf.value, int)
+
+
+def test_forecast_is_capped_by_who_can_still_bill(engine):
+    """Twelve enrolled patients.  February: 1 billable by the 5th, 10 by month end (the old pace method would
+    multiply March's 3 by 10 = 30 patients, more than are enrolled).  March: 3 billable by the 5th."""
+    with engine.begin() as conn:
+        b = Builder(conn)
+        ps = [b.enrolled_patient(consent_on=D(2025, 1, 2)) for _ in range(12)]
+        b.time(ps[0], 20, D(2025, 2, 3))
+        for p in ps[1:10]:
+            b.time(p, 20, D(2025, 2, 25))
+        for p in ps[:3]:
+            b.time(p, 20, D(2025, 3, 2))
+    with engine.connect() as conn:
+        pf = kpis.pacing_forecast(conn, MAR, as_of=D(2025, 3, 5))
+        bt = kpis.forecast_backtest(conn, Filters(202502, 202503), days=(5,))
+        billable_feb = kpis.billable_patient_months(conn, Filters.for_month(202502))
+        revenue_feb = kpis.revenue_by_month(conn, Filters.for_month(202502))
+    # February's share: (10 - 1) / 11 not yet billable on the 5th = 9/11.  March: 3 + 9 x 9/11 = 3 + 7.36
+    assert pf.extra["conversions"] == {202502: pytest.approx(9 / 11)}
+    assert (pf.extra["so_far"], pf.extra["can_still_bill"], pf.extra["cap"]) == (3, 9, 12)
+    assert (pf.value, pf.extra["low"], pf.extra["high"]) == (10, 10, 11)
+    assert pf.value <= pf.extra["cap"] <= len(ps)
+    # one count of billable patient-months: the forecast's history is Revenue's column
+    assert billable_feb == 10 == int(revenue_feb["billable_patient_months"].iloc[0])
+    # backtest: February's forecast has no history (January had no billable month): straight line 1 x 28/5
+    feb, mar = bt.iloc[0], bt.iloc[1]
+    assert (feb["forecast"], feb["actual"]) == (6, 10) and (mar["forecast"], mar["actual"]) == (10, 3)
+    assert (bt["forecast"] <= bt["cap"]).all()
 
 
 def test_revenue_summary_and_leakage(engine, program):
