@@ -34,3 +34,22 @@ def recent_access(engine: Engine, limit: int = 500, username: str | None = None,
         q = q.where(access_log.c.action == action)
     with engine.connect() as conn:
         return pd.DataFrame(conn.execute(q).mappings().all(), columns=[c.name for c in access_log.c])
+
+
+def cli_user(explicit: str | None = None) -> str:
+    """Who runs a command-line tool: ``--user`` when given, else the operating-system login name."""
+    if explicit and explicit.strip():
+        return explicit.strip()
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except Exception:  # noqa: BLE001 - no login name (some containers): still write a row
+        return "unknown"
+
+
+def log_cli_output(engine: Engine, *, user: str | None, command: str, detail: str,
+                   patient_count: int | None) -> None:
+    """The access-log row for patient-level command-line output, written before the output is printed."""
+    log_access(engine, username=cli_user(user), role=None, action="export", page="cli",
+               detail=f"{command}: {detail}", patient_count=patient_count)

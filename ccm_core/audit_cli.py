@@ -10,10 +10,11 @@ import json
 import sys
 
 from . import audit, sampling
-from .access import log_access
+from .access import log_access, log_cli_output
 from .cli import add_db_argument
 from .db import format_month, has_schema, make_engine, parse_month
 from .filters import Filters
+from .spreadsheet import write_csv
 
 
 def add_cli(sub) -> None:
@@ -22,6 +23,7 @@ def add_cli(sub) -> None:
     a.add_argument("--month", required=True, help="service month, YYYY-MM")
     a.add_argument("--format", choices=("json", "csv", "table"), default="json")
     a.add_argument("--fails-only", action="store_true", help="only items that fail")
+    a.add_argument("--user", default=None, help="who asks (recorded in the access log; default: login name)")
     a.set_defaults(func=_audit)
 
     s = sub.add_parser("sample", help="pull a reproducible audit sample of billed CCM patient-months")
@@ -34,7 +36,8 @@ def add_cli(sub) -> None:
     s.add_argument("--flagged-only", action="store_true", help="only patient-months with an engine finding")
     s.add_argument("--format", choices=("json", "csv", "table"), default="json")
     s.add_argument("--save", action="store_true", help="store the pull (audit_sample) so it can be reopened")
-    s.add_argument("--user", default="", help="who pulls the sample (required with --save)")
+    s.add_argument("--user", default="", help="who pulls the sample (required with --save; recorded in the "
+                                              "access log)")
     s.add_argument("--name", default="", help="a name for the saved sample")
     s.set_defaults(func=_sample)
 
@@ -53,8 +56,12 @@ def _audit(args: argparse.Namespace) -> int:
         df = audit.checklist_for_months(conn, Filters.for_month(month))
     if args.fails_only:
         df = df[df["result"] == "fail"]
+    # Patient-level output: the access-log row is written before any of it is printed.
+    log_cli_output(engine, user=args.user, command="audit",
+                   detail=f"{format_month(month)}, {len(df)} checklist rows, {args.format}",
+                   patient_count=int(df["patient_id"].nunique()) if not df.empty else 0)
     if args.format == "csv":
-        df.to_csv(sys.stdout, index=False)
+        write_csv(df, sys.stdout)
         return 0
     if args.format == "table":
         print(df.to_string(index=False) if not df.empty else "No billed CCM patient-months in that month.")
@@ -83,8 +90,12 @@ def _sample(args: argparse.Namespace) -> int:
                    detail=f"sample #{sample_id}: {json.dumps(request.to_json(), sort_keys=True)}",
                    patient_count=int(smp.items["patient_id"].nunique()))
     items = smp.items[["position", "patient_id", "service_month", "stratum"]]
+    if not args.save:  # a saved pull is logged above as sample_pull; an unsaved one still lists patients
+        log_cli_output(engine, user=args.user, command="sample",
+                       detail=f"unsaved pull: {json.dumps(request.to_json(), sort_keys=True)}",
+                       patient_count=int(items["patient_id"].nunique()) if not items.empty else 0)
     if args.format == "csv":
-        items.to_csv(sys.stdout, index=False)
+        write_csv(items, sys.stdout)
         return 0
     if args.format == "table":
         print(items.to_string(index=False) if not items.empty else "The population is empty.")

@@ -5,15 +5,16 @@ commands read the same functions the pages use, so the numbers match.
 """
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import json
 import sys
 
 from . import engine, kpis
+from .access import log_cli_output
 from .cli import add_db_argument
 from .db import format_month, has_schema, make_engine, month_bounds, parse_month
 from .filters import Filters
+from .spreadsheet import write_csv_records
 
 BILLING_COLUMNS = [
     "patient_id", "service_month", "clinic_id", "billing_practitioner_id", "care_manager_id", "payer",
@@ -110,14 +111,15 @@ def cmd_billing(args) -> int:
     cols = [c for c in BILLING_COLUMNS if c in df.columns]
     df = df[cols] if not df.empty else df.reindex(columns=cols)
     records = [{c: _jsonable(v) for c, v in rec.items()} for rec in df.to_dict("records")]
+    # Patient-level output: the access-log row is written before any of it is printed.
+    log_cli_output(eng, user=args.user, command="billing",
+                   detail=f"{format_month(month)}, {len(df)} patient-months, {args.format}",
+                   patient_count=int(df["patient_id"].nunique()) if not df.empty else 0)
     if args.format == "json":
         json.dump({"month": format_month(month), "patient_months": records}, sys.stdout, indent=2)
         sys.stdout.write("\n")
     else:
-        w = csv.DictWriter(sys.stdout, fieldnames=cols, lineterminator="\n")
-        w.writeheader()
-        for rec in records:
-            w.writerow({k: ("" if v is None else v) for k, v in rec.items()})
+        write_csv_records(records, cols, sys.stdout)
     return 0
 
 
@@ -137,6 +139,7 @@ def add_cli(subparsers) -> None:
     b.add_argument("--month", required=True, help="service month, YYYY-MM")
     b.add_argument("--format", choices=("json", "csv"), default="csv")
     b.add_argument("--ready-only", action="store_true", help="only patient-months whose minutes support a code")
+    b.add_argument("--user", default=None, help="who asks (recorded in the access log; default: login name)")
     b.set_defaults(func=cmd_billing)
 
 

@@ -13,7 +13,6 @@ note in another alphabet never crashes the packet.
 from __future__ import annotations
 
 import datetime as dt
-import io
 import json
 import unicodedata
 from pathlib import Path
@@ -21,7 +20,7 @@ from pathlib import Path
 import pandas as pd
 from sqlalchemy.engine import Connection
 
-from . import audit, sampling
+from . import audit, sampling, spreadsheet
 from .db import format_month
 
 FONT_DIRS = (Path("/usr/share/fonts/truetype/dejavu"), Path("/usr/share/fonts/dejavu"),
@@ -105,7 +104,8 @@ def sample_inputs(sample: sampling.Sample) -> list[tuple[str, str]]:
 
 # --------------------------------------------------------------------------- CSV / Excel
 def findings_csv_bytes(conn: Connection, sample_id: int, identify: bool = True) -> bytes:
-    return sample_findings_frame(conn, sample_id, identify).to_csv(index=False).encode("utf-8")
+    """Every checklist row of the sample as CSV (formula-like text neutralised, see ccm_core/spreadsheet.py)."""
+    return spreadsheet.csv_bytes(sample_findings_frame(conn, sample_id, identify), bom=False)
 
 
 def findings_excel_bytes(conn: Connection, sample_id: int, identify: bool = True) -> bytes:
@@ -114,21 +114,8 @@ def findings_excel_bytes(conn: Connection, sample_id: int, identify: bool = True
     findings = sample_findings_frame(conn, sample_id, identify)
     summary = patient_month_summary(findings)
     inputs = pd.DataFrame(sample_inputs(sample), columns=["input", "value"])
-    buf = io.BytesIO()
-    with pd.ExcelWriter(buf, engine="openpyxl") as xw:
-        for sheet, frame in (("Sample", inputs), ("Patient-months", summary), ("Checklist", findings)):
-            out = frame.copy()
-            for col in out.columns:  # Excel has no timezone-aware or object-date cells worth keeping
-                if out[col].dtype == object:
-                    out[col] = out[col].map(lambda v: v.isoformat(sep=" ") if isinstance(v, dt.datetime)
-                                            else v.isoformat() if isinstance(v, dt.date) else v)
-            out.to_excel(xw, sheet_name=sheet, index=False)
-            ws = xw.sheets[sheet]
-            for i, col in enumerate(out.columns, start=1):
-                width = max([len(str(col))] + [len(str(v)) for v in out[col].head(200)]) + 2
-                ws.column_dimensions[ws.cell(row=1, column=i).column_letter].width = min(width, 80)
-            ws.freeze_panes = "A2"
-    return buf.getvalue()
+    return spreadsheet.excel_bytes({"Sample": inputs, "Patient-months": summary, "Checklist": findings},
+                                   max_width=80)
 
 
 # --------------------------------------------------------------------------- PDF

@@ -8,13 +8,13 @@ identifier columns are pseudonymised in the file exactly as on screen.
 from __future__ import annotations
 
 import datetime as dt
-import io
 import re
 from typing import Iterable
 
 import pandas as pd
 import streamlit as st
 
+from ccm_core import spreadsheet
 from ccm_core.access import log_access
 
 from .data import get_engine
@@ -30,24 +30,12 @@ def _safe_name(basename: str) -> str:
 
 
 def to_csv_bytes(df: pd.DataFrame) -> bytes:
-    return df.to_csv(index=False).encode("utf-8-sig")  # BOM: Excel opens UTF-8 CSVs correctly
+    """CSV with a BOM (Excel opens UTF-8 correctly), formula-like text neutralised (ccm_core/spreadsheet.py)."""
+    return spreadsheet.csv_bytes(df)
 
 
 def to_excel_bytes(df: pd.DataFrame, sheet_name: str = "data") -> bytes:
-    buf = io.BytesIO()
-    clean = df.copy()
-    for col in clean.columns:  # Excel cannot store timezone-aware datetimes
-        if isinstance(clean[col].dtype, pd.DatetimeTZDtype):
-            clean[col] = clean[col].dt.tz_localize(None)
-    with pd.ExcelWriter(buf, engine="openpyxl") as writer:
-        clean.to_excel(writer, index=False, sheet_name=sheet_name[:31] or "data")
-        sheet = writer.sheets[sheet_name[:31] or "data"]
-        for idx, col in enumerate(clean.columns, start=1):
-            width = min(60, max(len(str(col)), *(len(str(v)) for v in clean[col].head(200))) + 2) \
-                if len(clean) else len(str(col)) + 2
-            sheet.column_dimensions[sheet.cell(row=1, column=idx).column_letter].width = width
-        sheet.freeze_panes = "A2"
-    return buf.getvalue()
+    return spreadsheet.excel_bytes({sheet_name: df})
 
 
 def _log_export(user: CurrentUser, page: str, file_name: str, rows: int, patients: int | None, masked: bool) -> None:

@@ -5,6 +5,8 @@ import getpass
 import sys
 from pathlib import Path
 
+from ..spreadsheet import csv_bytes
+
 SUPPORTED = (".csv", ".txt", ".tsv", ".xlsx", ".xlsm", ".835", ".x12", ".edi", ".era")
 
 
@@ -82,7 +84,7 @@ def cmd_import(args) -> int:
         if len(problems) > args.show:
             print(f"... {len(problems) - args.show} more (use --problems-out FILE for all)")
     if args.problems_out and len(problems):
-        problems.to_csv(args.problems_out, index=False)
+        Path(args.problems_out).write_bytes(csv_bytes(problems))
         print(f"problems written to {args.problems_out}")
     rejected = [f for f in run.files if f.rejected_csv()]
     if args.rejected_out and rejected:

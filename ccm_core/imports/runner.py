@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import io
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +21,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from .. import db, pm_store
 from ..schema import import_batch, import_change
+from ..spreadsheet import csv_bytes
 from . import store, tables, x835
 from .reader import ImportFileError, RawTable, looks_like_x12, looks_like_xlsx, read_csv_bytes, read_xlsx_bytes
 from .specs import KINDS, ORDER, X12_KIND, kind_from_file_name, kind_from_header
@@ -77,7 +77,7 @@ class FileResult:
         """The rejected rows as CSV (UTF-8 with BOM so Excel opens it cleanly), for download and correction."""
         if self.rejected_rows is None or self.rejected_rows.empty:
             return None
-        return self.rejected_rows.to_csv(index=False).encode("utf-8-sig")
+        return csv_bytes(self.rejected_rows)
 
     def summary(self) -> str:
         parts = [f"{self.source} ({self.kind or 'unknown kind'}): {self.status}"]
@@ -371,9 +371,7 @@ def import_file(engine: Engine, source, **kw) -> ImportRun:
 
 
 def problems_csv(run: ImportRun) -> bytes:
-    buf = io.StringIO()
-    run.problems.to_csv(buf, index=False)
-    return buf.getvalue().encode("utf-8-sig")
+    return csv_bytes(run.problems)
 
 
 def preview(source: Source, kind: str | None = None, rows: int = 20) -> list[tuple[str, str | None, pd.DataFrame]]:
