@@ -25,6 +25,9 @@ from typing import IO, Any, Iterable, Mapping
 import pandas as pd
 
 TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+# RFC 4180 line ends: with them the writer quotes any field holding a CR or LF, so a stray carriage return
+# inside a note cannot split a row in two (with a bare "\n" ending, a field with a lone "\r" goes unquoted).
+EOL = "\r\n"
 _PLAIN_NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
 
 
@@ -49,17 +52,17 @@ def neutralise_frame(df: pd.DataFrame) -> pd.DataFrame:
 
 def csv_bytes(df: pd.DataFrame, *, bom: bool = True) -> bytes:
     """The frame as CSV, neutralised; UTF-8 with a BOM by default so Excel opens it correctly."""
-    return neutralise_frame(df).to_csv(index=False).encode("utf-8-sig" if bom else "utf-8")
+    return neutralise_frame(df).to_csv(index=False, lineterminator=EOL).encode("utf-8-sig" if bom else "utf-8")
 
 
 def write_csv(df: pd.DataFrame, out: IO[str]) -> None:
     """The frame as CSV text to an open text stream (the command-line outputs), neutralised."""
-    neutralise_frame(df).to_csv(out, index=False)
+    neutralise_frame(df).to_csv(out, index=False, lineterminator=EOL)
 
 
 def write_csv_records(records: Iterable[Mapping[str, Any]], fieldnames: list[str], out: IO[str]) -> None:
     """Dict rows as CSV (None as empty), each text value neutralised."""
-    w = csv.DictWriter(out, fieldnames=fieldnames, lineterminator="\n")
+    w = csv.DictWriter(out, fieldnames=fieldnames, lineterminator=EOL)
     w.writeheader()
     for rec in records:
         w.writerow({k: "" if v is None else neutralise(v) for k, v in rec.items()})

@@ -159,6 +159,12 @@ def draw_review(sample: sampling.Sample) -> None:
         mark = "✔ reviewed" if reviewed.get(it.position, False) else "to review"
         labels[int(it.position)] = (f"{it.position}. {who(int(it.patient_id), heads)} · {format_month(it.service_month)}"
                                     f" · {n_fail} fail{'s' if n_fail != 1 else ''} · {mark}")
+    # The picker's labels carry every sampled patient (name and MRN unless masked) to the browser: the
+    # access log counts all of them, not only the patient-month opened below.
+    log_once((sample.id, "picker", masked()),
+             f"audit sample #{sample.id}: {len(labels)} patient-months listed, "
+             f"{'pseudonymised' if masked() else 'identified'}",
+             patient_count=int(sample.items["patient_id"].nunique()))
     # The key carries the masking state: a browser keeps showing a kept widget's old label, so switching
     # meeting mode on must make a new picker rather than leave a name on the shared screen.
     pos = st.selectbox("Patient-month", list(labels), format_func=labels.get,

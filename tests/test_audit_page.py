@@ -156,3 +156,23 @@ def test_meeting_mode_hides_the_patient_month_until_revealed(app):
     assert not at.radio  # no findings form for a hidden patient-month
     labels = " ".join(str(o) for sb in at.selectbox for o in sb.options)
     assert "Patient " in labels and "Ada" not in labels  # pseudonyms in the patient-month picker
+
+
+def test_opening_a_sample_logs_every_patient_its_picker_sends(app):
+    """Issue 13 item 8: the picker sends every sampled name and MRN, so the log row counts them all."""
+    from ccm_core import sampling
+
+    with app.begin() as conn:
+        smp = sampling.pull_sample(conn, sampling.SampleRequest(202509, 202509, 5, 7))
+        sid = sampling.save_sample(conn, smp, "t_auditor", name="five")
+    at = login_as("auditor")
+    open_page(at, "audit")
+    at.selectbox(key="audit_sample_pick").select(sid).run()
+    assert not at.exception
+    labels = " ".join(str(o) for sb in at.selectbox for o in sb.options)
+    assert all(f"Sample{i}" in labels for i in range(5))  # five names reach the browser
+    listed = [v for v in _log(app, "view") if v.detail.startswith(f"audit sample #{sid}: ")]
+    assert [(v.username, v.patient_count) for v in listed] == [("t_auditor", 5)]
+    assert "5 patient-months listed, identified" in listed[0].detail
+    at.run()  # a rerun is not a new view
+    assert len([v for v in _log(app, "view") if v.detail.startswith(f"audit sample #{sid}: ")]) == 1
