@@ -143,18 +143,22 @@ def _units(minutes, threshold: int, increment: int | None, cap: int | None, base
 STORE_PROGRAMS = ("CCM", "PCM", "APCM")  # programs with counted time or tracked codes: one act_<P> flag each
 
 
-def patient_month_select(f: Filters, rs: rules_mod.RuleSet | None = None, *, for_store: bool = False) -> Select:
+def patient_month_select(f: Filters, rs: rules_mod.RuleSet | None = None, *, for_store: bool = False,
+                         patients: Select | None = None) -> Select:
     """The patient-month as one SELECT (use ``.subquery()`` to aggregate over it in SQL).
 
     ``for_store`` (see ``pm_store``) keeps every patient-month with activity in any program, ignores
     the patient filters and adds ``act_<program>`` flags, so the stored rows answer any filter set.
+    ``patients`` (a select of patient ids) limits the rows to those patients: a patient's rows read
+    only that patient's entries, stays, consents and claims, so ``pm_store`` rebuilds an import's
+    patients alone with it.
     """
     rs = rs or rules_mod.load()
     if for_store:
         f = Filters(f.month_from, f.month_to, programs=STORE_PROGRAMS)
     te, st, p, fs, cn = s.time_entry, s.staff, s.patient, s.facility_stay, s.consent
     mf, mt = f.month_from, f.month_to
-    pids = patient_subquery(f)
+    pids = patients if patients is not None else patient_subquery(f)
 
     # ---- per-entry overlap with entries of another program (same patient, same day)
     other = te.alias("other_entry")
@@ -297,8 +301,10 @@ def patient_month_select(f: Filters, rs: rules_mod.RuleSet | None = None, *, for
     claim_paid = select(r.c.claim_id, func.sum(_num(r.c.paid_amount)).label("paid"),
                         func.max(case((and_(r.c.adjudication_seq == 1, r.c.status_code == "4"), 1), else_=0))
                         .label("initially_denied"),
-                        func.count().label("adjudications")).where(r.c.claim_id.isnot(None)) \
-        .group_by(r.c.claim_id).cte("claim_paid")
+                        func.count().label("adjudications")).where(r.c.claim_id.isnot(None))
+    if patients is not None:  # only the claims of those patients' lines (month_charge reads no others)
+        claim_paid = claim_paid.where(r.c.claim_id.in_(select(cl.c.claim_id).where(cl.c.patient_id.in_(pids))))
+    claim_paid = claim_paid.group_by(r.c.claim_id).cte("claim_paid")
     share = month_charge.c.month_charge / func.nullif(_num(c.c.total_charge), 0.0)
     paid = (select(month_charge.c.patient_id, month_charge.c.service_month,
                    func.coalesce(func.sum(func.coalesce(claim_paid.c.paid, 0.0) * share), 0.0).label("paid_amount"),

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from sqlalchemy import (Column, Date, Float, Index, Integer, MetaData, String, Table, and_, case, cast, false, func,
-                        literal, or_, select, union, union_all)
+                        literal, or_, select, true, union, union_all)
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql import Select
 from sqlalchemy.types import NullType
@@ -54,6 +54,10 @@ READ_TABLES = {"time_entry", "staff", "patient", "facility_stay", "consent", "cl
 # Of those, tables whose rows belong to one month; the rest (who the patient is, consent, stays,
 # staff roles) can change any month.
 MONTH_TABLES = {"time_entry", "claim_line", "claim", "remittance", "complexity_assessment"}
+# The others belong to a patient (the patient row, consents, facility stays) or to staff (whose roles
+# decide how the entries they logged count): a write to them changes only the patient-months of the
+# patients it names, every month; for staff, the patients whose time entries those staff logged.
+PATIENT_TABLES = {"patient", "consent", "facility_stay", "staff"}
 CLAIM_READ_TABLES = {"claim", "claim_line", "remittance", "remittance_adjustment", "patient"}
 
 
@@ -114,8 +118,8 @@ def _engine_source_hash() -> str:
     return h.hexdigest()
 
 
-def _store_select(month_from: int, month_to: int, rs: rules_mod.RuleSet) -> Select:
-    return eng.patient_month_select(Filters(month_from, month_to), rs, for_store=True)
+def _store_select(month_from: int, month_to: int, rs: rules_mod.RuleSet, patients: Select | None = None) -> Select:
+    return eng.patient_month_select(Filters(month_from, month_to), rs, for_store=True, patients=patients)
 
 
 _TABLES: dict[str, Table] = {}
@@ -175,22 +179,29 @@ def claim_table(rs: rules_mod.RuleSet) -> Table:
     return _CLAIM_TABLES[fams]
 
 
-def _claim_store_select(rs: rules_mod.RuleSet) -> Select:
+def _claim_store_select(rs: rules_mod.RuleSet, patients: Select | None = None) -> Select:
+    """The claim store's rows; ``patients`` (a select of patient ids) limits them to those patients' claims."""
     from .kpis import _is_denial, _is_duplicate  # kpis reads this module; the denial rule lives there
 
     c, p, cl, r = s.claim, s.patient, s.claim_line, s.remittance
     fams = claim_families(rs)
-    flags = (select(cl.c.claim_id, *[func.max(case((cl.c.cpt_code.in_(rs.codes_of(family=fam)), 1), else_=0))
-                                     .label(f"act_{fam}") for fam in fams])
-             .group_by(cl.c.claim_id).subquery("claim_flags"))
+    flags = select(cl.c.claim_id, *[func.max(case((cl.c.cpt_code.in_(rs.codes_of(family=fam)), 1), else_=0))
+                                    .label(f"act_{fam}") for fam in fams])
     denied = (select(r.c.claim_id, func.min(r.c.received_month).label("month"))
-              .where(r.c.adjudication_seq == 1, r.c.claim_id.isnot(None), _is_denial(r), ~_is_duplicate(r))
-              .group_by(r.c.claim_id).subquery("initial_denials"))
+              .where(r.c.adjudication_seq == 1, r.c.claim_id.isnot(None), _is_denial(r), ~_is_duplicate(r)))
+    theirs = true()
+    if patients is not None:
+        claims = select(c.c.id).where(c.c.patient_id.in_(patients))
+        flags, denied = flags.where(cl.c.claim_id.in_(claims)), denied.where(r.c.claim_id.in_(claims))
+        theirs = c.c.patient_id.in_(patients)
+    flags = flags.group_by(cl.c.claim_id).subquery("claim_flags")
+    denied = denied.group_by(r.c.claim_id).subquery("initial_denials")
     return (select(c.c.id, c.c.patient_id, c.c.submitted_month, cast(c.c.total_charge, Float),
                    func.coalesce(c.c.clinic_id, p.c.clinic_id), c.c.practitioner_id, p.c.care_manager_id, c.c.payer,
                    *[func.coalesce(flags.c[f"act_{fam}"], 0) for fam in fams], denied.c.month)
             .select_from(c.join(p, p.c.id == c.c.patient_id).outerjoin(flags, flags.c.claim_id == c.c.id)
-                         .outerjoin(denied, denied.c.claim_id == c.c.id)))
+                         .outerjoin(denied, denied.c.claim_id == c.c.id))
+            .where(theirs))
 
 
 ELIGIBLE_TABLE = "eligible_month_store"
@@ -335,6 +346,13 @@ class Scope:
     eligible_also: tuple[int, ...] = ()
     # The tables the write changed, for the app's per-table cache versions (None = any table).
     tables: tuple[str, ...] | None = None
+    # When patients, consents, facility stays or staff changed: the import batches that name them (see
+    # ``PATIENT_TABLES``), plus patients moved rows belonged to before; those patients' patient-months
+    # are rebuilt over every stored month.  None = no such change.
+    patient_batches: tuple[int, ...] | None = None
+    patients_also: tuple[int, ...] = ()
+    # Of the claim store's sources only patients changed: rebuild only those patients' claims.
+    claims_of_patients: bool = False
 
 
 EVERYTHING = Scope()
@@ -357,6 +375,28 @@ def _scope_patients(scope: Scope):
     return select(u.c.patient_id)
 
 
+def _patient_month_patients(scope: Scope) -> Select | None:
+    """A select of the patients whose patient-months ``scope`` can have changed outside its months
+    (None = no such patients): the patients its batches imported or updated, the owners of the
+    consents and facility stays they wrote (and their former owners, ``patients_also``), and every
+    patient with a time entry logged by staff they wrote (a staff member's roles decide how all their
+    entries count; a superset when only a name changed, never a subset)."""
+    if scope.patient_batches is None:
+        return None
+    ic = s.import_change
+    mine = ic.c.batch_id.in_(scope.patient_batches)
+    parts = [select(ic.c.row_id.label("patient_id")).where(mine, ic.c.table_name == "patient")]
+    for t in (s.consent, s.facility_stay):
+        parts.append(select(t.c.patient_id).select_from(t.join(ic, ic.c.row_id == t.c.id))
+                     .where(mine, ic.c.table_name == t.name))
+    te = s.time_entry
+    parts.append(select(te.c.patient_id).where(te.c.staff_id.in_(
+        select(ic.c.row_id).where(mine, ic.c.table_name == "staff"))))
+    parts += [select(literal(pid, Integer).label("patient_id")) for pid in scope.patients_also]
+    u = union(*parts).subquery("patient_month_patients")
+    return select(u.c.patient_id)
+
+
 def refresh(conn: Connection, rs: rules_mod.RuleSet | None = None, scope: Scope = EVERYTHING,
             *, prior_version: int | None = None) -> dict:
     """Bring the stored rows up to date in the caller's transaction (INSERT ... SELECT: no rows through
@@ -371,9 +411,16 @@ def refresh(conn: Connection, rs: rules_mod.RuleSet | None = None, scope: Scope 
                and _table_exists(conn, ENROLLED_TABLE))
     t = store_table(rs)
     eng.prepare(conn)
+    who = _patient_month_patients(scope)
+    patients_rebuilt = False
     if current and scope.months is not None:
         mode = "months"
         pm_from, pm_to = state.month_from, state.month_to
+        if who is not None and pm_from is not None:
+            # the named patients' rows, every stored month (before the month rebuild, which may widen the range)
+            patients_rebuilt = True
+            conn.execute(t.delete().where(t.c.patient_id.in_(who)))
+            conn.execute(t.insert().from_select([c.name for c in t.c], _store_select(pm_from, pm_to, rs, who)))
         if scope.months is not False:
             lo, hi = scope.months
             conn.execute(t.delete().where(t.c.service_month.between(lo, hi)))
@@ -395,7 +442,13 @@ def refresh(conn: Connection, rs: rules_mod.RuleSet | None = None, scope: Scope 
             conn.execute(enrolled_store.insert().from_select(["month", "program", "patient_id"],
                                                              _enrolled_select_all(en_from, en_to)))
     rebuild_claims = mode == "all" or scope.claims or not state.claims_built or not _table_exists(conn, CLAIM_TABLE)
-    if rebuild_claims:
+    if (rebuild_claims and mode != "all" and scope.claims_of_patients and who is not None and state.claims_built
+            and _table_exists(conn, CLAIM_TABLE)):
+        rebuild_claims = "patients"  # only patient columns changed: those patients' claims
+        ct = claim_table(rs)
+        conn.execute(ct.delete().where(ct.c.patient_id.in_(who)))
+        conn.execute(ct.insert().from_select([col.name for col in ct.c], _claim_store_select(rs, who)))
+    elif rebuild_claims:
         ct = claim_table(rs)
         _reset_table(conn, ct)
         conn.execute(ct.insert().from_select([col.name for col in ct.c], _claim_store_select(rs)))
@@ -422,7 +475,8 @@ def refresh(conn: Connection, rs: rules_mod.RuleSet | None = None, scope: Scope 
             if rebuilt:
                 conn.exec_driver_sql(f"ANALYZE {name}")
     _write_state(conn, StoreState(version, fp, pm_from, pm_to, en_from, en_to, True, el_from, el_to))
-    return {"mode": mode, "months": [pm_from, pm_to], "enrolled_rebuilt": rebuild_enrolled,
+    return {"mode": mode, "months": [pm_from, pm_to], "patients_rebuilt": patients_rebuilt,
+            "enrolled_rebuilt": rebuild_enrolled,
             "claims_rebuilt": rebuild_claims, "eligible_rebuilt": rebuild_eligible}
 
 
@@ -514,8 +568,18 @@ def batch_scope(conn: Connection, batch_ids: list[int]) -> Scope:
     tables = {t for t, _ in touched} & READ_TABLES
     if not tables:
         return Scope(False, enrollment, claims, eligibility, **el)
-    if tables - MONTH_TABLES or any(a != "insert" and t in READ_TABLES - {"remittance"} for t, a in touched):
+    if tables - MONTH_TABLES - PATIENT_TABLES or any(a != "insert" and t in MONTH_TABLES - {"remittance"}
+                                                     for t, a in touched):
         return Scope(None, enrollment, claims, eligibility, **el)
+    if tables & PATIENT_TABLES:
+        moved = _former_owners(conn, batch_ids, ("consent", "facility_stay"))
+        if moved is None:
+            return Scope(None, enrollment, claims, eligibility, **el)
+        el.update(patient_batches=tuple(sorted(batch_ids)), patients_also=moved,
+                  claims_of_patients=claims and not ({t for t, _ in touched} & (CLAIM_READ_TABLES - {"patient"})))
+    tables -= PATIENT_TABLES
+    if not tables:
+        return Scope(False, enrollment, claims, eligibility, **el)
     ids = {t: select(ic.c.row_id).where(ic.c.batch_id.in_(batch_ids), ic.c.table_name == t) for t in tables}
     te, cl, c, r, ca = s.time_entry, s.claim_line, s.claim, s.remittance, s.complexity_assessment
     ranges = []
@@ -546,11 +610,10 @@ def batch_scope(conn: Connection, batch_ids: list[int]) -> Scope:
     return Scope((min(lows), max(highs)) if lows else False, enrollment, claims, eligibility, **el)
 
 
-def _eligible_patients_scope(conn: Connection, batch_ids: list[int], touched) -> dict:
-    """The batches and the prior owners of updated rows, so only those patients' eligibility is rebuilt
-    (an update may move a diagnosis or visit to another patient: the one it left changes too)."""
+def _former_owners(conn: Connection, batch_ids: list[int], moved_tables) -> tuple[int, ...] | None:
+    """Patients that rows of ``moved_tables`` the batches updated belonged to before (an update may
+    move a consent or stay to another patient: the one it left changes too); None when too many."""
     ic = s.import_change
-    moved_tables = ("diagnosis", "visit", "eligibility_override")
     updated = conn.execute(select(ic.c.before_json).where(
         ic.c.batch_id.in_(batch_ids), ic.c.action == "update", ic.c.table_name.in_(moved_tables),
         ic.c.before_json.like('%"patient_id"%'))).scalars()
@@ -560,8 +623,17 @@ def _eligible_patients_scope(conn: Connection, batch_ids: list[int], touched) ->
         if pid is not None:
             before.add(int(pid))
         if len(before) > MAX_LISTED_PATIENTS:
-            return {}
-    return {"eligible_batches": tuple(sorted(batch_ids)), "eligible_also": tuple(sorted(before))}
+            return None
+    return tuple(sorted(before))
+
+
+def _eligible_patients_scope(conn: Connection, batch_ids: list[int], touched) -> dict:
+    """The batches and the prior owners of updated rows, so only those patients' eligibility is rebuilt
+    (an update may move a diagnosis or visit to another patient: the one it left changes too)."""
+    before = _former_owners(conn, batch_ids, ("diagnosis", "visit", "eligibility_override"))
+    if before is None:
+        return {}
+    return {"eligible_batches": tuple(sorted(batch_ids)), "eligible_also": before}
 
 
 # --------------------------------------------------------------------------- reading
