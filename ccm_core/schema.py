@@ -96,6 +96,8 @@ staff = Table(
     Column("practitioner_id", Integer, ForeignKey("practitioner.id")),
     Column("clinic_id", Integer, ForeignKey("clinic.id")),
     Column("active", Boolean, nullable=False, server_default="1"),
+    # Full-time equivalent (1.0 = full time) of a care manager: their minutes capacity (ccm_core.queues).
+    Column("fte", Numeric(4, 2, asdecimal=False)),
     _batch(),
 )
 
@@ -110,6 +112,7 @@ patient = Table(
     Column("birth_date", Date, nullable=False),
     Column("sex", String(1)),
     Column("phone", String(20)),
+    Column("next_contact_date", Date),  # next scheduled care-management contact, from the EHR's schedule
     Column("payer", String(60), nullable=False),  # "Medicare Part B", "Medicare Advantage", ...
     Column("is_qmb", Boolean, nullable=False, server_default="0"),
     Column("clinic_id", Integer, ForeignKey("clinic.id"), nullable=False),
@@ -382,6 +385,20 @@ appeal = Table(
     Column("outcome_date", Date),
     Money("amount_recovered"),
     _batch(),
+)
+
+# The biller's work on a denied or underpaid claim line (ccm_core.queues): one current status per line;
+# every change is also written to the access log.
+DENIAL_WORK_STATUSES = ("worked", "appealed", "written_off")
+denial_work = Table(
+    "denial_work", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("claim_line_id", Integer, ForeignKey("claim_line.id"), nullable=False, unique=True),
+    Column("status", String(12), nullable=False),  # worked, appealed, written_off
+    Column("note", Text),
+    Column("updated_by", String(64), nullable=False),
+    Column("updated_at", DateTime, nullable=False),
+    CheckConstraint("status IN ('worked', 'appealed', 'written_off')", name="denial_work_status"),
 )
 
 # --------------------------------------------------------------------------- audit

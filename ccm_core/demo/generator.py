@@ -225,6 +225,11 @@ class DemoData:
             "practitioner_id": np.concatenate([np.full(ncm + nnc, np.nan), self.pr_ids.astype(float)]),
             "clinic_id": np.concatenate([self.cm_clinic, (np.arange(nnc) % nc) + 1, pr_clinic]),
             "active": np.ones(n_staff, dtype=bool),
+            # care managers' FTE (no random draw, so every other table stays byte-identical): mostly full
+            # time, every fourth one at 0.8 and every seventh at 0.5; nobody else has a caseload
+            "fte": np.concatenate([np.where(np.arange(ncm) % 7 == 6, 0.5,
+                                            np.where(np.arange(ncm) % 4 == 3, 0.8, 1.0)),
+                                   np.full(nnc + n_pr, np.nan)]),
         }
 
     @staticmethod
@@ -1437,16 +1442,20 @@ class DemoData:
 
         # patients last: the current billing practitioner reflects practitioner changes
         billing = np.where(self.change_new > 0, self.change_new, self.pcp)
+        enrolled_now = self.enr_ok & ~self.dis_ok
+        # The EHR's next scheduled contact for enrolled patients: 1-14 days after as_of, none scheduled for
+        # every fifth patient (derived from the id, no random draw, so the other tables do not change).
+        next_contact = np.where(enrolled_now & (self.pid % 5 != 0), self.asof + 1 + (self.pid * 5) % 14, NULL_DAY)
         self.tables["patient"] = {
             "id": self.pid, "mrn": [str(1_000_000 + i) for i in self.pid.tolist()],
             "mbi": mbi_for(self.pid, self.seed), "first_name": self.first_name, "last_name": self.last_name,
             "birth_date": to_dates(self.birth), "sex": np.where(self.female, "F", "M").astype(object),
-            "phone": self.phone, "payer": np.array(V.PAYERS, dtype=object)[self.payer_idx],
+            "phone": self.phone, "next_contact_date": to_dates(next_contact),
+            "payer": np.array(V.PAYERS, dtype=object)[self.payer_idx],
             "is_qmb": self.is_qmb, "clinic_id": self.clinic, "billing_practitioner_id": billing,
             "care_manager_id": self.cm, "first_seen_date": to_dates(first_seen),
             "deceased_date": to_dates(self.deceased),
         }
-        enrolled_now = self.enr_ok & ~self.dis_ok
         self.stats.update(
             patients=P, eligible=int(self.eligible.sum()), enrolled=int(enrolled_now.sum()),
             ever_enrolled=int(self.enr_ok.sum()), consented=int(self.cons_ok.sum()),

@@ -122,11 +122,13 @@ def parse_column(raw: pd.Series, col: Col, today: dt.date, base_dates: pd.Series
         values.loc[filled] = s[filled]
         if col.max_len:
             bad(filled & (s.str.len() > col.max_len), f"longer than {col.max_len} characters")
-    elif t in ("int", "money"):
-        txt = s.str.replace(r"[$,\s]", "", regex=True) if t == "money" else s.str.replace(r"\.0+$", "", regex=True)
+    elif t in ("int", "money", "number"):
+        txt = (s.str.replace(r"[$,\s]", "", regex=True) if t == "money" else s.str.replace(r"\.0+$", "", regex=True)
+               if t == "int" else s)
         pattern = r"[+-]?\d+" if t == "int" else r"[+-]?(?:\d+\.?\d*|\.\d+)"
         ok = filled & txt.str.fullmatch(pattern).fillna(False).astype(bool)
-        bad(filled & ~ok, _quote(s) + (" is not a whole number" if t == "int" else " is not an amount"))
+        bad(filled & ~ok, _quote(s) + {"int": " is not a whole number", "money": " is not an amount",
+                                       "number": " is not a number"}[t])
         if ok.any():
             nums = pd.to_numeric(txt.where(ok), errors="coerce")
             if t == "int":
@@ -145,7 +147,8 @@ def parse_column(raw: pd.Series, col: Col, today: dt.date, base_dates: pd.Series
         ok = filled & ts.notna()
         bad(filled & ~ok, _quote(s) + " is not a date (use 2025-11-03 or 11/03/2025)")
         bad(ok & (ts < MIN_DATE), _quote(s) + " is before 1900")
-        bad(ok & (ts > pd.Timestamp(today)), _quote(s) + " is in the future")
+        if not col.future_ok:
+            bad(ok & (ts > pd.Timestamp(today)), _quote(s) + " is in the future")
         values = _to_py_dates(ts.where(ok))
     elif t == "datetime":
         ts = _parse_datetimes(s.where(filled), DATETIME_FORMATS)

@@ -18,6 +18,7 @@ TYPES = {
     "text": "text",
     "int": "whole number",
     "money": "amount, e.g. 60.49 (a leading $ and thousands commas are accepted)",
+    "number": "number, e.g. 0.8",
     "date": "date: 2025-11-03 or 11/03/2025",
     "datetime": "date and time: 2025-11-03 14:05 or 11/03/2025 2:05 PM; time entries also take a time alone (14:05)",
     "bool": "yes/no (also true/false, y/n, 1/0)",
@@ -51,6 +52,7 @@ class Col:
     max_value: float | None = None
     aliases: tuple[str, ...] = ()
     doc: str = ""
+    future_ok: bool = False  # a date that may lie ahead (a scheduled contact); other dates may not
 
     @property
     def db_column(self) -> str:
@@ -174,6 +176,8 @@ _add(Kind(
         _npi(doc="set when this staff row is a billing practitioner logging their own time"),
         _clinic(),
         _bool("active", True),
+        Col("fte", "number", min_value=0, max_value=1.5, aliases=("fte_ratio",),
+            doc="care manager's full-time equivalent (1.0 = full time): their minutes capacity on My month"),
     ),
     "Everyone who logs care-management time.",
     name_hints=("staff", "employee", "user"),
@@ -189,6 +193,8 @@ _add(Kind(
         _date("birth_date", True, aliases=("dob", "date_of_birth")),
         Col("sex", "choice", choices=("M", "F", "U", "X")),
         Col("phone", max_len=20),
+        Col("next_contact_date", "date", future_ok=True, aliases=("next_contact", "next_scheduled_contact"),
+            doc="next scheduled care-management contact (may be in the future)"),
         Col("payer", required=True, max_len=60, doc='e.g. "Medicare Part B", "Medicare Advantage"'),
         _bool("is_qmb", False, "Qualified Medicare Beneficiary"),
         _clinic(required=True),
