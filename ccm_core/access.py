@@ -10,7 +10,8 @@ from sqlalchemy import Engine, desc, select
 
 from .schema import access_log
 
-ACTIONS = ("login", "login_failed", "logout", "view", "reveal", "export", "sample_pull", "import", "revert", "admin")
+ACTIONS = ("login", "login_failed", "logout", "view", "reveal", "export", "sample_pull", "import", "revert", "admin",
+           "denial_status")
 
 
 def log_access(engine: Engine, *, username: str, role: str | None, action: str, page: str | None = None,
