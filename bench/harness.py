@@ -22,6 +22,7 @@ import datetime as dt
 import json
 import os
 import resource
+import secrets
 import statistics
 import subprocess
 import sys
@@ -37,7 +38,8 @@ OUT = ROOT / "bench" / "out"
 DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 RESULT_TAG = "BENCH_RESULT "
 BENCH_USER = ("bench_admin", "bench-admin-pass")
-BENCH_COOKIE_KEY = "bench-cookie-key-0123456789-abcdefghijklmnop"
+# A fresh random key per run: a key written here would be public (ccm_core.auth refuses committed keys).
+BENCH_COOKIE_KEY = secrets.token_urlsafe(48)
 
 # Targets from issue #7 (seconds, ratio, MB).
 TARGET_RATIO = 3.0

@@ -9,19 +9,23 @@ same row so they survive restarts and are shared by every app process.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import math
 import os
 import re
 import secrets
 import tomllib
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
 import bcrypt
-from sqlalchemy import Engine, func, select, update
+import jwt
+from sqlalchemy import Engine, delete, func, select, update
 
 from .access import log_access
 from .db import ROOT
-from .schema import ROLES, app_user, staff
+from .schema import ROLES, app_user, setting, staff, user_session
 
 # --------------------------------------------------------------------------- roles and pages
 # Page key -> (title, file beside app.py).  The order is the navigation order.
@@ -215,6 +219,7 @@ def set_password(engine: Engine, username: str, password: str) -> None:
         row = _require_user(conn, username)
         conn.execute(update(app_user).where(app_user.c.id == row.id).values(
             password_hash=password_hash, failed_logins=0, locked_until=None))
+        revoke_user_sessions(conn, row.id, "password changed")
 
 
 def set_role(engine: Engine, username: str, role: str) -> None:
@@ -222,12 +227,16 @@ def set_role(engine: Engine, username: str, role: str) -> None:
     with engine.begin() as conn:
         row = _require_user(conn, username)
         conn.execute(update(app_user).where(app_user.c.id == row.id).values(role=role))
+        if row.role != role:
+            revoke_user_sessions(conn, row.id, "role changed")
 
 
 def set_active(engine: Engine, username: str, active: bool) -> None:
     with engine.begin() as conn:
         row = _require_user(conn, username)
         conn.execute(update(app_user).where(app_user.c.id == row.id).values(active=active))
+        if not active:
+            revoke_user_sessions(conn, row.id, "deactivated")
 
 
 def deactivate(engine: Engine, username: str) -> None:
@@ -250,12 +259,15 @@ class LoginOutcome:
     locked_until: dt.datetime | None = None
 
 
-GENERIC_FAILURE = "Username or password is incorrect."
+# One message for every failed sign-in (wrong password, unknown or inactive user, locked account), so the
+# form never confirms that an account exists; it states the lockout rule instead of whether it applies.
+GENERIC_FAILURE = (f"Username or password is incorrect. After {MAX_FAILED_LOGINS} failed sign-ins in a row an "
+                   f"account is locked for {LOCKOUT_MINUTES} minutes; an admin can unlock it sooner.")
 
 
 def _locked_message(until: dt.datetime) -> str:
-    return (f"This account is locked after {MAX_FAILED_LOGINS} failed sign-ins until {until:%H:%M}. "
-            "Try again later or ask an admin to unlock it.")
+    """What a locked sign-in is told: the same as any failure (the lock is in the outcome and the log)."""
+    return GENERIC_FAILURE
 
 
 def login_allowed(engine: Engine, username: str, now: dt.datetime | None = None) -> LoginOutcome:
@@ -299,6 +311,7 @@ def record_login_failure(engine: Engine, username: str, now: dt.datetime | None 
         if failures >= MAX_FAILED_LOGINS:
             locked_until = now + dt.timedelta(minutes=LOCKOUT_MINUTES)
             conn.execute(update(app_user).where(app_user.c.id == user.id).values(locked_until=locked_until))
+            revoke_user_sessions(conn, user.id, "locked", now)
     log_access(engine, username=name, role=user.role, action="login_failed", page="login",
                detail=f"{detail}; failure {failures} of {MAX_FAILED_LOGINS}" + ("; account locked" if locked_until else ""))
     if locked_until:
@@ -458,6 +471,8 @@ def cookie_key_problem(key: str | None) -> str | None:
         return "The cookie key is a well-known default value."
     if len(key) < MIN_COOKIE_KEY_LENGTH:
         return f"The cookie key is shorter than {MIN_COOKIE_KEY_LENGTH} characters."
+    if _key_bits(key) < MIN_COOKIE_KEY_BITS or _patterned(key):
+        return "The cookie key is too predictable (repeated or few distinct characters)."
     return None
 
 
@@ -467,13 +482,14 @@ _DEMO_COOKIE_KEY: str | None = None
 def cookie_key(env: dict | None = None, secrets_path: Path | None = None) -> str:
     """The secret that signs login cookies (and keys meeting-mode pseudonyms).
 
-    Outside demo mode a missing, default or short key raises CookieKeyError so
+    Outside demo mode a missing, default, short or predictable key (or one committed in this repository,
+    outside the test suite) raises CookieKeyError so
     the app refuses to start; in demo mode an unusable key is replaced by a
     random one per process (logins then last until the server restarts).
     """
     global _DEMO_COOKIE_KEY
     key = configured_cookie_key(env, secrets_path)
-    problem = cookie_key_problem(key)
+    problem = cookie_key_problem_in(key, env)
     if problem is None:
         return key
     if is_demo_mode(env):
@@ -484,3 +500,173 @@ def cookie_key(env: dict | None = None, secrets_path: Path | None = None) -> str
         f"{problem} Set CCM_COOKIE_KEY (or [auth] cookie_key in .streamlit/secrets.toml) to a random string of at "
         f"least {MIN_COOKIE_KEY_LENGTH} characters, e.g. the output of: python -c \"import secrets; "
         "print(secrets.token_urlsafe(48))\". For a local demo, start with CCM_DEMO_MODE=1 (make run does).")
+
+
+def _key_bits(key: str) -> float:
+    """Shannon entropy of the key's own characters times its length: a floor-level estimate of its strength.
+
+    32 x "a" or 32 spaces score 0; a key that repeats a short pattern scores low; a random 32-character
+    key from ``secrets.token_urlsafe`` scores about 150.
+    """
+    counts = Counter(key)
+    n = len(key)
+    return -n * sum(c / n * math.log2(c / n) for c in counts.values()) if n else 0.0
+
+
+MIN_COOKIE_KEY_BITS = 96
+
+
+def _patterned(key: str) -> bool:
+    """A repeated block ("0123456789abcdef" twice) or mostly runs ("abcdefgh...", "aaaa..."): typed, not drawn.
+
+    Random keys have few neighbours one code point apart (about 5 % for token_urlsafe, 20 % for hex)."""
+    n = len(key)
+    if any(n % p == 0 and key == key[:p] * (n // p) for p in range(1, n // 2 + 1)):
+        return True
+    steps = sum(abs(ord(b) - ord(a)) <= 1 for a, b in zip(key, key[1:]))
+    return steps > 0.5 * (n - 1)
+# Keys written into this repository (test helpers and the benchmark): public, so only tests may use them.
+REPOSITORY_KEYS = frozenset({
+    "6fgMMidHglqQ555sItchKmADLQ5aG-LtZwtKlh2d3yKC",  # tests/apptest_utils.py
+    "yJ0w4IVWdahNjJdgk2qHjyClG0uaZ7tfXkKXEqCeHydj",  # tests/browser_utils.py
+    "v3W_sJFN5k9Jx5DDaewPVchj5Gzt2RikQf8_U11F98jo",  # tests/test_auth.py
+    # Earlier test and benchmark keys (in the git history; predictable anyway).
+    "test-cookie-key-0123456789-abcdefghijklmnop", "browser-test-cookie-key-0123456789-abcdefghij",
+    "bench-cookie-key-0123456789-abcdefghijklmnop",
+})
+TESTING_ENV = "CCM_TESTING"
+
+
+def _testing(env: dict | None = None) -> bool:
+    env = os.environ if env is None else env
+    return str(env.get(TESTING_ENV, "")).strip() == "1"
+
+
+def cookie_key_problem_in(key: str | None, env: dict | None = None) -> str | None:
+    """Why this key is unsafe here (the repository's own keys pass only under the test suite)."""
+    problem = cookie_key_problem(key)
+    if problem is None and key in REPOSITORY_KEYS and not _testing(env):
+        return "The cookie key is one committed in this repository's tests or benchmark."
+    return problem
+
+
+# --------------------------------------------------------------------------- sessions
+# A sign-in creates a user_session row; the login cookie carries its random id.  Every run of the app
+# checks that row (live_session_user), so ending the row ends the session everywhere, including a
+# copied cookie.  Rows end at sign-out, and all of a user's rows end on a password change or reset, a
+# lockout, a deactivation and a role change.
+SESSION_HOURS_KEY = "auth.session_hours"
+DEFAULT_SESSION_HOURS = 12.0
+MIN_SESSION_HOURS = 0.25
+MAX_SESSION_HOURS = 24.0 * 30
+COOKIE_ALGORITHM = "HS256"
+MAX_COOKIE_LENGTH = 2048
+
+
+def session_hours(engine: Engine) -> float:
+    """How long a sign-in (and its cookie) lasts: the admin setting, else 12 hours, always within bounds."""
+    with engine.connect() as conn:
+        value = conn.execute(select(setting.c.value).where(setting.c.key == SESSION_HOURS_KEY)).scalar()
+    try:
+        hours = float(value) if value is not None else DEFAULT_SESSION_HOURS
+    except ValueError:
+        return DEFAULT_SESSION_HOURS
+    if not math.isfinite(hours):
+        return DEFAULT_SESSION_HOURS
+    return min(max(hours, MIN_SESSION_HOURS), MAX_SESSION_HOURS)
+
+
+def set_session_hours(engine: Engine, hours: float, actor: str) -> None:
+    """Admin setting; applies to sign-ins from now on (existing sessions keep their end)."""
+    try:
+        hours = float(hours)
+    except (TypeError, ValueError):
+        raise ValueError("The session length must be a number of hours.") from None
+    if not (math.isfinite(hours) and MIN_SESSION_HOURS <= hours <= MAX_SESSION_HOURS):
+        raise ValueError(f"The session length must be from {MIN_SESSION_HOURS:g} to {MAX_SESSION_HOURS:g} hours.")
+    with engine.begin() as conn:
+        conn.execute(delete(setting).where(setting.c.key == SESSION_HOURS_KEY))
+        conn.execute(setting.insert().values(key=SESSION_HOURS_KEY, value=f"{hours:g}"))
+    log_access(engine, username=actor, role="admin", action="admin", page="admin",
+               detail=f"session length set to {hours:g} hours")
+
+
+def _token_hash(sid: str) -> str:
+    return hashlib.sha256(sid.encode("utf-8")).hexdigest()
+
+
+def create_session(engine: Engine, username: str, now: dt.datetime | None = None) -> tuple[str, dt.datetime]:
+    """A new live session for ``username``: (the random id for the cookie, when it ends).  Only the id's
+    SHA-256 is stored, so the table alone cannot be turned into cookies."""
+    now = now or dt.datetime.now()
+    sid = secrets.token_urlsafe(32)
+    expires_at = now + dt.timedelta(hours=session_hours(engine))
+    with engine.begin() as conn:
+        row = _require_user(conn, username)
+        conn.execute(user_session.insert().values(token_hash=_token_hash(sid), user_id=row.id, created_at=now,
+                                                  expires_at=expires_at))
+    return sid, expires_at
+
+
+def live_session_user(engine: Engine, sid: str | None, now: dt.datetime | None = None) -> UserRecord | None:
+    """The user of a live session (not ended, not expired; user active and not locked), else None."""
+    if not sid or not isinstance(sid, str) or len(sid) > 200:
+        return None
+    now = now or dt.datetime.now()
+    with engine.connect() as conn:
+        row = conn.execute(
+            select(app_user).select_from(user_session.join(app_user, app_user.c.id == user_session.c.user_id))
+            .where(user_session.c.token_hash == _token_hash(sid), user_session.c.revoked_at.is_(None),
+                   user_session.c.expires_at > now, app_user.c.active.is_(True))
+        ).first()
+    if row is None:
+        return None
+    user = _record(row)
+    return None if user.is_locked(now) else user
+
+
+def revoke_session(engine: Engine, sid: str | None, reason: str = "signed out",
+                   now: dt.datetime | None = None) -> None:
+    if not sid:
+        return
+    with engine.begin() as conn:
+        conn.execute(update(user_session).where(user_session.c.token_hash == _token_hash(sid),
+                                                user_session.c.revoked_at.is_(None))
+                     .values(revoked_at=now or dt.datetime.now(), revoked_reason=reason[:40]))
+
+
+def revoke_user_sessions(conn, user_id: int, reason: str, now: dt.datetime | None = None) -> None:
+    """End every live session of a user, inside the caller's transaction."""
+    conn.execute(update(user_session).where(user_session.c.user_id == user_id, user_session.c.revoked_at.is_(None))
+                 .values(revoked_at=now or dt.datetime.now(), revoked_reason=reason[:40]))
+
+
+def encode_session_cookie(key: str, username: str, sid: str, expires_at: dt.datetime) -> str:
+    """The login cookie's value: an HS256 JWT naming the user, the session id and the end."""
+    return jwt.encode({"username": username, "sid": sid, "exp_date": expires_at.timestamp()}, key,
+                      algorithm=COOKIE_ALGORITHM)
+
+
+def decode_session_cookie(key: str, token: object, now: dt.datetime | None = None) -> dict | None:
+    """The claims of a cookie this server signed and that has not expired; None for anything else.
+
+    A cookie with another algorithm in its header (``none``, ``HS512``...), a bad signature, missing or
+    wrongly typed claims, or any other oddity is treated exactly like no cookie: never an error.
+    """
+    if not isinstance(token, str) or not token or len(token) > MAX_COOKIE_LENGTH:
+        return None
+    try:
+        if jwt.get_unverified_header(token).get("alg") != COOKIE_ALGORITHM:
+            return None
+        claims = jwt.decode(token, key, algorithms=[COOKIE_ALGORITHM])
+    except Exception:  # noqa: BLE001 - any malformed, foreign or tampered cookie is simply no cookie
+        return None
+    if not isinstance(claims, dict):
+        return None
+    username, sid, exp = claims.get("username"), claims.get("sid"), claims.get("exp_date")
+    if not (isinstance(username, str) and isinstance(sid, str) and isinstance(exp, (int, float))
+            and not isinstance(exp, bool)):
+        return None
+    if not math.isfinite(exp) or exp <= (now or dt.datetime.now()).timestamp():
+        return None
+    return {"username": username, "sid": sid, "exp_date": float(exp)}

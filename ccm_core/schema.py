@@ -459,6 +459,20 @@ app_user = Table(
     Column("last_login_at", DateTime),
 )
 
+# One row per sign-in.  The login cookie carries the random session id (only its SHA-256 is stored);
+# every run checks the row is live, so sign-out, a password reset, a lockout, a deactivation or a role
+# change ends a copied cookie as well as the open browser session (see ccm_core.auth, "sessions").
+user_session = Table(
+    "user_session", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("user_id", Integer, ForeignKey("app_user.id"), nullable=False, index=True),
+    Column("created_at", DateTime, nullable=False),
+    Column("expires_at", DateTime, nullable=False),
+    Column("revoked_at", DateTime),
+    Column("revoked_reason", String(40)),
+)
+
 access_log = Table(
     "access_log", metadata,
     Column("id", Integer, primary_key=True),

@@ -36,7 +36,7 @@ ROLE_USERS: dict[str, tuple[str, str]] = {
     "care_manager": ("t_care", "t-care-pass"),
     "viewer": ("t_viewer", "t-viewer-pass"),
 }
-TEST_COOKIE_KEY = "test-cookie-key-0123456789-abcdefghijklmnop"
+TEST_COOKIE_KEY = "6fgMMidHglqQ555sItchKmADLQ5aG-LtZwtKlh2d3yKC"
 
 
 def ensure_role_users(engine) -> dict[str, tuple[str, str]]:
@@ -108,13 +108,31 @@ def navigation_page_keys(at: AppTest) -> list[str]:
     return [by_file[name] for name in files if name in by_file]
 
 
+def signed_in(at: AppTest, role: str) -> AppTest:
+    """Give an AppTest session a live sign-in as ``role`` without the form: the session state the sign-in
+    leaves plus a server-side session row (ui.session.current_user checks it on every run).  The
+    database is the one CCM_DATABASE_URL names (app_env sets it)."""
+    import os
+
+    from ccm_core import db
+
+    username, _ = ROLE_USERS[role]
+    engine = db.make_engine(os.environ["CCM_DATABASE_URL"])
+    try:
+        sid, _ends = auth.create_session(engine, username)
+    finally:
+        engine.dispose()
+    at.session_state["authentication_status"] = True
+    at.session_state["username"] = username
+    at.session_state["_ccm_sid"] = sid
+    return at
+
+
 def page_direct(page_file: str, role: str | None = None, query: dict | None = None) -> AppTest:
     """Run a page file on its own, anonymously or with a session already signed in as ``role``."""
     at = AppTest.from_file(str(ROOT / page_file), default_timeout=TIMEOUT)
     if role is not None:
-        username, _ = ROLE_USERS[role]
-        at.session_state["authentication_status"] = True
-        at.session_state["username"] = username
+        signed_in(at, role)
     for k, v in (query or {}).items():
         at.query_params[k] = v
     return at.run()

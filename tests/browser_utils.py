@@ -22,7 +22,7 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
                  "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"]
 SCREENSHOTS = ROOT / "artifacts" / "screenshots"
 VIEWPORT = {"width": 1280, "height": 720}
-COOKIE_KEY = "browser-test-cookie-key-0123456789-abcdefghij"
+COOKIE_KEY = "yJ0w4IVWdahNjJdgk2qHjyClG0uaZ7tfXkKXEqCeHydj"
 
 
 def browser_available() -> str | None:

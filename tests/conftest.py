@@ -15,6 +15,10 @@ from sqlalchemy import create_engine, text
 
 from ccm_core import db, schema
 
+# The repository's own cookie keys (test helpers) are accepted only under the test suite; servers the browser
+# tests start inherit this (see ccm_core.auth.REPOSITORY_KEYS).
+os.environ["CCM_TESTING"] = "1"
+
 PG_ADMIN_URL = os.environ.get("CCM_TEST_PG_URL")
 BACKENDS = ["sqlite"] + (["postgresql"] if PG_ADMIN_URL else [])
 

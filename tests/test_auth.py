@@ -74,11 +74,12 @@ def test_lockout_after_five_failures_for_fifteen_minutes(engine):
         assert auth.get_user(engine, "aud").failed_logins == i
         assert auth.get_user(engine, "aud").locked_until is None
     fifth = auth.authenticate(engine, "aud", "wrong", now=T0 + dt.timedelta(seconds=5))
-    assert not fifth.ok and "locked" in fifth.message
+    # The form says the same as for any failure (it must not confirm the account exists); the lock is real.
+    assert not fifth.ok and fifth.message == auth.GENERIC_FAILURE
     assert fifth.locked_until == T0 + dt.timedelta(seconds=5, minutes=15)
     # While locked even the right password is refused, and the lock is not extended.
     during = auth.authenticate(engine, "aud", "audit-pass-1", now=T0 + dt.timedelta(minutes=14))
-    assert not during.ok and "locked" in during.message
+    assert not during.ok and during.message == auth.GENERIC_FAILURE and during.locked_until is not None
     assert auth.get_user(engine, "aud").locked_until == T0 + dt.timedelta(seconds=5, minutes=15)
     # After 15 minutes the right password works and the counter starts again.
     after = auth.authenticate(engine, "aud", "audit-pass-1", now=T0 + dt.timedelta(minutes=15, seconds=6))
@@ -164,7 +165,8 @@ def test_actions_per_role():
 
 
 # --------------------------------------------------------------------------- cookie key
-GOOD_KEY = "k" * 31 + "Z"  # exactly 32 characters
+GOOD_KEY = "v3W_sJFN5k9Jx5DDaewPVchj5Gzt2RikQf8_U11F98jo"  # committed: accepted only under tests
+GOOD_ENV = {"CCM_TESTING": "1"}
 
 
 @pytest.mark.parametrize("key, problem", [(None, "No cookie key"), ("", "No cookie key"),
@@ -177,12 +179,12 @@ def test_unsafe_cookie_keys_refuse_to_start_outside_demo_mode(tmp_path, key, pro
 
 
 def test_cookie_key_from_env_or_secrets_file(tmp_path):
-    assert auth.cookie_key({"CCM_COOKIE_KEY": GOOD_KEY}, secrets_path=tmp_path / "none.toml") == GOOD_KEY
+    assert auth.cookie_key({**GOOD_ENV, "CCM_COOKIE_KEY": GOOD_KEY}, secrets_path=tmp_path / "none.toml") == GOOD_KEY
     secrets = tmp_path / "secrets.toml"
     secrets.write_text(f'[auth]\ncookie_key = "{GOOD_KEY}X"\n')
-    assert auth.cookie_key({}, secrets_path=secrets) == GOOD_KEY + "X"
+    assert auth.cookie_key(GOOD_ENV, secrets_path=secrets) == GOOD_KEY + "X"
     # The environment wins over the file.
-    assert auth.cookie_key({"CCM_COOKIE_KEY": GOOD_KEY}, secrets_path=secrets) == GOOD_KEY
+    assert auth.cookie_key({**GOOD_ENV, "CCM_COOKIE_KEY": GOOD_KEY}, secrets_path=secrets) == GOOD_KEY
     # The shipped example's placeholder is itself refused.
     example = auth.ROOT / ".streamlit" / "secrets.toml.example"
     with pytest.raises(auth.CookieKeyError, match="well-known"):
@@ -195,7 +197,7 @@ def test_demo_mode_generates_one_random_key_per_process(tmp_path):
     second = auth.cookie_key({"CCM_DEMO_MODE": "1", "CCM_COOKIE_KEY": "short"}, secrets_path=none)
     assert first == second and len(first) >= 32 and auth.cookie_key_problem(first) is None
     # A good configured key is still used in demo mode.
-    assert auth.cookie_key({"CCM_DEMO_MODE": "1", "CCM_COOKIE_KEY": GOOD_KEY}, secrets_path=none) == GOOD_KEY
+    assert auth.cookie_key({**GOOD_ENV, "CCM_DEMO_MODE": "1", "CCM_COOKIE_KEY": GOOD_KEY}, secrets_path=none) == GOOD_KEY
 
 
 # --------------------------------------------------------------------------- demo users
@@ -335,3 +337,191 @@ def test_a_database_filled_by_the_demo_command_is_recognised(tmp_path):
     assert cli.main(["init-db", "--demo-if-empty", "--db", url]) == 0
     assert auth.get_user(engine, "admin").role == "admin"
     engine.dispose()
+
+
+# --------------------------------------------------------------------------- issue 13: locked message
+def test_a_locked_account_is_told_what_an_unknown_name_is_told(engine):
+    """The 'locked' message must not confirm that an account exists."""
+    auth.add_user(engine, "real", "real-pass-1", "viewer")
+    outcomes = [auth.authenticate(engine, "real", "wrong-pass", now=T0) for _ in range(6)]
+    assert auth.get_user(engine, "real").is_locked(T0)
+    unknown = [auth.authenticate(engine, "nobody", "wrong-pass", now=T0) for _ in range(6)]
+    assert {o.message for o in outcomes} == {o.message for o in unknown} == {auth.GENERIC_FAILURE}
+    assert "real" not in auth.GENERIC_FAILURE and "locked for 15 minutes" in auth.GENERIC_FAILURE
+
+
+# --------------------------------------------------------------------------- issue 13: cookie keys
+@pytest.mark.parametrize("key", ["a" * 32, " " * 32, "abcd" * 8, "ab" * 40, "0123456789abcdef" * 2,
+                                 "0123456789abcdefghijklmnopqrstuvwxyz"])
+def test_predictable_cookie_keys_are_refused_outside_demo_mode(tmp_path, key):
+    with pytest.raises(auth.CookieKeyError, match="predictable"):
+        auth.cookie_key({"CCM_COOKIE_KEY": key}, secrets_path=tmp_path / "none.toml")
+
+
+def test_random_keys_of_32_characters_pass():
+    import secrets
+
+    for _ in range(200):  # the documented way and the shortest hex key of the same strength
+        assert auth.cookie_key_problem(secrets.token_urlsafe(24)) is None
+        assert auth.cookie_key_problem(secrets.token_hex(16)) is None
+
+
+def _committed_keys() -> set[str]:
+    """Every string the repository assigns to a name ending in KEY (tests, bench, docs) or to CCM_COOKIE_KEY."""
+    import re
+
+    pattern = re.compile(r"""\b[A-Z_]*KEY\b\s*[=:]\s*["']([^"'$]{8,})["']|CCM_COOKIE_KEY=["']?([^"'\s$]{8,})""")
+    found = set()
+    for path in auth.ROOT.rglob("*"):
+        if path.suffix not in (".py", ".md", ".toml", ".yml", ".yaml", ".example", "") or ".venv" in path.parts \
+                or ".git" in path.parts or not path.is_file():
+            continue
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (UnicodeDecodeError, OSError):
+            continue
+        for m in pattern.finditer(text):
+            found.add(m.group(1) or m.group(2))
+    return found
+
+
+def test_the_keys_committed_in_the_repository_are_refused_outside_tests(tmp_path):
+    committed = _committed_keys()
+    from apptest_utils import TEST_COOKIE_KEY
+    from browser_utils import COOKIE_KEY
+
+    assert {TEST_COOKIE_KEY, COOKIE_KEY, GOOD_KEY} <= committed
+    for key in committed:
+        with pytest.raises(auth.CookieKeyError):
+            auth.cookie_key({"CCM_COOKIE_KEY": key}, secrets_path=tmp_path / "none.toml")
+    # Under the test suite (CCM_TESTING=1, set by tests/conftest.py) the test helpers' keys work.
+    for key in (TEST_COOKIE_KEY, COOKIE_KEY, GOOD_KEY):
+        assert key in auth.REPOSITORY_KEYS
+        assert auth.cookie_key({"CCM_TESTING": "1", "CCM_COOKIE_KEY": key}, secrets_path=tmp_path / "n.toml") == key
+    # In demo mode a committed key is replaced by a random one.
+    demo = auth.cookie_key({"CCM_DEMO_MODE": "1", "CCM_COOKIE_KEY": next(iter(auth.REPOSITORY_KEYS))},
+                           secrets_path=tmp_path / "n.toml")
+    assert demo not in auth.REPOSITORY_KEYS
+
+
+# --------------------------------------------------------------------------- issue 13: sessions
+def _live(engine, sid, now=None):
+    user = auth.live_session_user(engine, sid, now=now)
+    return user.username if user else None
+
+
+def test_a_session_is_live_until_signed_out(engine):
+    auth.add_user(engine, "s1", "sess-pass-1", "viewer")
+    sid, expires = auth.create_session(engine, "s1", now=T0)
+    other, _ = auth.create_session(engine, "s1", now=T0)
+    assert expires == T0 + dt.timedelta(hours=12)  # the default lifetime
+    assert _live(engine, sid, T0) == "s1" and _live(engine, other, T0) == "s1"
+    auth.revoke_session(engine, sid)
+    assert _live(engine, sid, T0) is None
+    assert _live(engine, other, T0) == "s1"  # signing out one browser leaves the other session
+    assert _live(engine, "not-a-session", T0) is None and _live(engine, None) is None and _live(engine, "") is None
+    # The table holds only a hash of the id.
+    with engine.connect() as conn:
+        hashes = conn.execute(select(auth.user_session.c.token_hash)).scalars().all()
+    assert sid not in hashes and len(hashes) == 2
+
+
+def test_a_session_ends_at_its_lifetime(engine):
+    auth.add_user(engine, "s2", "sess-pass-2", "viewer")
+    sid, expires = auth.create_session(engine, "s2", now=T0)
+    assert _live(engine, sid, expires - dt.timedelta(seconds=1)) == "s2"
+    assert _live(engine, sid, expires) is None
+
+
+@pytest.mark.parametrize("change", ["password", "lockout", "deactivate", "role"])
+def test_account_changes_end_every_session_of_the_user(engine, change):
+    auth.add_user(engine, "victim", "victim-pass-1", "biller")
+    auth.add_user(engine, "bystander", "bystander-pass", "biller")
+    now = dt.datetime.now()
+    sids = [auth.create_session(engine, "victim", now=now)[0] for _ in range(2)]
+    kept, _ = auth.create_session(engine, "bystander", now=now)
+    if change == "password":
+        auth.set_password(engine, "victim", "victim-pass-2")
+    elif change == "lockout":
+        for _ in range(auth.MAX_FAILED_LOGINS):
+            auth.authenticate(engine, "victim", "wrong-pass")
+    elif change == "deactivate":
+        auth.deactivate(engine, "victim")
+    else:
+        auth.set_role(engine, "victim", "viewer")
+    assert [_live(engine, s) for s in sids] == [None, None]
+    assert _live(engine, kept) == "bystander"
+    # Undoing the change does not bring the old sessions back.
+    auth.unlock(engine, "victim")
+    auth.set_active(engine, "victim", True)
+    assert [_live(engine, s) for s in sids] == [None, None]
+
+
+def test_setting_the_same_role_again_keeps_sessions(engine):
+    auth.add_user(engine, "same", "same-pass-1", "biller")
+    sid, _ = auth.create_session(engine, "same")
+    auth.set_role(engine, "same", "biller")
+    assert _live(engine, sid) == "same"
+
+
+def test_session_lifetime_is_an_admin_setting_within_bounds(engine):
+    auth.add_user(engine, "s3", "sess-pass-3", "viewer")
+    assert auth.session_hours(engine) == 12
+    auth.set_session_hours(engine, 2, actor="boss")
+    sid, expires = auth.create_session(engine, "s3", now=T0)
+    assert expires == T0 + dt.timedelta(hours=2)
+    for bad in (0, -1, 0.1, 24 * 31, float("nan"), float("inf"), "soon"):
+        with pytest.raises(ValueError, match="session length"):
+            auth.set_session_hours(engine, bad, actor="boss")
+    assert auth.session_hours(engine) == 2
+    assert ("boss", "admin", "session length set to 2 hours") in _log(engine)
+    with engine.begin() as conn:  # a hand-edited value out of range is clamped, a garbled one ignored
+        admin.put_setting(conn, auth.SESSION_HOURS_KEY, "100000")
+    assert auth.session_hours(engine) == auth.MAX_SESSION_HOURS
+    with engine.begin() as conn:
+        admin.put_setting(conn, auth.SESSION_HOURS_KEY, "nan")
+    assert auth.session_hours(engine) == 12
+
+
+# --------------------------------------------------------------------------- issue 13: the cookie itself
+KEY = "v3W_sJFN5k9Jx5DDaewPVchj5Gzt2RikQf8_U11F98jo"
+
+
+def _b64(obj) -> str:
+    import base64
+    import json
+
+    raw = obj if isinstance(obj, bytes) else json.dumps(obj).encode()
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def test_a_cookie_round_trips_only_with_its_key():
+    exp = dt.datetime.now() + dt.timedelta(hours=1)
+    token = auth.encode_session_cookie(KEY, "ann", "sid-1", exp)
+    claims = auth.decode_session_cookie(KEY, token)
+    assert claims["username"] == "ann" and claims["sid"] == "sid-1"
+    assert claims["exp_date"] == pytest.approx(exp.timestamp())
+    assert auth.decode_session_cookie(KEY + "x", token) is None  # a foreign server's cookie
+    head, body, sig = token.split(".")
+    forged_body = _b64({"username": "admin", "sid": "sid-1", "exp_date": exp.timestamp()})
+    assert auth.decode_session_cookie(KEY, f"{head}.{forged_body}.{sig}") is None  # tampered
+    # An expired cookie is no cookie.
+    old = auth.encode_session_cookie(KEY, "ann", "sid-1", dt.datetime.now() - dt.timedelta(seconds=1))
+    assert auth.decode_session_cookie(KEY, old) is None
+
+
+@pytest.mark.parametrize("make", [
+    lambda exp: f"{_b64({'alg': 'none', 'typ': 'JWT'})}.{_b64({'username': 'admin', 'sid': 'x', 'exp_date': exp})}.",
+    lambda exp: __import__("jwt").encode({"username": "admin", "sid": "x", "exp_date": exp}, KEY, algorithm="HS512"),
+    lambda exp: __import__("jwt").encode({"username": "admin", "exp_date": exp}, KEY, algorithm="HS256"),
+    lambda exp: __import__("jwt").encode({"username": ["admin"], "sid": "x", "exp_date": exp}, KEY, algorithm="HS256"),
+    lambda exp: __import__("jwt").encode({"username": "admin", "sid": "x", "exp_date": "never"}, KEY,
+                                         algorithm="HS256"),
+    lambda exp: "not a jwt at all",
+    lambda exp: "a.b.c",
+    lambda exp: "x" * 5000,
+    lambda exp: f"{_b64(b'not json')}.{_b64({'username': 'admin'})}.sig",
+])
+def test_foreign_or_malformed_cookies_are_no_cookie(make):
+    exp = (dt.datetime.now() + dt.timedelta(hours=1)).timestamp()
+    assert auth.decode_session_cookie(KEY, make(exp)) is None

@@ -154,8 +154,9 @@ def test_current_month_is_partial_and_nothing_is_dated_after_as_of(engine):
 
 
 # Tables written by people using the app (logins, audit work, imports), stamped with the real clock, not the demo's.
-_OPERATIONAL_TABLES = {"data_version", "access_log", "app_user", "audit_sample", "audit_sample_item",
-                       "audit_finding", "import_batch", "import_change", "setting", "meeting", "denial_work"}
+_OPERATIONAL_TABLES = {"data_version", "access_log", "app_user", "user_session", "audit_sample",
+                       "audit_sample_item", "audit_finding", "import_batch", "import_change", "setting", "meeting",
+                       "denial_work"}
 # Dates that are scheduled, so they lie after as_of by design: each must be in the 14 days after it.
 _SCHEDULED_COLUMNS = {("patient", "next_contact_date")}
 

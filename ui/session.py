@@ -19,6 +19,9 @@ from ._run import run_scope
 from .data import get_engine
 
 DEEP_LINK_KEY = "_ccm_deep_link"
+SESSION_ID_KEY = "_ccm_sid"  # the live user_session this browser session belongs to (ccm_core.auth)
+ENDED_NOTICE = "You have been signed out: the session ended (signed out elsewhere, or the account changed). " \
+               "Sign in again."
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,7 @@ def forget_login(reason: str | None = None) -> None:
     """Drop this browser session's login (and stop cookie re-login in it)."""
     for key in ("authentication_status", "username", "name", "email", "roles"):
         st.session_state[key] = None
+    st.session_state.pop(SESSION_ID_KEY, None)
     st.session_state["logout"] = True
     run_scope().pop("user", None)
     if reason:
@@ -62,17 +66,22 @@ def forget_login(reason: str | None = None) -> None:
 
 
 def current_user() -> CurrentUser | None:
-    """The signed-in user as the database knows them now, or None."""
+    """The signed-in user as the database knows them now, or None.
+
+    Checked on every run: the browser session's user_session row must still be live (not signed out,
+    not expired, user active and not locked, no password or role change since), so ending a session in
+    the database ends it here at the next click."""
     scope = run_scope()
     if "user" in scope:
         return scope["user"]
     user = None
     if st.session_state.get("authentication_status") is True and st.session_state.get("username"):
-        record = auth.get_user(get_engine(), st.session_state["username"])
-        if record is not None and record.active and record.role in auth.ROLE_PAGES:
+        record = auth.live_session_user(get_engine(), st.session_state.get(SESSION_ID_KEY))
+        if (record is not None and record.username == auth.normalize_username(st.session_state["username"])
+                and record.role in auth.ROLE_PAGES):
             user = CurrentUser(record.username, record.display_name, record.role, record.staff_id)
         else:
-            forget_login("Your account is no longer active. Ask an admin if this is a mistake.")
+            forget_login(ENDED_NOTICE)
     scope["user"] = user
     return user
 

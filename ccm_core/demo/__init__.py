@@ -38,8 +38,8 @@ from .generator import MONTH_KINDS, PATIENT_KINDS, PLANTED_KINDS, DemoData, npi_
 __all__ = ["generate", "DemoReport", "PLANTED_KINDS", "PATIENT_KINDS", "MONTH_KINDS", "add_cli",
            "npi_check_digit", "npi_is_valid", "wipe_data_tables"]
 
-# Tables --replace leaves alone: logins, the access log, settings, meetings and the data version are not demo data.
-KEEP_TABLES = ("app_user", "access_log", "setting", "meeting", "data_version")
+# Tables --replace leaves alone: logins and their sessions, the access log, settings, meetings and the data version are not demo data.
+KEEP_TABLES = ("app_user", "user_session", "access_log", "setting", "meeting", "data_version")
 
 
 @dataclasses.dataclass
