@@ -148,6 +148,7 @@ def store_table(rs: rules_mod.RuleSet) -> Table:
             cols.append(Column(c.name, typ))
         t = Table(TABLE_NAME, MetaData(), *cols)
         Index(f"ix_{TABLE_NAME}_month_patient", t.c.service_month, t.c.patient_id)
+        Index(f"ix_{TABLE_NAME}_patient", t.c.patient_id)  # scoped rebuilds delete by patient
         _TABLES[fp] = t
     return _TABLES[fp]
 
@@ -175,6 +176,7 @@ def claim_table(rs: rules_mod.RuleSet) -> Table:
                   Column("initial_denial_month", Integer))
         Index(f"ix_{CLAIM_TABLE}_submitted", t.c.submitted_month)
         Index(f"ix_{CLAIM_TABLE}_denied", t.c.initial_denial_month)
+        Index(f"ix_{CLAIM_TABLE}_patient", t.c.patient_id)
         _CLAIM_TABLES[fams] = t
     return _CLAIM_TABLES[fams]
 
@@ -212,6 +214,7 @@ eligible_store = Table(
     Column("month", Integer, nullable=False),
     Column("patient_id", Integer, nullable=False),
     Index(f"ix_{ELIGIBLE_TABLE}_month", "month", "patient_id"),
+    Index(f"ix_{ELIGIBLE_TABLE}_patient", "patient_id"),
 )
 ELIGIBLE_READ_TABLES = {"diagnosis", "visit", "eligibility_override", "patient"}
 
@@ -311,6 +314,8 @@ def _reset_table(conn: Connection, t: Table) -> None:
         have = [c["name"] for c in sa_inspect(conn).get_columns(t.name)]
         if have == [c.name for c in t.c]:
             conn.execute(t.delete())
+            for ix in t.indexes:  # a table built by older code may lack an index added since
+                ix.create(conn, checkfirst=True)
             return
         t.drop(conn)
     t.create(conn)
@@ -389,9 +394,9 @@ def _patient_month_patients(scope: Scope) -> Select | None:
     for t in (s.consent, s.facility_stay):
         parts.append(select(t.c.patient_id).select_from(t.join(ic, ic.c.row_id == t.c.id))
                      .where(mine, ic.c.table_name == t.name))
-    te = s.time_entry
-    parts.append(select(te.c.patient_id).where(te.c.staff_id.in_(
-        select(ic.c.row_id).where(mine, ic.c.table_name == "staff"))))
+    te = s.time_entry  # driven from the batch's staff rows: nothing to scan when it wrote none
+    parts.append(select(te.c.patient_id).select_from(ic.join(te, te.c.staff_id == ic.c.row_id))
+                 .where(mine, ic.c.table_name == "staff"))
     parts += [select(literal(pid, Integer).label("patient_id")) for pid in scope.patients_also]
     u = union(*parts).subquery("patient_month_patients")
     return select(u.c.patient_id)
