@@ -18,6 +18,7 @@ CLI_MODULES = [
     "ccm_core.imports",     # import, batches, revert
     "ccm_core.audit_cli",   # audit, sample
     "ccm_core.pm_store",    # refresh-store
+    "ccm_core.meeting_pack",  # meeting-pack
 ]
 
 

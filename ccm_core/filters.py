@@ -58,10 +58,10 @@ class Filters:
         rng = format_month(self.month_from) if self.month_from == self.month_to else (
             f"{format_month(self.month_from)} to {format_month(self.month_to)}")
         bits = [rng]
-        for label, vals in (("clinics", self.clinic_ids), ("practitioners", self.practitioner_ids),
-                            ("care managers", self.care_manager_ids), ("payers", self.payers)):
+        for label, vals in (("clinic", self.clinic_ids), ("practitioner", self.practitioner_ids),
+                            ("care manager", self.care_manager_ids), ("payer", self.payers)):
             if vals:
-                bits.append(f"{len(vals)} {label}")
+                bits.append(f"{len(vals)} {label}{'' if len(vals) == 1 else 's'}")
         if self.programs and self.programs != ("CCM",):
             bits.append("programs " + ", ".join(self.programs))
         return "; ".join(bits)

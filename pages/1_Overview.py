@@ -1,12 +1,15 @@
-"""Overview: the program's headline numbers for the chosen month, and the month so far.
+"""Overview: the ten-second read of the program for the chosen month.
 
-Every tile is one ``ccm_core.kpis`` function (definition one click away),
-compared with the month before and with what the last team meeting saw.
+Top to bottom: the month and the date the data runs through; six headline KPIs (``ccm_core.weekly.HEADLINES``),
+each with its 12-month sparkline, the change from the month before, the change since the last team meeting
+and its target in green / amber / red (targets: Admin page, defaults in docs/weekly-read.md); this month so
+far with the month-end forecast; and what needs attention, each line linking to the page that works it.  The
+meeting pack button makes the same view as a PDF.  Every number is the ``ccm_core`` function the other pages
+call for the same filters, read through the shared result cache (``ui.data.cached``).
 """
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 
 import streamlit as st
 
@@ -14,155 +17,215 @@ from ui.session import require_page
 
 user = require_page("overview")  # before any data is read
 
-from ccm_core import admin, auth, kpis  # noqa: E402
-from ccm_core.db import add_months, format_month, month_bounds, month_int  # noqa: E402
+from ccm_core import admin, kpis, meeting_pack, weekly  # noqa: E402
+from ccm_core.db import add_months, month_bounds, month_int  # noqa: E402
 from ui._run import run_scope  # noqa: E402
-from ui.components import empty_state, format_value, friendly_errors, kpi_tile  # noqa: E402
+from ui import charts  # noqa: E402
+from ui.charts import month_label  # noqa: E402
+from ui.components import empty_state, friendly_errors  # noqa: E402
 from ui.data import cached, get_engine  # noqa: E402
 from ui.filters import filter_query_params, sidebar_filters  # noqa: E402
 from ui.meeting import meeting_mode, suppress_small  # noqa: E402
 
 PAGE = "overview"
-
-# Tile key -> (label, how to read the value from the KPI results, unit, which direction is good)
-TILES = (
-    ("enrolled", "Enrolled patients", "count", "higher"),
-    ("consent_rate", "Consent rate", "rate", "higher"),
-    ("minutes_per_enrolled", "Minutes per patient", "minutes", "higher"),
-    ("billable_rate", "Billable (20+ min)", "rate", "higher"),
-    ("expected_revenue", "Expected revenue", "dollars", "higher"),
-    ("paid_revenue", "Paid revenue", "dollars", "higher"),
-    ("denial_rate_count", "Denial rate (claims)", "rate", "lower"),
-    ("denial_rate_dollars", "Denial rate (dollars)", "rate", "lower"),
-)
-
-
-def headline_results(f) -> dict:
-    """The KPI results behind the tiles for one filter set (each cached until what it reads is written)."""
-    revenue = cached(kpis.revenue_summary, f)
-    denial = cached(kpis.initial_denial_rates, f)
-    return {
-        "enrolled": cached(kpis.enrolled_patients, f),
-        "consent_rate": cached(kpis.consent_rate, f),
-        "minutes_per_enrolled": cached(kpis.minutes_per_enrolled_patient, f),
-        "billable_rate": cached(kpis.billable_rate, f),
-        "expected_revenue": revenue,
-        "paid_revenue": revenue,
-        "denial_rate_count": denial["count"],
-        "denial_rate_dollars": denial["dollars"],
-    }
+BADGE = {"green": ("green", "On target"), "amber": ("orange", "Watch"), "red": ("red", "Off target"),
+         None: ("gray", "No target data")}
+_CSS = """
+<style>
+.st-key-ov_tiles div[data-testid="stMetricValue"] { font-size: 1.75rem; }
+.st-key-ov_tiles div[data-testid="stMetricLabel"] p { font-size: 0.9rem; line-height: 1.2; }
+.st-key-ov_tiles div[data-testid="stMetricLabel"] * { white-space: normal !important; overflow: visible !important;
+  text-overflow: clip !important; }
+.st-key-ov_tiles div[data-testid="stMetricDelta"] { font-size: 0.85rem; }
+.st-key-ov_tiles div[data-testid="stCaptionContainer"] p { margin-bottom: 0; font-size: 0.8rem; }
+.st-key-ov_tiles div[data-testid="stVerticalBlockBorderWrapper"] { padding: 0.6rem 0.7rem; }
+@media (max-width: 1500px) {
+  .st-key-ov_tiles div[data-testid="stMetricValue"] { font-size: 1.4rem !important; }
+}
+h1 { padding-top: 0.2rem; padding-bottom: 0.2rem; }
+</style>
+"""
+_MEETING_CSS = """
+<style>
+.st-key-ov_tiles div[data-testid="stMetricValue"] { font-size: 2.1rem; }
+</style>
+"""
 
 
-def tile_value(key: str, result):
-    if key == "expected_revenue":
-        return result.extra.get("expected")
-    if key == "paid_revenue":
-        return result.extra.get("paid")
-    return result.value
+def shown_value(key: str, value) -> str:
+    h = weekly.HEADLINE_BY_KEY[key]
+    if h.unit == "count" and meeting_mode():
+        n = weekly.number(value)
+        if n is not None and 0 < n < 11:
+            return "<11"
+    return weekly.fmt(value, h.unit)
 
 
-def view_key(f) -> str:
-    """Snapshots are per view: the same filters compare with the same filters."""
-    return hashlib.sha1(repr(f).encode()).hexdigest()[:12]
+def shown_delta(key: str, now, then) -> str | None:
+    h = weekly.HEADLINE_BY_KEY[key]
+    if h.unit == "count" and meeting_mode():
+        a, b = weekly.number(now), weekly.number(then)
+        if (a is not None and 0 < a < 11) or (b is not None and 0 < b < 11):
+            return None  # the difference of two small cells would reveal them
+    return weekly.fmt_delta(now, then, h.unit)
 
 
-def shifted_back(f):
-    """The same range one month earlier: 'vs last month'."""
-    return f.with_months(add_months(f.month_from, -1), add_months(f.month_to, -1))
+def series_for(f, months: int = 12) -> dict[str, list[tuple[int, float | None]]]:
+    """The sparklines: each month is the same cached call the tile (and every other page) makes."""
+    out: dict[str, list] = {h.key: [] for h in weekly.HEADLINES}
+    for m in weekly.trend_months(f.month_to, months):
+        values = cached(weekly.headline_values, f.with_months(m))
+        for h in weekly.HEADLINES:
+            out[h.key].append((m, weekly.number(values[h.key])))
+    return out
 
 
-def draw_tiles(f, engine) -> None:
-    now = headline_results(f)
-    before = headline_results(shifted_back(f))
-    values = {key: tile_value(key, now[key]) for key, *_ in TILES}
+def draw_tiles(f, engine, as_of, lag_days) -> dict:
+    now = cached(weekly.headline_values, f)
+    before = cached(weekly.headline_values, f.with_months(add_months(f.month_to, -1)))
+    series = series_for(f)
+    targets = cached(weekly.targets)
+    values = {h.key: weekly.number(now[h.key]) for h in weekly.HEADLINES}
     today = dt.date.today()
+    view = weekly.view_key(f)
     if meeting_mode():
-        admin.save_meeting_snapshot(engine, today, view_key(f), values)
+        admin.save_meeting_snapshot(engine, today, view, values)
     last = admin.last_meeting(engine, today)
-    snapshot = admin.meeting_snapshot(engine, last, view_key(f)) if last else None
+    snapshot = (admin.meeting_snapshot(engine, last, view) if last else None) or {}
+    month_open = weekly.is_open(f.month_to, as_of, lag_days)
+    with st.container(key="ov_tiles"):
+        cols = st.columns(len(weekly.HEADLINES), gap="small")
+        for col, h in zip(cols, weekly.HEADLINES):
+            result = now[h.key]
+            color, word = BADGE[weekly.status(h.key, result, before[h.key], targets[h.key])[0]]
+            target_words = weekly.status(h.key, result, before[h.key], targets[h.key])[1]
+            spark = [v for _, v in series[h.key] if v is not None]
+            open_note = h.lag_sensitive and month_open
+            delta = None if open_note else shown_delta(h.key, result, before[h.key])
+            since = shown_delta(h.key, result, snapshot.get(h.key)) if h.key in snapshot else None
+            definition = getattr(result, "definition", None)
+            help_text = (f"{definition.name}: {definition.numerator}. Denominator: {definition.denominator}."
+                         if definition else None)
+            help_text = (help_text or "") + f" Target: {target_words}. Sparkline: the 12 months to " \
+                                            f"{month_label(f.month_to)}."
+            with col, st.container(border=True):
+                st.metric(h.label, shown_value(h.key, result), delta=delta,
+                          delta_color="normal" if h.better == "higher" else "inverse",
+                          chart_data=spark or None, chart_type="line", help=help_text)
+                st.markdown(f":{color}-badge[{word}]" + (" :gray-badge[open month]" if open_note else ""),
+                            help=f"Target: {target_words}")
+                st.caption(f"Since meeting: {since or '—'}")
+    return {"last": last, "snapshot": bool(snapshot)}
 
-    for row in (TILES[:4], TILES[4:]):
-        cols = st.columns(len(row))
-        for col, (key, label, unit, better) in zip(cols, row):
-            with col:
-                result = now[key]
-                help_text = None
-                if key == "minutes_per_enrolled" and result.extra.get("median") is not None:
-                    help_text = (f"Mean counted CCM minutes per enrolled patient; median "
-                                 f"{result.extra['median']:.0f} min")
-                if key.startswith("denial_rate"):
-                    help_text = "Initial denials ÷ average claims submitted in the 3 months before (HFMA)."
-                if key == "paid_revenue":
-                    billed = result.extra.get("billed")
-                    help_text = f"Billed {format_value(billed, 'dollars')}" if billed is not None else None
-                kpi_tile(label, values[key], unit, previous=tile_value(key, before[key]),
-                         last_meeting=(snapshot or {}).get(key), definition=result.definition, better=better,
-                         help=help_text)
-    arrows = "Arrows: change vs the month before, same filters."
+
+def meeting_note(info: dict) -> str:
+    last = info["last"]
     if last is None:
-        note = ("This is the first recorded meeting: the next one will show what changed since today."
-                if meeting_mode() else
-                "No team meeting recorded yet: switch on Meeting mode during the meeting and the next one "
-                "shows what changed since.")
-    elif snapshot is None:
-        note = (f"The last meeting ({last:%b %d, %Y}) did not look at this view (these filters), so there is "
-                "no 'since last meeting' change to show.")
-    else:
-        note = f"'Since last meeting' compares with what the meeting of {last:%b %d, %Y} saw for this view."
-    st.caption(f"{arrows} {note}")
+        return ("first recorded meeting: next time shows what changed since today" if meeting_mode()
+                else "no team meeting recorded yet (switch on Meeting mode during the meeting)")
+    if not info["snapshot"]:
+        return f"the last meeting ({last:%b %-d}) did not look at these filters"
+    return f"since last meeting = since {last:%b %-d, %Y}"
 
 
-def draw_pacing(f, engine) -> None:
-    """Month to date: days left, patients 1-5 minutes short of 20, and the dollars that would bring."""
-    as_of = cached(admin.data_as_of, dt.date.today())
+def draw_month_so_far(f, as_of) -> None:
     if as_of is None:
         return
     month = month_int(as_of)
-    fm = f.with_months(month)
-    worklist = cached(kpis.near_threshold_worklist, fm, as_of)
-    pacing = cached(kpis.pacing_forecast, fm, as_of)
-    month_end = month_bounds(month)[1]
-    days_left = (month_end - as_of).days
-    near = worklist[worklist["tier"] == 1] if not worklist.empty else worklist
-    at_stake = float(near["expected_at_stake"].sum()) if not near.empty else 0.0
-    st.subheader(f"Month to date: {as_of:%B %Y}", anchor=False)
-    with st.container(border=True):
-        c1, c2, c3, c4, c5 = st.columns(5)
-        c1.metric("Days left", f"{days_left}", help=f"Data through {as_of:%b %d}; month ends {month_end:%b %d}.")
-        c2.metric("Patients at 15-19 min", f"{suppress_small(len(near))}",
-                  help="Enrolled patients 1-5 minutes short of the 20-minute threshold (99490).")
-        c3.metric("Dollars at stake", format_value(at_stake, "dollars"),
-                  help="99490 fee for each of those patients if they reach 20 minutes this month.")
-        c4.metric("At 20+ min so far", f"{suppress_small(int(pacing.extra.get('so_far', 0)))}",
-                  help="Enrolled patients whose counted minutes already reached 20 this month.")
-        projected = pacing.value
-        c5.metric("Month-end forecast", format_value(projected, "count") if projected is not None else "n/a",
-                  help=f"Pacing forecast ({pacing.extra.get('method', '')}).")
-        st.caption(kpis.D["pacing_forecast"].numerator)
+    fc = cached(kpis.pacing_forecast, f.with_months(month), as_of)
+    days_left = (month_bounds(month)[1] - as_of).days
+    e = fc.extra
+    rng = "" if e["low"] == e["high"] else f" (likely {suppress_small(e['low'])}–{suppress_small(e['high'])})"
+    st.markdown(
+        f"**{as_of:%B %Y} so far** · {weekly.plural(days_left, 'day')} left · "
+        f"{weekly.plural(suppress_small(e['so_far']), 'billable patient-month')} · month-end forecast "
+        f"**{suppress_small(fc.value)}**{rng} of {weekly.plural(suppress_small(e['enrolled']), 'enrolled patient')}",
+        help=f"{kpis.D['pacing_forecast'].numerator}. {weekly.plural(e['can_still_bill'], 'enrolled patient')} "
+             f"can still reach 20 minutes (the cap is {e['cap']:,}). Backtest: docs/performance.md.")
 
 
-def draw_links(user) -> None:
+ATTENTION_ICONS = {"holds": ":material/pause_circle:", "near_threshold": ":material/timer:",
+                   "denials": ":material/receipt_long:", "consent_gaps": ":material/how_to_reg:"}
+
+
+def draw_attention(f, as_of) -> None:
+    items = cached(weekly.attention_items, f, as_of)
     pages = run_scope().get("pages") or {}
-    keys = [k for k in auth.ROLE_PAGES[user.role] if k != PAGE and k in pages]
-    if not keys:
-        return
-    st.subheader("Go to", anchor=False)
-    query = filter_query_params()
-    with st.container(horizontal=True, gap="medium"):
-        for key in keys:
-            st.page_link(pages[key], label=auth.PAGES[key][0], query_params=query or None)
+    query = filter_query_params() or None
+    st.markdown("**Needs attention**")
+    with st.container(key="ov_attention", gap="small"):
+        for item in items:
+            count = item["count"]
+            if count in (None, 0) and not item.get("dollars"):
+                continue
+            shown = suppress_small(count) if count is not None else ""
+            money = f" · {weekly.fmt(item['dollars'], 'dollars')}" if item.get("dollars") else ""
+            label = f"{shown} · {item['label']}{money}" if count is not None else f"{item['label']}{money}"
+            target = pages.get(item["page"])
+            if target is not None:
+                st.page_link(target, label=label, icon=ATTENTION_ICONS.get(item["kind"]), query_params=query)
+            else:
+                st.markdown(f"{ATTENTION_ICONS.get(item['kind'], '')} {label}")
+        if all((i["count"] in (None, 0)) and not i.get("dollars") for i in items):
+            st.caption("Nothing waiting: no holds, near misses, unworked denials or consent gaps.")
+
+
+def draw_trend(f) -> None:
+    """The month's one chart: the billable rate over the sparkline's 12 months, months in calendar order."""
+    import pandas as pd
+
+    trend = series_for(f)["billable_rate"]
+    df = pd.DataFrame({"month": [m for m, _ in trend], "rate": [v for _, v in trend]})
+    st.markdown("**Billable rate, 12 months**")
+    charts.show(charts.trend_lines(df, {"rate": "Billable rate"}, month_col="month", y_title=None,
+                                   y_domain=(0, 1)).properties(height=130),
+                "Billable rate over the 12 months to the report month")
+
+
+def draw_pack_button(f, as_of) -> None:
+    week = dt.date.today()
+
+    def build() -> bytes:
+        return meeting_pack.build_pdf(get_engine(), f, week=week, as_of=as_of, username=user.username)
+
+    st.download_button("Meeting pack (PDF)", build, file_name=f"ccm_meeting_pack_{week:%Y%m%d}.pdf",
+                       mime="application/pdf", icon=":material/picture_as_pdf:", key="ov_pack",
+                       help="This view as a PDF for the weekly meeting: tiles with 12-month trends and "
+                            "since-last-meeting changes, what needs attention and the month's charts; counts "
+                            "under 11 suppressed as in meeting mode.")
 
 
 with friendly_errors("the overview"):
     engine = get_engine()
     f = sidebar_filters()
-    st.title("Overview", anchor=False)
-    st.caption(f"{f.describe()} · month-level tiles report on {format_month(f.month_to)}"
-               + (" · meeting mode" if meeting_mode() else ""))
+    st.html(_CSS + (_MEETING_CSS if meeting_mode() else ""))
     if not cached(admin.filter_options)["months"]:
+        st.title("Overview", anchor=False)
         empty_state("No data yet", "Import the practice's files on the Import page, or run "
                     "`python -m ccm_core init-db --demo-if-empty` for demo data.")
     else:
-        draw_tiles(f, engine)
-        draw_pacing(f, engine)
-        draw_links(user)
+        through = cached(weekly.data_through, dt.date.today())
+        as_of = through["overall"]
+        lag_days = cached(weekly.open_month_lag_days)
+        head, button = st.columns([4, 1], vertical_alignment="bottom")
+        with head:
+            st.title(f"Overview · {month_label(f.month_to)}", anchor=False)
+        with button:
+            draw_pack_button(f, as_of)
+        bits = [f"Report month {month_label(f.month_to)}" + ("" if f.month_from == f.month_to else
+                                                             f" (range from {month_label(f.month_from)})"),
+                f"data through {as_of:%b %-d, %Y}" if as_of else "no data date"]
+        if weekly.scope_words(f, with_months=False):
+            bits.insert(1, weekly.scope_words(f, with_months=False))
+        if weekly.is_open(f.month_to, as_of, lag_days):
+            bits.append(f"{month_label(f.month_to)} is still open: claims go out and are paid up to {lag_days} "
+                        "days after month end")
+        info = draw_tiles(f, engine, as_of, lag_days)
+        st.caption(" · ".join(bits + ["arrows vs the month before", meeting_note(info)])
+                   + (" · meeting mode" if meeting_mode() else ""))
+        left, right = st.columns([3, 2], gap="medium")
+        with left:
+            draw_month_so_far(f, as_of)
+            draw_attention(f, as_of)
+        with right:
+            draw_trend(f)
