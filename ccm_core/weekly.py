@@ -19,7 +19,8 @@ import datetime as dt
 import json
 from dataclasses import dataclass
 
-from sqlalchemy import exists, func, select
+import pandas as pd
+from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 
 from . import kpis
@@ -31,7 +32,6 @@ from .filters import Filters
 LAG_KEY = "kpi.open_month_lag_days"
 DEFAULT_LAG_DAYS = 45  # claims go out within ~15 days of month end and are paid within ~30 more
 TARGETS_KEY = "kpi.targets"
-APPEAL_WINDOW_DAYS = 120  # Medicare redetermination: 120 days from the initial determination
 
 
 @dataclass(frozen=True)
@@ -263,24 +263,25 @@ def last_closed_month(conn: Connection, as_of: dt.date) -> int:
 
 
 # --------------------------------------------------------------------------- what needs attention
+DENIAL_WINDOW_MONTHS = 12
+
+
 def denials_to_work(conn: Connection, f: Filters, as_of: dt.date) -> KpiResult:
-    """Claims whose first adjudication was a denial (CARC 18 left out), never paid since, with no appeal on
-    file, denied within the last ``APPEAL_WINDOW_DAYS`` days (still appealable)."""
-    rs = kpis._rules(conn)
-    c, r, ap = s.claim, s.remittance, s.appeal
-    frm, where = kpis._claims_base(f, rs)
-    paid_later = exists().where(r.c.claim_id == c.c.id, r.c.paid_amount > 0)
-    appealed = exists().where(ap.c.claim_id == c.c.id)
-    since = as_of - dt.timedelta(days=APPEAL_WINDOW_DAYS)
-    first_denied = (select(r.c.claim_id).where(r.c.adjudication_seq == 1, r.c.claim_id.isnot(None),
-                                               kpis._is_denial(r), ~kpis._is_duplicate(r),
-                                               r.c.received_date.between(since, as_of))
-                    .distinct().subquery())
-    row = conn.execute(select(func.count().label("n"), func.coalesce(func.sum(c.c.total_charge), 0).label("d"))
-                       .select_from(frm.join(first_denied, first_denied.c.claim_id == c.c.id))
-                       .where(where, ~paid_later, ~appealed)).one()
-    return KpiResult(kpis.D["initial_denial_rate"], int(row.n), int(row.n), None,
-                     {"charges": float(row.d or 0), "since": since})
+    """Denied claims nobody has worked yet: ``ccm_core.queues.denials_to_work`` (the Billing work queue's own
+    list) for dates of service in the 12 months to ``f.month_to``, lines with no work status and no appeal on
+    file whose deadline has not passed; value = claims, extra: lines, denied dollars."""
+    from . import queues
+
+    window = f.with_months(add_months(f.month_to, -(DENIAL_WINDOW_MONTHS - 1)), f.month_to)
+    df = queues.denials_to_work(conn, window, as_of, include_closed=False)
+    if not df.empty:
+        open_ = df["status"].fillna("open").eq("open") & df["appeal_filed"].isna() & df["kind"].eq("denied")
+        live = pd.to_datetime(df["deadline"]).dt.date.map(lambda d: d is None or pd.isna(d) or d >= as_of)
+        df = df[open_ & live.astype(bool)]
+    claims = int(df["claim_id"].nunique()) if not df.empty else 0
+    return KpiResult(kpis.D["initial_denial_rate"], claims, claims, None,
+                     {"lines": int(len(df)), "charges": float(df["denied_amount"].sum()) if not df.empty else 0.0,
+                      "window": (window.month_from, window.month_to)})
 
 
 def consent_gaps(conn: Connection, f: Filters) -> int:
@@ -314,9 +315,8 @@ def attention_items(conn: Connection, f: Filters, as_of: dt.date | None) -> list
                       "count": int(len(near)),
                       "dollars": float(near["expected_at_stake"].sum()) if len(near) else 0.0, "page": "minutes"})
         d = denials_to_work(conn, f, as_of)
-        items.append({"kind": "denials", "label": f"Denied claims to appeal or correct (last {APPEAL_WINDOW_DAYS} "
-                      "days, no appeal yet)", "count": int(d.value or 0), "dollars": d.extra["charges"],
-                      "page": "billing"})
+        items.append({"kind": "denials", "label": "Denied claims nobody has worked yet (still appealable)",
+                      "count": int(d.value or 0), "dollars": d.extra["charges"], "page": "billing"})
     items.append({"kind": "consent_gaps", "label": "Consents missing a required element", "count": consent_gaps(conn, f),
                   "dollars": None, "page": "enrollment"})
     return items

@@ -70,8 +70,8 @@ def test_open_months_follow_the_lag(engine):
 
 def test_denials_to_work_and_data_through(engine):
     """Four CCM claims denied on first adjudication in March 2025: one appealed, one paid on a second
-    adjudication, one a CARC 18 duplicate -> one claim ($100) left to work.  A fifth was denied in 2024
-    (past the 120-day appeal window)."""
+    adjudication, one a CARC 18 duplicate -> one claim ($100) left to work.  A fifth was denied in October 2024
+    (past the 120-day redetermination deadline by April 2025)."""
     with engine.begin() as conn:
         b = Builder(conn)
         p = b.enrolled_patient()
