@@ -18,6 +18,7 @@ from ui import login, meeting, theme
 from ui._run import run_scope, shell_widget_ids
 from ui.components import friendly_errors
 from ui.session import DEEP_LINK_KEY, CurrentUser, cookie_key, current_user
+from ui.text import html_text
 
 HERE = Path(__file__).resolve().parent
 PAGE_ICONS = {
@@ -66,8 +67,8 @@ def sidebar(user: CurrentUser) -> bool:
             return False
         login.write_pending_cookie()
         with card:
-            st.html(f"<div class='ccm-user-card'><b>{user.display_name}</b><br>"
-                    f"<span class='role'>{user.role_label}</span></div>")
+            st.html(f"<div class='ccm-user-card'><b>{html_text(user.display_name)}</b><br>"
+                    f"<span class='role'>{html_text(user.role_label)}</span></div>")
             meeting.meeting_toggle(user)
             st.divider()
         run_scope()["filter_slot"] = card.container()

@@ -25,10 +25,11 @@ from ccm_core.db import format_month  # noqa: E402
 from ui import charts  # noqa: E402
 from ui.components import empty_state, friendly_errors  # noqa: E402
 from ui.data import cached, get_engine  # noqa: E402
-from ui.exports import XLSX_MIME, download_buttons  # noqa: E402
+from ui.exports import XLSX_MIME, deferred_download, download_buttons  # noqa: E402
 from ui.filters import sidebar_filters  # noqa: E402
 from ui.meeting import masks_identifiers, meeting_mode, present, pseudonym  # noqa: E402
 from ui.session import can  # noqa: E402
+from ui.text import md  # noqa: E402
 
 PAGE = "audit"
 PICK_KEY = "audit_sample_pick"
@@ -139,7 +140,7 @@ def draw_review(sample: sampling.Sample) -> None:
     r = sample.request
     st.caption(f"Sample #{sample.id} · {format_month(r.month_from)} to {format_month(r.month_to)} · seed {r.seed} · "
                f"{len(sample.items)} of {sample.population_size} patient-months"
-               + (f" · strata: {', '.join(r.strata)}" if r.strata else "") + f" · pulled by {sample.created_by}")
+               + (f" · strata: {', '.join(r.strata)}" if r.strata else "") + f" · pulled by {md(sample.created_by)}")
     cols = st.columns(4)
     cols[0].metric("Reviewed", f"{prog['reviewed']} / {prog['items']}")
     cols[1].metric("Audited pass rate", "n/a" if prog["pass_rate"] is None else f"{prog['pass_rate']:.0%}",
@@ -179,11 +180,11 @@ def draw_review(sample: sampling.Sample) -> None:
         return
     log_once((sample.id, pos), f"audit sample #{sample.id} item {pos}: patient {pid}, {format_month(month)}")
 
-    st.subheader(f"{who(pid, heads)}, {format_month(month)}", anchor=False)
+    st.subheader(f"{md(who(pid, heads))}, {format_month(month)}", anchor=False)
     if not masked() and pid in heads.index:
         h = heads.loc[pid]
-        st.caption(f"{h['payer']} · {h['clinic']} · billing practitioner {h['billing_practitioner']} · "
-                   f"care manager {h['care_manager']} · stratum {item['stratum']}")
+        st.caption(f"{md(h['payer'])} · {md(h['clinic'])} · billing practitioner {md(h['billing_practitioner'])} · "
+                   f"care manager {md(h['care_manager'])} · stratum {md(item['stratum'])}")
     left, right = st.columns([1, 1], gap="medium")
     with left:
         draw_checklist_and_findings(sample, int(item["item_id"]), rows)
@@ -196,8 +197,8 @@ def draw_review(sample: sampling.Sample) -> None:
 def _finding_text(r) -> str:
     if r.verdict is None or pd.isna(r.verdict):
         return ""
-    comment = "" if r.comment is None or pd.isna(r.comment) else f": {r.comment}"
-    return f"Finding by {r.auditor}: **{r.verdict}**{comment}"
+    comment = "" if r.comment is None or pd.isna(r.comment) else f": {md(r.comment)}"
+    return f"Finding by {md(r.auditor)}: **{md(r.verdict)}**{comment}"
 
 
 def draw_checklist_and_findings(sample, item_id: int, rows: pd.DataFrame) -> None:
@@ -211,7 +212,7 @@ def draw_checklist_and_findings(sample, item_id: int, rows: pd.DataFrame) -> Non
         for r in rows.itertuples():
             with st.container(border=True):
                 st.markdown(f"{RESULT_BADGE.get(r.result, r.result)} **{r.item}**")
-                st.caption(r.evidence)
+                st.caption(md(r.evidence))  # evidence quotes notes from the time log
                 if recorder:
                     c1, c2 = st.columns([2, 3], vertical_alignment="center")
                     current = None if r.verdict is None or pd.isna(r.verdict) else r.verdict
@@ -256,7 +257,7 @@ def draw_checklist_and_findings(sample, item_id: int, rows: pd.DataFrame) -> Non
             for key, verdict, comment, result in todo:
                 sampling.record_finding(conn, item_id, key, verdict, user.username, comment, result)
     except ValueError as exc:
-        st.error(f"Nothing saved: {exc}")
+        st.error(f"Nothing saved: {md(exc)}")
         return
     st.toast(f"Saved {len(todo)} finding{'s' if len(todo) != 1 else ''}.", icon=":material/check_circle:")
     st.rerun()
@@ -408,21 +409,19 @@ def draw_month(f) -> None:
 
 
 # --------------------------------------------------------------------------- exports
-def _log_export(file_name: str, rows: int, patients: int, identified: bool) -> None:
-    log_access(get_engine(), username=user.username, role=user.role, action="export", page=PAGE,
-               detail=f"{file_name}: {rows} rows, {'identified' if identified else 'pseudonymised'}",
-               patient_count=patients)
+def _export_builder(kind: str, sample_id: int, identify: bool):
+    """The file for one Audit download, built when the click reaches the server (ui.exports.deferred_download
+    checks the session and writes the access-log row around it)."""
+    engine, generated_by = get_engine(), user.username
 
-
-def _export_bytes(kind: str, sample_id: int, identify: bool) -> bytes:
-    if not can(user, "export"):  # the bytes themselves are gated, not only the button
-        raise PermissionError("Your role may not export.")
-    with get_engine().connect() as conn:
-        if kind == "csv":
-            return exports.findings_csv_bytes(conn, sample_id, identify)
-        if kind == "xlsx":
-            return exports.findings_excel_bytes(conn, sample_id, identify)
-        return exports.evidence_packet_pdf(conn, sample_id, identify, generated_by=user.username)
+    def build() -> bytes:
+        with engine.connect() as conn:
+            if kind == "csv":
+                return exports.findings_csv_bytes(conn, sample_id, identify)
+            if kind == "xlsx":
+                return exports.findings_excel_bytes(conn, sample_id, identify)
+            return exports.evidence_packet_pdf(conn, sample_id, identify, generated_by=generated_by)
+    return build
 
 
 def draw_exports(sample: sampling.Sample) -> None:
@@ -434,16 +433,18 @@ def draw_exports(sample: sampling.Sample) -> None:
     rows = len(sample.items) * len(audit.ITEMS)
     st.caption("Files list every checklist item of every sampled patient-month with the auditor's findings"
                + ("" if identify else "; identifiers are replaced by sample positions") + ". Each download is "
-               "recorded in the access log.")
+               "built when you click it and recorded in the access log.")
     stem = f"ccm-audit-sample-{sample.id}"
     with st.container(horizontal=True, gap="small"):
         for label, kind, mime, icon in (("Findings CSV", "csv", "text/csv", ":material/table:"),
                                         ("Findings Excel", "xlsx", XLSX_MIME, ":material/grid_on:"),
                                         ("Evidence packet PDF", "pdf", "application/pdf", ":material/picture_as_pdf:")):
             name = f"{stem}.{kind}" if kind != "pdf" else exports.packet_filename(sample.id)
-            st.download_button(label, lambda kind=kind: _export_bytes(kind, sample.id, identify), file_name=name,
-                               mime=mime, icon=icon, key=f"audit_dl_{kind}_{sample.id}", on_click=_log_export,
-                               args=(name, rows if kind != "pdf" else len(sample.items), patients, identify))
+            n = rows if kind != "pdf" else len(sample.items)
+            deferred_download(label, _export_builder(kind, sample.id, identify), user=user, page=PAGE,
+                              file_name=name, mime=mime, icon=icon, key=f"audit_dl_{kind}_{sample.id}",
+                              detail=f"{n} rows, {'identified' if identify else 'pseudonymised'}",
+                              patients=patients)
 
 
 # --------------------------------------------------------------------------- page

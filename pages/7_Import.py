@@ -19,6 +19,7 @@ from ui.components import empty_state, friendly_errors  # noqa: E402
 from ui.data import get_engine  # noqa: E402
 from ui.exports import download_buttons  # noqa: E402
 from ui.meeting import present  # noqa: E402
+from ui.text import md  # noqa: E402
 
 PAGE = "import"
 UPLOAD_TYPES = ["csv", "txt", "tsv", "xlsx", "xlsm", "835", "x12", "edi", "era"]
@@ -73,7 +74,7 @@ def _show_run(run: imports.ImportRun, label: str) -> None:
             notes.append(f"Same file content as batch {f.same_as_batch['id']} "
                          f"({f.same_as_batch['imported_at']:%Y-%m-%d %H:%M}, {f.same_as_batch['imported_by']}).")
         if notes:
-            st.caption(f"**{f.source}**: " + " ".join(notes))
+            st.caption(f"**{md(f.source)}**: " + " ".join(md(n) for n in notes))
     problems = run.problems
     if len(problems):
         st.subheader(f"{len(problems):,} problem(s)", anchor=False)
@@ -81,7 +82,7 @@ def _show_run(run: imports.ImportRun, label: str) -> None:
         download_buttons(problems, f"import_problems_{label}", user, PAGE, key=f"problems_{label}")
     for f in run.files:
         if f.rejected_rows is not None and len(f.rejected_rows):
-            st.markdown(f"**Rejected rows of {f.source}** ({len(f.rejected_rows):,}): fix them and import this "
+            st.markdown(f"**Rejected rows of {md(f.source)}** ({len(f.rejected_rows):,}): fix them and import this "
                         "file again.")
             download_buttons(f.rejected_rows, f"rejected_{f.source.rsplit('.', 1)[0]}", user, PAGE,
                              key=f"rejected_{label}_{f.source}")
@@ -89,7 +90,7 @@ def _show_run(run: imports.ImportRun, label: str) -> None:
     if warnings:
         with st.expander(f"{len(warnings)} warning(s)", icon=":material/warning:"):
             for w in warnings:
-                st.markdown(f"- {w}")
+                st.markdown(f"- {md(w)}")
 
 
 if uploads:
@@ -104,13 +105,13 @@ if uploads:
         check: imports.ImportRun = state["check"]
 
         st.subheader("Check", anchor=False)
-        (st.success if check.ok else st.warning)(check.message)
+        (st.success if check.ok else st.warning)(md(check.message))
         _show_run(check, "check")
 
         with st.expander("Preview the files (first 20 rows)", icon=":material/table_view:"):
             for src in sources:
                 for label, file_kind, frame in imports.preview(src, kind):
-                    st.markdown(f"**{label}** - {file_kind or 'unknown kind'}")
+                    st.markdown(f"**{md(label)}** - {md(file_kind or 'unknown kind')}")
                     shown = present(frame, user, PAGE, id_cols=ID_COLS, name_cols=NAME_COLS,
                                     table_key=f"preview_{label}")
                     if shown is not None:
@@ -145,7 +146,7 @@ result: imports.ImportRun | None = state.get("result")
 if result is not None:
     st.subheader("Last import", anchor=False)
     (st.success if result.committed and result.ok else st.error if not result.committed else st.warning)(
-        result.message)
+        md(result.message))
     _show_run(result, "result")
     if st.button("Dismiss", key="dismiss_result"):
         state["result"] = None
@@ -186,7 +187,7 @@ with friendly_errors("the import history"):
                 try:
                     done = imports.revert_batch(get_engine(), int(chosen), user.username)
                 except imports.RevertRefused as exc:
-                    st.error(str(exc), icon=":material/block:")
+                    st.error(md(exc), icon=":material/block:")
                 else:
                     log_access(get_engine(), username=user.username, role=user.role, action="revert", page=PAGE,
                                detail=f"batch {chosen}: {done['deleted']} deleted, {done['restored']} restored")

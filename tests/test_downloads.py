@@ -1,0 +1,121 @@
+"""Issue 13 item 2 (server side): a download is built only when clicked, only for the live session that drew
+it, and its access-log row is written before the bytes are returned.  The browser half (the /media URL
+fetched without a cookie returns nothing) is in tests/test_browser_privacy.py."""
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from apptest_utils import ROLE_USERS, ensure_role_users
+from ccm_core import auth, db
+from ccm_core import schema as s
+from ui import exports
+
+
+@pytest.fixture
+def users_db(tmp_path, monkeypatch):
+    engine = db.make_engine(f"sqlite:///{tmp_path / 'dl.db'}")
+    db.upgrade(engine)
+    monkeypatch.setenv("CCM_BCRYPT_ROUNDS", "4")
+    ensure_role_users(engine)
+    yield engine
+    engine.dispose()
+
+
+def _exports(engine):
+    with engine.connect() as conn:
+        return conn.execute(select(s.access_log.c.username, s.access_log.c.role, s.access_log.c.page,
+                                   s.access_log.c.detail, s.access_log.c.patient_count)
+                            .where(s.access_log.c.action == "export")).all()
+
+
+def _ticket(engine, username, built, page="enrollment"):
+    def build():
+        built.append(len(_exports(engine)))  # how many export rows existed while the file was being built
+        return b"mrn,name\r\nA1,Alma\r\n"
+
+    return exports.ExportTicket(engine=engine, session_id="sess-1", username=username, page=page,
+                                file_name="outreach_list_20260101.csv", detail="1 rows, identified", patients=1,
+                                build=build)
+
+
+def _sessions(monkeypatch, states: dict):
+    monkeypatch.setattr(exports, "_streamlit_session_state", lambda sid: states.get(sid))
+
+
+def test_a_click_from_the_live_session_builds_logs_then_returns(users_db, monkeypatch):
+    lead = ROLE_USERS["program_lead"][0]
+    _sessions(monkeypatch, {"sess-1": {"authentication_status": True, "username": lead}})
+    built: list[int] = []
+    data = _ticket(users_db, lead, built)()
+    assert data.startswith(b"mrn,name") and built == [0]  # built on the click, not before
+    assert [tuple(r) for r in _exports(users_db)] == [(lead, "program_lead", "enrollment",
+                                                      "outreach_list_20260101.csv: 1 rows, identified", 1)]
+
+
+@pytest.mark.parametrize("case", ["tab closed", "signed out", "other user", "deactivated", "role cannot export",
+                                  "role cannot open the page"])
+def test_no_bytes_and_no_row_without_a_live_allowed_session(users_db, monkeypatch, case):
+    lead = ROLE_USERS["program_lead"][0]
+    state = {"authentication_status": True, "username": lead}
+    page = "enrollment"
+    username = lead
+    if case == "tab closed":
+        _sessions(monkeypatch, {})
+    else:
+        if case == "signed out":
+            state = {"authentication_status": None, "username": None, "logout": True}
+        elif case == "other user":
+            state = {"authentication_status": True, "username": ROLE_USERS["biller"][0]}
+        _sessions(monkeypatch, {"sess-1": state})
+    if case == "deactivated":
+        auth.set_active(users_db, lead, False)
+    if case == "role cannot export":
+        username = ROLE_USERS["viewer"][0]
+        _sessions(monkeypatch, {"sess-1": {"authentication_status": True, "username": username}})
+    if case == "role cannot open the page":
+        username = ROLE_USERS["care_manager"][0]
+        page = "audit"
+        _sessions(monkeypatch, {"sess-1": {"authentication_status": True, "username": username}})
+    built: list[int] = []
+    with pytest.raises(exports.ExportRefused):
+        _ticket(users_db, username, built, page=page)()
+    assert built == [] and _exports(users_db) == []
+
+
+def test_generated_file_is_served_once_then_gone(monkeypatch):
+    """The one-click wrapper over Streamlit's media store: get_url (bare id) arms the file, the /media route
+    (id plus extension) hands it out for one click (two fetches), and a further fetch finds nothing."""
+    from streamlit.runtime.media_file_storage import MediaFileKind, MediaFileStorageError
+    from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
+
+    storage = MemoryMediaFileStorage("/media")
+
+    class FakeRuntime:
+        class media_file_mgr:  # noqa: N801 - mirrors the attribute name
+            _storage = storage
+
+    import streamlit.runtime as rt
+
+    monkeypatch.setattr(rt, "exists", lambda: True)
+    monkeypatch.setattr(rt, "get_instance", lambda: FakeRuntime)
+    monkeypatch.setattr(exports, "DOWNLOAD_TTL_S", 0.2)
+    exports.one_shot_downloads()
+    exports.one_shot_downloads()  # idempotent: wrapped once
+    fid = storage.load_and_get_id(b"a,b\r\n1,2\r\n", "text/csv", MediaFileKind.DOWNLOADABLE, "x.csv")
+    url = storage.get_url(fid)
+    assert url == f"/media/{fid}.csv"
+    for _ in range(exports.FETCHES_PER_DOWNLOAD):  # the frontend's check, then the browser's download
+        assert storage.get_file(f"{fid}.csv").content == b"a,b\r\n1,2\r\n"
+    with pytest.raises(MediaFileStorageError):
+        storage.get_file(f"{fid}.csv")
+    image = storage.load_and_get_id(b"\x89PNG", "image/png", MediaFileKind.MEDIA, None)
+    storage.get_file(f"{image}.png")
+    assert storage.get_file(f"{image}.png").content == b"\x89PNG"  # media the pages show stay
+    never = storage.load_and_get_id(b"never fetched", "text/csv", MediaFileKind.DOWNLOADABLE, "y.csv")
+    storage.get_url(never)
+    import time
+
+    time.sleep(0.6)
+    with pytest.raises(MediaFileStorageError):
+        storage.get_file(f"{never}.csv")
