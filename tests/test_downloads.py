@@ -10,6 +10,7 @@ from apptest_utils import ROLE_USERS, ensure_role_users
 from ccm_core import auth, db
 from ccm_core import schema as s
 from ui import exports
+from ui.session import SESSION_ID_KEY
 
 
 @pytest.fixture
@@ -43,9 +44,15 @@ def _sessions(monkeypatch, states: dict):
     monkeypatch.setattr(exports, "_streamlit_session_state", lambda sid: states.get(sid))
 
 
+def _signed_in(engine, username: str) -> dict:
+    """The session state a sign-in leaves: status, user name and the live server-side session id."""
+    sid, _ = auth.create_session(engine, username)
+    return {"authentication_status": True, "username": username, SESSION_ID_KEY: sid}
+
+
 def test_a_click_from_the_live_session_builds_logs_then_returns(users_db, monkeypatch):
     lead = ROLE_USERS["program_lead"][0]
-    _sessions(monkeypatch, {"sess-1": {"authentication_status": True, "username": lead}})
+    _sessions(monkeypatch, {"sess-1": _signed_in(users_db, lead)})
     built: list[int] = []
     data = _ticket(users_db, lead, built)()
     assert data.startswith(b"mrn,name") and built == [0]  # built on the click, not before
@@ -53,30 +60,29 @@ def test_a_click_from_the_live_session_builds_logs_then_returns(users_db, monkey
                                                       "outreach_list_20260101.csv: 1 rows, identified", 1)]
 
 
-@pytest.mark.parametrize("case", ["tab closed", "signed out", "other user", "deactivated", "role cannot export",
-                                  "role cannot open the page"])
+@pytest.mark.parametrize("case", ["tab closed", "signed out", "other user", "session revoked", "deactivated",
+                                  "role cannot export", "role cannot open the page", "no server session"])
 def test_no_bytes_and_no_row_without_a_live_allowed_session(users_db, monkeypatch, case):
     lead = ROLE_USERS["program_lead"][0]
-    state = {"authentication_status": True, "username": lead}
-    page = "enrollment"
-    username = lead
-    if case == "tab closed":
-        _sessions(monkeypatch, {})
-    else:
-        if case == "signed out":
-            state = {"authentication_status": None, "username": None, "logout": True}
-        elif case == "other user":
-            state = {"authentication_status": True, "username": ROLE_USERS["biller"][0]}
-        _sessions(monkeypatch, {"sess-1": state})
-    if case == "deactivated":
+    username, page = lead, "enrollment"
+    state = _signed_in(users_db, lead)
+    if case == "signed out":
+        state = {"authentication_status": None, "username": None, "logout": True}
+    elif case == "other user":
+        state = _signed_in(users_db, ROLE_USERS["biller"][0])
+    elif case == "session revoked":  # signed out elsewhere, password reset, lockout: the row is ended
+        auth.revoke_session(users_db, state[SESSION_ID_KEY], "signed out")
+    elif case == "deactivated":
         auth.set_active(users_db, lead, False)
-    if case == "role cannot export":
+    elif case == "role cannot export":
         username = ROLE_USERS["viewer"][0]
-        _sessions(monkeypatch, {"sess-1": {"authentication_status": True, "username": username}})
-    if case == "role cannot open the page":
-        username = ROLE_USERS["care_manager"][0]
-        page = "audit"
-        _sessions(monkeypatch, {"sess-1": {"authentication_status": True, "username": username}})
+        state = _signed_in(users_db, username)
+    elif case == "role cannot open the page":
+        username, page = ROLE_USERS["care_manager"][0], "audit"
+        state = _signed_in(users_db, username)
+    elif case == "no server session":  # a state that says signed in but names no live login session
+        state = {"authentication_status": True, "username": lead}
+    _sessions(monkeypatch, {} if case == "tab closed" else {"sess-1": state})
     built: list[int] = []
     with pytest.raises(exports.ExportRefused):
         _ticket(users_db, username, built, page=page)()

@@ -36,7 +36,7 @@ from ccm_core.access import log_access
 
 from .data import get_engine
 from .meeting import masks_identifiers, pseudonymize
-from .session import CurrentUser, can
+from .session import SESSION_ID_KEY, CurrentUser, can
 
 log = logging.getLogger("ccm.ui.exports")
 DOWNLOAD_TTL_S = 30.0  # a generated file is forgotten after this long even if it was not fetched
@@ -80,8 +80,9 @@ def _state_get(state, key: str):
 
 
 def live_user(engine, session_id: str | None, username: str, page: str) -> CurrentUser | None:
-    """Who may have a file now: the drawing session still connected and signed in as ``username``, the
-    account active with a role that may export and open ``page``; else None.
+    """Who may have a file now: the drawing Streamlit session still connected and signed in as ``username``
+    with a live server-side login session (not signed out, expired, revoked by a password, role or
+    lockout change), the account active with a role that may export and open ``page``; else None.
 
     Runs in Streamlit's worker thread (no script-run context), so it reads that session's state directly."""
     state = _streamlit_session_state(session_id)
@@ -89,9 +90,9 @@ def live_user(engine, session_id: str | None, username: str, page: str) -> Curre
         return None
     if _state_get(state, "username") != username:
         return None
-    record = auth.get_user(engine, username)
-    if record is None or not record.active or not auth.role_can(record.role, "export") \
-            or not auth.may_open(record.role, page):
+    record = auth.live_session_user(engine, _state_get(state, SESSION_ID_KEY))
+    if record is None or record.username != auth.normalize_username(username) or not record.active \
+            or not auth.role_can(record.role, "export") or not auth.may_open(record.role, page):
         return None
     return CurrentUser(record.username, record.display_name, record.role, record.staff_id)
 
