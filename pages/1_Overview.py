@@ -212,17 +212,16 @@ with friendly_errors("the overview"):
             st.title(f"Overview · {month_label(f.month_to)}", anchor=False)
         with button:
             draw_pack_button(f, as_of)
-        bits = [f"Report month {month_label(f.month_to)}" + ("" if f.month_from == f.month_to else
-                                                             f" (range from {month_label(f.month_from)})"),
+        bits = [weekly.scope_words(f) + ("" if f.month_from == f.month_to else
+                                         f" (tiles report on {month_label(f.month_to)})"),
                 f"data through {as_of:%b %-d, %Y}" if as_of else "no data date"]
-        if weekly.scope_words(f, with_months=False):
-            bits.insert(1, weekly.scope_words(f, with_months=False))
         if weekly.is_open(f.month_to, as_of, lag_days):
             bits.append(f"{month_label(f.month_to)} is still open: claims go out and are paid up to {lag_days} "
                         "days after month end")
+        st.caption(" · ".join(bits) + (" · meeting mode" if meeting_mode() else ""))
         info = draw_tiles(f, engine, as_of, lag_days)
-        st.caption(" · ".join(bits + ["arrows vs the month before", meeting_note(info)])
-                   + (" · meeting mode" if meeting_mode() else ""))
+        st.caption(f"Arrows: change vs the month before · {meeting_note(info)} · sparklines: 12 months to "
+                   f"{month_label(f.month_to)}")
         left, right = st.columns([3, 2], gap="medium")
         with left:
             draw_month_so_far(f, as_of)
