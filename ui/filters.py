@@ -7,10 +7,12 @@ restriction is applied here, server-side, not left to the widget.
 """
 from __future__ import annotations
 
+import re
+
 import streamlit as st
 
 from ccm_core import admin
-from ccm_core.db import format_month, parse_month
+from ccm_core.db import add_months, format_month
 from ccm_core.filters import Filters
 
 from ._run import run_scope
@@ -18,6 +20,7 @@ from .data import cached
 from .session import current_user
 
 STATE_KEY = "_ccm_filters"
+NOTICE_KEY = "_ccm_filter_notice"
 _W = {  # widget keys
     "months": "_f_months", "clinics": "_f_clinics", "practitioners": "_f_practitioners",
     "care_managers": "_f_care_managers", "payers": "_f_payers", "programs": "_f_programs",
@@ -27,46 +30,98 @@ _Q = {"from": "from", "to": "to", "clinics": "clinic", "practitioners": "practit
       "care_managers": "cm", "payers": "payer", "programs": "program"}
 
 
-def _ids(text: str | None) -> tuple[int, ...]:
-    out = []
-    for part in (text or "").split(","):
-        part = part.strip()
-        if part.isdigit():
-            out.append(int(part))
-    return tuple(out)
+MAX_SPAN_MONTHS = 36  # the longest month range any page computes (a link or the slider asks for more: cut)
+_MONTH_RE = re.compile(r"[0-9]{4}-[0-9]{2}")
+_ID_RE = re.compile(r"[0-9]{1,9}")
+_MAX_VALUE_LENGTH = 2000  # a query value longer than this is not a filter
 
 
-def _strs(text: str | None) -> tuple[str, ...]:
-    return tuple(p.strip() for p in (text or "").split(",") if p.strip())
+def _month(text: str | None) -> int | None:
+    """A YYYY-MM value (ASCII digits only, month 1-12) as YYYYMM, else None."""
+    if not text or not _MONTH_RE.fullmatch(text):
+        return None
+    y, m = int(text[:4]), int(text[5:])
+    return y * 100 + m if 1 <= m <= 12 else None
+
+
+def _parts(text: str | None) -> list[str]:
+    if not text or len(text) > _MAX_VALUE_LENGTH:
+        return []
+    return [p.strip() for p in text.split(",") if p.strip()]
+
+
+def bound_months(month_from: int, month_to: int, data_months: list[int], default_month: int
+                 ) -> tuple[int, int, list[str]]:
+    """Keep a month range inside the data's months and at most MAX_SPAN_MONTHS long; the notices say what
+    changed in plain words (they never repeat what was asked for)."""
+    notices = []
+    low, high = (min(data_months), max(data_months)) if data_months else (default_month, default_month)
+    if month_from > month_to:
+        notices.append("The link's month range was backwards; showing the default month.")
+        return default_month, default_month, notices
+    if month_from < low or month_to > high:
+        month_from, month_to = max(month_from, low), min(month_to, high)
+        if month_from > month_to:  # entirely outside the data
+            month_from = month_to = default_month
+        notices.append(f"Months outside the data were left out (the data covers {format_month(low)} to "
+                       f"{format_month(high)}).")
+    if month_diff(month_from, month_to) + 1 > MAX_SPAN_MONTHS:
+        month_from = add_months(month_to, -(MAX_SPAN_MONTHS - 1))
+        notices.append(f"A range longer than {MAX_SPAN_MONTHS} months was cut to the last {MAX_SPAN_MONTHS}.")
+    return month_from, month_to, notices
+
+
+def month_diff(a: int, b: int) -> int:
+    return (b // 100 - a // 100) * 12 + (b % 100 - a % 100)
+
+
+def validate_link(query: dict, options: dict, default_month: int) -> tuple[dict, list[str]]:
+    """Filters from a shared link's query values, each checked against what exists.
+
+    Anything malformed, unknown or out of range is replaced by its default, and a plain notice says so;
+    nothing here raises on user input and no notice repeats the input (so nothing from a URL is ever
+    rendered as markdown)."""
+    def get(name: str) -> str | None:
+        value = query.get(name)
+        if isinstance(value, list):
+            value = value[-1] if value else None
+        return value if isinstance(value, str) else None
+
+    state = {"month_from": default_month, "month_to": default_month, "clinics": (), "practitioners": (),
+             "care_managers": (), "payers": (), "programs": ("CCM",)}
+    notices: list[str] = []
+    raw_from, raw_to = get("from"), get("to")
+    m_to = _month(raw_to) if raw_to else default_month
+    m_from = _month(raw_from) if raw_from else m_to
+    if m_from is None or m_to is None:
+        notices.append("The link's months were not understood (they must look like 2025-10); showing the "
+                       "default month.")
+    else:
+        m_from, m_to, month_notices = bound_months(m_from, m_to, options.get("months") or [], default_month)
+        state["month_from"], state["month_to"] = m_from, m_to
+        notices.extend(month_notices)
+    labels = {"clinics": "clinic", "practitioners": "practitioner", "care_managers": "care manager"}
+    for key in ("clinics", "practitioners", "care_managers"):
+        valid = {i for i, _ in options[key]}
+        parts = _parts(get(_Q[key]))
+        chosen = tuple(dict.fromkeys(int(p) for p in parts if _ID_RE.fullmatch(p) and int(p) in valid))
+        if len(chosen) < len(parts) or (get(_Q[key]) and not parts):
+            notices.append(f"The link named a {labels[key]} that does not exist; it was left out.")
+        state[key] = chosen
+    for key, name, default in (("payers", "payer", ()), ("programs", "program", ("CCM",))):
+        parts = _parts(get(name))
+        chosen = tuple(dict.fromkeys(p for p in parts if p in options[key]))
+        if len(chosen) < len(parts) or (get(name) and not parts):
+            notices.append(f"The link named a {name} that does not exist; it was left out.")
+        state[key] = chosen or default
+    return state, notices
 
 
 def _from_query(options: dict, default_month: int) -> dict:
-    """Filters from a shared link; anything unknown or malformed is ignored with a note."""
-    qp = st.query_params
-    state = {"month_from": default_month, "month_to": default_month, "clinics": (), "practitioners": (),
-             "care_managers": (), "payers": (), "programs": ("CCM",)}
-    problems = []
-    try:
-        if qp.get("to"):
-            state["month_to"] = parse_month(qp["to"])
-            state["month_from"] = state["month_to"]
-        if qp.get("from"):
-            state["month_from"] = parse_month(qp["from"])
-        if state["month_from"] > state["month_to"]:
-            raise ValueError("the link's month range is backwards")
-    except ValueError as exc:
-        problems.append(str(exc))
-        state["month_from"] = state["month_to"] = default_month
-    valid = {"clinics": {i for i, _ in options["clinics"]}, "practitioners": {i for i, _ in options["practitioners"]},
-             "care_managers": {i for i, _ in options["care_managers"]}}
-    for key in ("clinics", "practitioners", "care_managers"):
-        wanted = _ids(qp.get(_Q[key]))
-        state[key] = tuple(i for i in wanted if i in valid[key])
-    state["payers"] = tuple(p for p in _strs(qp.get("payer")) if p in options["payers"])
-    programs = tuple(p for p in _strs(qp.get("program")) if p in options["programs"])
-    state["programs"] = programs or ("CCM",)
-    if problems:
-        st.session_state["_ccm_filter_notice"] = "Ignored part of the link: " + "; ".join(problems)
+    """Filters from a shared link; anything unknown or malformed is replaced by its default with a notice."""
+    state, notices = validate_link(st.query_params.to_dict(), options, default_month)
+    if notices:
+        st.session_state[NOTICE_KEY] = " ".join(notices)
     return state
 
 
@@ -113,14 +168,29 @@ def sidebar_filters() -> Filters:
     if STATE_KEY not in st.session_state:
         st.session_state[STATE_KEY] = _from_query(options, default_month)
     state = st.session_state[STATE_KEY]
-    # Months outside the data (an old link) are widened to what exists.
-    month_choices = sorted(set(months) | {state["month_from"], state["month_to"]})
+    # The slider offers the data's months only; a stored range outside them (data replaced since) or a
+    # choice longer than the maximum span is brought back inside, with a notice.
+    month_choices = sorted(set(months))
+    picked = st.session_state.get(_W["months"])
+    if isinstance(picked, (tuple, list)) and len(picked) == 2:
+        p_from, p_to, cut = bound_months(int(picked[0]), int(picked[1]), month_choices, default_month)
+        if cut:  # re-seed the slider from the bounded range (value= below)
+            del st.session_state[_W["months"]]
+            state = {**state, "month_from": p_from, "month_to": p_to}
+            st.session_state[STATE_KEY] = state
+            st.session_state[NOTICE_KEY] = " ".join(cut)
+    s_from, s_to, cut = bound_months(state["month_from"], state["month_to"], month_choices, default_month)
+    if cut:
+        state = {**state, "month_from": s_from, "month_to": s_to}
+        st.session_state[STATE_KEY] = state
+        st.session_state.pop(_W["months"], None)
 
     target = run_scope().get("filter_slot") or st.sidebar
     with target:
         st.markdown("**Filters**")
-        notice = st.session_state.pop("_ccm_filter_notice", None)
-        if notice:
+        # Shown until the user changes a filter (a component's rerun must not swallow it).
+        notice = st.session_state.get(NOTICE_KEY)
+        if notice:  # built from our own words and formatted months only, never from the URL
             st.caption(f":material/warning: {notice}")
         # Seed widgets from the stored state (widget state is dropped on pages that do not draw them).
         seeds = {"clinics": list(state["clinics"]),
@@ -155,6 +225,8 @@ def sidebar_filters() -> Filters:
              "practitioners": tuple(practs),
              "care_managers": tuple(cms),
              "payers": tuple(payers), "programs": tuple(programs) or ("CCM",)}
+    if st.session_state.get(STATE_KEY) not in (None, state):
+        st.session_state.pop(NOTICE_KEY, None)
     st.session_state[STATE_KEY] = state
     _to_query(state)
     return Filters(month_from=state["month_from"], month_to=state["month_to"], clinic_ids=state["clinics"],
