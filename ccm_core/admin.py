@@ -278,11 +278,18 @@ def _cli_actor() -> str:
 
 
 def _read_password(args, prompt: str = "Password: ") -> str:
-    """--password, else a hidden prompt asked twice; never echoed."""
-    if getattr(args, "password", None):
-        return args.password
+    """From standard input (--password-stdin: one line, for scripts), else a hidden prompt asked twice.
+
+    Never from the command line itself: arguments end up in shell history and in every user's process
+    list (``ps``)."""
+    if getattr(args, "password", None) is not None:
+        raise ValueError("Passwords are not taken on the command line (shell history and the process list would "
+                         "show them). Use the prompt, or pipe it in with --password-stdin.")
+    if getattr(args, "password_stdin", False):
+        line = sys.stdin.readline()
+        return line[:-1] if line.endswith("\n") else line
     if not sys.stdin or not sys.stdin.isatty():
-        raise ValueError("No --password given and no terminal to prompt on.")
+        raise ValueError("No terminal to prompt on: pipe the password in with --password-stdin.")
     first = getpass.getpass(prompt)
     second = getpass.getpass("Repeat password: ")
     if first != second:
@@ -413,7 +420,10 @@ def add_cli(subparsers) -> None:
         if name != "list":
             sp.add_argument("username")
         if name in ("add", "set-password"):
-            sp.add_argument("--password", help="the password (prompted without echo when omitted)")
+            sp.add_argument("--password-stdin", action="store_true",
+                            help="read the password from standard input (one line); otherwise it is prompted "
+                                 "for without echo")
+            sp.add_argument("--password", help=argparse.SUPPRESS)  # refused with an explanation
         if name == "add":
             sp.add_argument("--role", required=True, choices=ROLES)
             sp.add_argument("--name", help="display name")

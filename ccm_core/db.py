@@ -62,7 +62,17 @@ def make_engine(url: str | None = None, **kw) -> Engine:
     if u.get_backend_name() == "sqlite":
         if u.database in (None, "", ":memory:"):
             raise ValueError("In-memory SQLite is not supported; give a file path (sqlite:///path/to.db).")
-        Path(u.database).parent.mkdir(parents=True, exist_ok=True)
+        if u.database.startswith("file:"):
+            # An SQLite URI filename (sqlite:///file:/path/to.db?mode=ro&uri=true): opened as a URI, and
+            # no folder is ever made from it (the text after "file:" is not a plain path).
+            path = u.database[len("file:"):]
+            if path in ("", ":memory:") or u.query.get("mode") == "memory":
+                raise ValueError("In-memory SQLite is not supported; give a file path (sqlite:///path/to.db).")
+            if u.query.get("uri") is None:
+                u = u.update_query_dict({"uri": "true"})
+                url = u.render_as_string(hide_password=False)
+        else:
+            Path(u.database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False}, **kw)
 
         @event.listens_for(engine, "connect")

@@ -199,6 +199,25 @@ def settings_tab(engine) -> None:
                 st.error(str(exc))
             else:
                 st.success(f"{code} for {chosen} set to ${amount:,.2f}; every page recomputes with it.")
+    sessions_form(engine)
+
+
+def sessions_form(engine) -> None:
+    """How long a sign-in lasts (ccm_core.auth.session_hours); sign-ins from now on get the new length."""
+    with st.form("session_length", border=True):
+        st.markdown("**Sign-in sessions**")
+        hours = st.number_input(
+            "Session length (hours)", min_value=auth.MIN_SESSION_HOURS, max_value=auth.MAX_SESSION_HOURS,
+            value=float(auth.session_hours(engine)), step=1.0, format="%.2f",
+            help="How long a sign-in (and its browser cookie) lasts before the user signs in again. Sign-out, a "
+                 "password reset, a lockout, a deactivation or a role change end a session at once.")
+        if st.form_submit_button("Save session length"):
+            try:
+                auth.set_session_hours(engine, hours, user.username)
+            except ValueError as exc:
+                st.error(str(exc))
+            else:
+                st.success(f"Sign-ins from now on last {hours:g} hours.")
 
 
 with friendly_errors("the admin page"):

@@ -225,9 +225,16 @@ def _url(engine) -> str:
     return engine.url.render_as_string(hide_password=False)
 
 
-def test_users_cli_add_set_role_unlock_deactivate(engine, capsys):
+def _stdin(monkeypatch, text: str) -> None:
+    import io
+
+    monkeypatch.setattr("sys.stdin", io.StringIO(text))
+
+
+def test_users_cli_add_set_role_unlock_deactivate(engine, capsys, monkeypatch):
     url = _url(engine)
-    assert cli.main(["users", "add", "Mary", "--role", "auditor", "--name", "Mary Q", "--password", "mary-pass-1",
+    _stdin(monkeypatch, "mary-pass-1\n")
+    assert cli.main(["users", "add", "Mary", "--role", "auditor", "--name", "Mary Q", "--password-stdin",
                      "--db", url]) == 0
     assert auth.authenticate(engine, "mary", "mary-pass-1", now=T0).ok
     assert cli.main(["users", "set-role", "mary", "biller", "--db", url]) == 0
@@ -237,7 +244,8 @@ def test_users_cli_add_set_role_unlock_deactivate(engine, capsys):
     assert auth.get_user(engine, "mary").is_locked()
     assert cli.main(["users", "unlock", "mary", "--db", url]) == 0
     assert not auth.get_user(engine, "mary").is_locked()
-    assert cli.main(["users", "set-password", "mary", "--password", "mary-pass-2", "--db", url]) == 0
+    _stdin(monkeypatch, "mary-pass-2\n")
+    assert cli.main(["users", "set-password", "mary", "--password-stdin", "--db", url]) == 0
     assert auth.authenticate(engine, "mary", "mary-pass-2").ok
     capsys.readouterr()
     assert cli.main(["users", "list", "--db", url]) == 0
@@ -250,12 +258,24 @@ def test_users_cli_add_set_role_unlock_deactivate(engine, capsys):
                        "password reset for mary", "user mary deactivated"]
 
 
-def test_users_cli_errors_are_clear(engine, capsys):
+def test_users_cli_errors_are_clear(engine, capsys, monkeypatch):
     url = _url(engine)
     assert cli.main(["users", "set-role", "ghost", "viewer", "--db", url]) == 2
     assert "No user named 'ghost'" in capsys.readouterr().err
-    assert cli.main(["users", "add", "weak", "--role", "viewer", "--password", "short", "--db", url]) == 2
+    _stdin(monkeypatch, "short\n")
+    assert cli.main(["users", "add", "weak", "--role", "viewer", "--password-stdin", "--db", url]) == 2
     assert "at least 8" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", [["add", "leaky", "--role", "viewer"], ["set-password", "leaky"]])
+def test_users_cli_refuses_a_password_on_the_command_line(engine, capsys, command):
+    """A password in argv shows in shell history and in ps: refused, nothing written."""
+    if command[0] == "set-password":
+        auth.add_user(engine, "leaky", "leaky-pass-1", "viewer")
+    assert cli.main(["users", *command, "--password", "on-the-command-line", "--db", _url(engine)]) == 2
+    assert "not taken on the command line" in capsys.readouterr().err
+    assert not auth.authenticate(engine, "leaky", "on-the-command-line").ok
+    assert [a for _, a, _ in _log(engine) if a == "admin"] == []
 
 
 def test_users_cli_prompts_without_echo(engine, monkeypatch):

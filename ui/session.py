@@ -106,16 +106,23 @@ def require_page(page_key: str) -> CurrentUser:
     if page_key not in auth.PAGES:
         raise ValueError(f"Unknown page key {page_key!r}")
     from . import login, theme
+    from .components import friendly_errors
 
     theme.ensure_page_setup()
-    cookie_key()
-    user = current_user()
-    if user is None:
-        remember_deep_link(page_key)
-        user = login.login_gate()
+    user = None
+    # A page file can be the first thing a fresh server runs (before app.py): a missing or broken database
+    # must show the app's own message here too, never Streamlit's error box.
+    with friendly_errors("this page"):
+        cookie_key()
+        user = current_user()
         if user is None:
-            st.stop()
-        st.rerun()
+            remember_deep_link(page_key)
+            user = login.login_gate()
+            if user is None:
+                st.stop()
+            st.rerun()
+    if user is None:  # the wrapper showed what went wrong
+        st.stop()
     if not auth.may_open(user.role, page_key):
         st.session_state.pop(DEEP_LINK_KEY, None)
         st.warning(f"Your role ({user.role_label}) cannot open the {page_title(page_key)} page. "
