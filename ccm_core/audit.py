@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Iterable
+from collections.abc import Iterable
 
 import numpy as np
 import pandas as pd
@@ -675,7 +675,7 @@ def _eligibility(base, conds, overrides) -> pd.DataFrame:
 def _initiating(base, ini) -> pd.DataFrame:
     m = _left(base, ini, on="patient_id")
     res, ev = [], []
-    for start, first_seen, initiator, qual, qual_date, seen, other in zip(
+    for start, first_seen, initiator, qual, _qual_date, seen, other in zip(
             m["ccm_start"], m["first_seen_date"], m["initiator_id"], m["qual_visit"], m["qual_visit_date"],
             m["seen_date"], m["other_visit"]):
         start_d = _as_date(start)

@@ -547,7 +547,7 @@ def _fee_status(rs: rules_mod.RuleSet, df: pd.DataFrame, codes: list[str]) -> li
         if not shaky:
             continue
         mask = (df[f"supported_{code}"] > 0) & months.isin(list(shaky))
-        parts.append((mask, months.map(lambda m: f"{code} {shaky.get(m, '')}")))
+        parts.append((mask, months.map(lambda m, code=code, shaky=shaky: f"{code} {shaky.get(m, '')}")))
     return _join_parts(parts, len(df))
 
 

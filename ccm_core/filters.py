@@ -28,10 +28,10 @@ class Filters:
             raise ValueError(f"Date range is backwards: {format_month(self.month_from)} > {format_month(self.month_to)}")
 
     @classmethod
-    def for_month(cls, month: int, **kw) -> "Filters":
+    def for_month(cls, month: int, **kw) -> Filters:
         return cls(month_from=month, month_to=month, **kw)
 
-    def with_months(self, month_from: int, month_to: int | None = None) -> "Filters":
+    def with_months(self, month_from: int, month_to: int | None = None) -> Filters:
         return replace(self, month_from=month_from, month_to=month_to if month_to is not None else month_from)
 
     def months(self) -> list[int]:

@@ -17,7 +17,7 @@ import contextlib
 import re
 import threading
 from functools import lru_cache
-from typing import Iterator
+from collections.abc import Iterator
 
 from sqlalchemy import event
 

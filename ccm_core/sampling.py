@@ -81,7 +81,7 @@ class SampleRequest:
         }
 
     @classmethod
-    def from_json(cls, d: dict) -> "SampleRequest":
+    def from_json(cls, d: dict) -> SampleRequest:
         fd = d.get("filters")
         f = None
         if fd:

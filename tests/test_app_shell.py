@@ -52,7 +52,7 @@ def shell_db(tmp_path_factory):
                                    first_name="Alma", last_name=f"Example{i}")
             b.time(p, minutes=10 + 3 * i, on=OCT)
             b.time(p, minutes=25, on=SEP)
-        for i in range(3):
+        for _ in range(3):
             p = b.enrolled_patient(consent_on=dt.date(2025, 8, 4), care_manager_id=cm_small)
             b.time(p, minutes=21, on=OCT)
         db.bump_data_version(conn)

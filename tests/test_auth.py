@@ -289,8 +289,6 @@ def test_users_cli_prompts_without_echo(engine, monkeypatch):
 def test_init_db_never_creates_demo_logins_in_a_non_demo_database(tmp_path, capsys):
     from builders import Builder
 
-    from ccm_core import db
-
     url = f"sqlite:///{tmp_path / 'practice.db'}"
     assert cli.main(["init-db", "--db", url]) == 0  # creates the schema through Alembic
     engine = db.make_engine(url)
@@ -326,7 +324,6 @@ def test_admin_guard_rails_keep_one_admin(engine):
 
 def test_init_db_fills_an_empty_database_with_demo_data_and_logins(tmp_path, capsys):
     pytest.importorskip("ccm_core.demo")
-    from ccm_core import db
     from ccm_core.schema import patient
 
     url = f"sqlite:///{tmp_path / 'fresh.db'}"
@@ -346,7 +343,6 @@ def test_init_db_fills_an_empty_database_with_demo_data_and_logins(tmp_path, cap
 
 def test_a_database_filled_by_the_demo_command_is_recognised(tmp_path):
     demo = pytest.importorskip("ccm_core.demo")
-    from ccm_core import db
 
     url = f"sqlite:///{tmp_path / 'demo_cli.db'}"
     engine = db.make_engine(url)

@@ -22,7 +22,7 @@ def test_floor_queries_read_the_months_rows(demo_engine):
     floors = bench.floor_queries(MONTH)
     assert set(floors) >= {"time", "claim_lines", "enrollment", "denials"}
     with demo_engine.connect() as conn:
-        for name, sql in floors.items():
+        for sql in floors.values():
             conn.exec_driver_sql(sql).fetchall()  # every floor runs on this dialect
         per_patient = conn.exec_driver_sql(floors["time"]).fetchall()
         expected = conn.execute(text("SELECT count(DISTINCT patient_id), sum(minutes) FROM time_entry "

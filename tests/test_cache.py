@@ -103,15 +103,14 @@ def test_time_import_changes_minutes_kpi_and_rejected_import_keeps_cache(app_db)
     # A file that is rejected writes nothing, so the cached value is still right and still served.
     bad = imports.import_files(engine, [_csv("time_entries.csv",
                                              "external_id,mrn,staff_external_id,service_date,minutes,activity\n"
-                                             "T-X,NO-SUCH-MRN,%s,2025-03-10,20,phone call\n" % staff_ext)])
+                                             f"T-X,NO-SUCH-MRN,{staff_ext},2025-03-10,20,phone call\n")])
     assert bad.files[0].status == "rejected"
     assert cached(counted_minutes, MARCH).numerator == 35
     assert CALLS == ["minutes"]
 
     good = imports.import_files(engine, [_csv("time_entries.csv",
                                               "external_id,mrn,staff_external_id,service_date,started_at,minutes,"
-                                              "activity\nT-C,MRN-C,%s,2025-03-10,2025-03-10 09:00,20,phone call\n"
-                                              % staff_ext)])
+                                              f"activity\nT-C,MRN-C,{staff_ext},2025-03-10,2025-03-10 09:00,20,phone call\n")])
     assert good.files[0].status == "imported", good.files[0].problems
     after = cached(counted_minutes, MARCH)
     assert (after.numerator, after.denominator) == (55, 3)  # C's 20 minutes count
@@ -138,8 +137,7 @@ def test_an_import_recomputes_only_what_read_the_tables_it_wrote(app_db):
 
     good = imports.import_files(engine, [_csv("time_entries.csv",
                                               "external_id,mrn,staff_external_id,service_date,started_at,minutes,"
-                                              "activity\nT-C2,MRN-C,%s,2025-03-11,2025-03-11 09:00,20,phone call\n"
-                                              % staff_ext)])
+                                              f"activity\nT-C2,MRN-C,{staff_ext},2025-03-11,2025-03-11 09:00,20,phone call\n")])
     assert good.files[0].status == "imported", good.files[0].problems
     assert cached(counted_enrolled, MARCH).value == 3
     assert cached(counted_minutes, MARCH).numerator == 55

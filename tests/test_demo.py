@@ -501,7 +501,7 @@ def _month_kind_queries(as_of: dt.date) -> dict:
 
 
 def _patient_kind_queries() -> dict:
-    cn, cp, v, te, cl = s.consent, s.care_plan, s.visit, s.time_entry, s.claim_line
+    cn, cp, _v, te, cl = s.consent, s.care_plan, s.visit, s.time_entry, s.claim_line
     accepted = and_(cn.c.program == "CCM", cn.c.decision == "accepted")
     first_consent = (select(cn.c.patient_id, func.min(cn.c.consent_date).label("day"))
                      .where(accepted).group_by(cn.c.patient_id).subquery())

@@ -8,7 +8,8 @@ and the data version need one query per run, not one per tile).
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from streamlit.runtime.scriptrunner_utils.script_run_context import get_script_run_ctx
 
@@ -23,7 +24,7 @@ def run_scope() -> dict[str, Any]:
     holder = getattr(ctx, "_ccm_run_scope", None)
     if holder is None or holder[0] is not marker:
         holder = (marker, {})
-        setattr(ctx, "_ccm_run_scope", holder)
+        ctx._ccm_run_scope = holder
     return holder[1]
 
 

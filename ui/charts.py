@@ -15,7 +15,8 @@ import datetime as dt
 import hashlib
 import math
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 import altair as alt
 import pandas as pd

@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import hmac
-from typing import Iterable
+from collections.abc import Iterable
 
 import pandas as pd
 import streamlit as st

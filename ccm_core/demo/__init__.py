@@ -26,7 +26,7 @@ import datetime as dt
 import json
 import sys
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from sqlalchemy import Engine, func, select, update
 from sqlalchemy.engine import Connection

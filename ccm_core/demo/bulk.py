@@ -21,7 +21,7 @@ String/Text = list or object array (None = NULL).
 from __future__ import annotations
 
 import io
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd

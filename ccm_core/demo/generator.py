@@ -22,7 +22,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import zlib
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
@@ -142,7 +142,7 @@ class DemoData:
         return np.random.default_rng([self.seed, zlib.crc32(section.encode())])
 
     # ------------------------------------------------------------------ pipeline
-    def build(self) -> "DemoData":
+    def build(self) -> DemoData:
         steps = [
             ("organisation", self._organisation),
             ("patients", self._patients),
@@ -963,7 +963,6 @@ class DemoData:
                 l_dos.append(np.asarray(ldos)[idx])
             n0 += n
 
-        all_true = np.ones(len(bill), dtype=bool)
         add_claims(bill, "ccm", self.pm_prac[bill], self.pm_submit[bill], [
             ("99487", 1, cx, dos), ("99489", 1, cx, dos),
             ("99490", 1, ~cx & has_base, dos), ("99439", addon, ~cx & (addon > 0), dos)])

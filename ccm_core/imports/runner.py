@@ -19,7 +19,7 @@ import pandas as pd
 from sqlalchemy import Engine, delete, func, select
 from sqlalchemy.exc import SQLAlchemyError
 
-from .. import db, pm_store
+from .. import pm_store
 from ..schema import import_batch, import_change
 from ..spreadsheet import csv_bytes
 from . import store, tables, x835
@@ -37,7 +37,7 @@ class Source:
     data: bytes
 
     @classmethod
-    def from_path(cls, path: str | Path) -> "Source":
+    def from_path(cls, path: str | Path) -> Source:
         p = Path(path)
         if not p.exists():
             raise FileNotFoundError(f"No such file: {p}")

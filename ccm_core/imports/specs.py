@@ -449,7 +449,7 @@ def kind_from_header(headers: list[str]) -> str | None:
 def format_reference_markdown() -> str:
     """The per-file column tables of docs/import-format.md, generated from KINDS (tests keep the doc in sync)."""
     out = []
-    for i, name in enumerate(ORDER, 1):
+    for name in ORDER:
         if name == X12_KIND:
             continue
         kind = KINDS[name]

@@ -16,7 +16,7 @@ import pandas as pd
 from sqlalchemy import Boolean, Date, DateTime, Engine, Integer, Numeric, and_, bindparam, func, insert, literal, select
 from sqlalchemy.engine import Connection
 
-from .. import db, pm_store, schema
+from .. import pm_store, schema
 from ..schema import import_batch, import_change
 
 CHUNK = 900  # keys per IN (...) list: well under SQLite's and PostgreSQL's parameter limits
@@ -33,7 +33,7 @@ class UpsertCounts:
     updated: int = 0
     unchanged: int = 0
 
-    def add(self, other: "UpsertCounts") -> None:
+    def add(self, other: UpsertCounts) -> None:
         self.inserted += other.inserted
         self.updated += other.updated
         self.unchanged += other.unchanged

@@ -199,7 +199,7 @@ class _Collector:
         self.line = cur_line
 
     def handle_errors(self, err_list):
-        for err_type, _code, msg, _val_, src_line in err_list:
+        for _err_type, _code, msg, _val, src_line in err_list:
             self.messages.append((src_line or self.line, msg))
 
     def isa_error(self, code, msg):
@@ -260,7 +260,7 @@ def parse_835(raw: bytes, source: str) -> Parsed835:
                     fatal.append((line or n, seg.get_seg_id() or "?", msg))
                 else:
                     warnings.append(f"{source}: segment {line or n}: {msg}")
-        for err_type, code, msg, _v, line in reader.pop_errors():
+        for _err_type, _code, msg, _v, _line in reader.pop_errors():
             warnings.append(f"{source}: {msg}")
     except (pyx12.errors.X12Error, pyx12.errors.EngineError) as exc:
         raise X12Rejected(f"{source}: the X12 envelope cannot be read: {exc}", [(1, "ISA", str(exc))]) from None
@@ -499,9 +499,9 @@ def _match_lines(claim: Claim, candidates: pd.DataFrame) -> list[int | None]:
         pick = None
         tests = []
         if ln.control_number and ln.control_number.isdigit():
-            tests.append(lambda r: r.cpt_code == code and r.line_number == int(ln.control_number))
-        tests.append(lambda r: r.cpt_code == code and ln.service_date is not None and r.service_date == ln.service_date)
-        tests.append(lambda r: r.cpt_code == code and ln.service_date is None)
+            tests.append(lambda r, code=code, ln=ln: r.cpt_code == code and r.line_number == int(ln.control_number))
+        tests.append(lambda r, code=code, ln=ln: r.cpt_code == code and ln.service_date is not None and r.service_date == ln.service_date)
+        tests.append(lambda r, code=code, ln=ln: r.cpt_code == code and ln.service_date is None)
         for test in tests:
             pick = next((int(r.id) for r in rows if int(r.id) not in used and test(r)), None)
             if pick is not None:
