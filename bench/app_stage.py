@@ -14,7 +14,7 @@ import sys
 import threading
 import time
 
-from bench.harness import (BENCH_COOKIE_KEY, BENCH_USER, RESULT_TAG, ROOT, _ensure_bench_user, peak_mb,
+from bench.harness import (BENCH_COOKIE_KEY, BENCH_USER, RESULT_TAG, ROOT, ensure_bench_user, peak_mb,
                             summarize_times)
 
 APP_PAGES = ("overview", "enrollment", "minutes", "billing", "revenue", "audit", "import", "admin")
@@ -87,7 +87,7 @@ def _clear_data_cache() -> None:
 
 def stage_app(url: str, sessions: int) -> dict:
     """Page renders through AppTest in this (app-like) process; caches are process-wide as in a server."""
-    _ensure_bench_user(url)
+    ensure_bench_user(url)
     os.environ["CCM_DATABASE_URL"] = url
     os.environ["CCM_COOKIE_KEY"] = BENCH_COOKIE_KEY
     os.environ.pop("CCM_DEMO_MODE", None)

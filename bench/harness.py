@@ -240,7 +240,7 @@ def stage_core(url: str, month: int, as_of: dt.date, repeat: int) -> dict:
 
 
 # --------------------------------------------------------------------------- stage: app (bench/app_stage.py)
-def _ensure_bench_user(url: str) -> None:
+def ensure_bench_user(url: str) -> None:
     from ccm_core import auth
 
     os.environ["CCM_BCRYPT_ROUNDS"] = "4"

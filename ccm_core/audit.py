@@ -47,14 +47,13 @@ from sqlalchemy import (
     values,
 )
 from sqlalchemy.engine import Connection
-from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.sql.functions import FunctionElement
 
 from . import engine as engine_mod
 from . import rules as rules_mod
 from . import schema as s
 from .db import month_bounds
 from .filters import Filters
+from .sqlparts import days_from
 
 # --------------------------------------------------------------------------- rule data (tunable)
 # A note that says only one of these (case and trailing punctuation ignored) documents nothing specific.
@@ -168,26 +167,6 @@ class CheckResult:
 
 
 # --------------------------------------------------------------------------- portable SQL helpers
-class days_from(FunctionElement):  # noqa: N801 - reads like SQL
-    """``days_from(a, b)`` = days from date/timestamp ``a`` to ``b`` (fractional), on SQLite and PostgreSQL."""
-    type = Float()
-    inherit_cache = True
-    name = "days_from"
-
-
-@compiles(days_from)
-def _days_from_pg(element, compiler, **kw):
-    a, b = list(element.clauses)
-    return (f"(EXTRACT(EPOCH FROM (CAST({compiler.process(b, **kw)} AS TIMESTAMP) - "
-            f"CAST({compiler.process(a, **kw)} AS TIMESTAMP))) / 86400.0)")
-
-
-@compiles(days_from, "sqlite")
-def _days_from_sqlite(element, compiler, **kw):
-    a, b = list(element.clauses)
-    return f"(julianday({compiler.process(b, **kw)}) - julianday({compiler.process(a, **kw)}))"
-
-
 def _date_text(col):
     """A date as 'YYYY-MM-DD' text on both databases (for evidence strings built in SQL)."""
     return cast(col, String(10))

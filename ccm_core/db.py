@@ -179,6 +179,11 @@ def month_bounds(month: int) -> tuple[dt.date, dt.date]:
     return first, nxt - dt.timedelta(days=1)
 
 
+def month_end(month: int) -> dt.date:
+    """The last day of ``month`` (YYYYMM)."""
+    return month_bounds(month)[1]
+
+
 def add_months(month: int, n: int) -> int:
     y, m = divmod(month, 100)
     idx = y * 12 + (m - 1) + n

@@ -36,13 +36,12 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy.engine import Connection
-from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql import ColumnElement, Select
-from sqlalchemy.sql.functions import FunctionElement
 
 from . import rules as rules_mod
 from . import schema as s
 from .filters import Filters
+from .sqlparts import minutes_between
 
 COUNTED_PROGRAMS = ("CCM", "PCM")
 # Time-based tracks the engine prices, in tie-break order (first wins a tie).
@@ -65,27 +64,6 @@ FLAG_TEXT = {
 
 
 # --------------------------------------------------------------------------- portable SQL helpers
-class minutes_between(FunctionElement):  # noqa: N801 - reads like the SQL function it stands for
-    """Whole minutes from ``start`` to ``end`` (two timestamps), on SQLite and PostgreSQL."""
-    type = Integer()
-    inherit_cache = True
-    name = "minutes_between"
-
-
-@compiles(minutes_between)
-def _minutes_between_default(element, compiler, **kw):
-    start, end = list(element.clauses)
-    return (f"CAST(ROUND(EXTRACT(EPOCH FROM ({compiler.process(end, **kw)} - {compiler.process(start, **kw)}))"
-            f" / 60.0) AS INTEGER)")
-
-
-@compiles(minutes_between, "sqlite")
-def _minutes_between_sqlite(element, compiler, **kw):
-    start, end = list(element.clauses)
-    return (f"CAST(ROUND((julianday({compiler.process(end, **kw)}) - julianday({compiler.process(start, **kw)}))"
-            f" * 1440.0) AS INTEGER)")
-
-
 # PostgreSQL inlines single-use CTEs and then re-evaluates their wide CASE columns at every
 # reference; MATERIALIZED (PostgreSQL only) computes each stage once.
 

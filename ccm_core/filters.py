@@ -34,6 +34,10 @@ class Filters:
     def with_months(self, month_from: int, month_to: int | None = None) -> Filters:
         return replace(self, month_from=month_from, month_to=month_to if month_to is not None else month_from)
 
+    def month_before(self) -> Filters:
+        """The same filters one month earlier (both ends): the "vs last month" comparison of the tiles."""
+        return self.with_months(add_months(self.month_from, -1), add_months(self.month_to, -1))
+
     def months(self) -> list[int]:
         out, m = [], self.month_from
         while m <= self.month_to:

@@ -34,37 +34,29 @@ from sqlalchemy import (
     union,
     union_all,
     select,
-    values,
-    column,
-    String,
     true,
 )
 from sqlalchemy.engine import Connection
-from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.sql.functions import FunctionElement
 
 from . import engine as eng
 from . import pm_store
 from . import rules as rules_mod
 from . import schema as s
 from .db import add_months, month_bounds, month_int
-from .definitions import KpiDefinition, KpiResult, define
+from .db import month_end as _month_end
+from .definitions import Definitions, KpiResult
+from .definitions import rate as _rate
 from .filters import Filters
+from .sqlparts import NOT_DENIAL_CARCS, condition_map, days_between, is_denial, is_duplicate
 
 MINUTE_BANDS = ((0, 0, "0"), (1, 9, "1-9"), (10, 14, "10-14"), (15, 19, "15-19"), (20, 39, "20-39"),
                 (40, 59, "40-59"), (60, None, "60+"))
-DENIAL_STATUS = "4"  # CLP02 4 = denied
-NOT_DENIAL_CARCS = ("1", "2", "3", "45", "253")  # deductible, coinsurance, copay, contractual, sequestration
-DUPLICATE_CARC = "18"
 
 
 # --------------------------------------------------------------------------- definitions
-D = {}
-
-
-def _def(key, name, numerator, denominator, exclusions, source, unit="count") -> KpiDefinition:
-    D[key] = define(key, name, numerator, denominator, exclusions, source, unit)
-    return D[key]
+D = Definitions()
+_def = D.define  # the shared implementation (definitions.Definitions), short for the table below
+_frame = D.frame
 
 
 _def("eligible_population", "Eligible population",
@@ -178,39 +170,11 @@ _def("denial_trend", "Denial trend by month", "Initial denials per month (count 
      "HFMA Claim Integrity Task Force [K5][K6]", "rate")
 
 
-def _frame(df: pd.DataFrame, key: str) -> pd.DataFrame:
-    df.attrs["definition"] = D[key]
-    return df
-
-
 def _opt(x) -> float | None:
     return None if x is None or pd.isna(x) else float(x)
 
 
-def _rate(num, den) -> float | None:
-    return None if not den else float(num) / float(den)
-
-
-# --------------------------------------------------------------------------- portable SQL helpers
-class days_between(FunctionElement):  # noqa: N801
-    """Whole days from date ``start`` to date ``end`` on SQLite and PostgreSQL."""
-    type = Integer()
-    inherit_cache = True
-    name = "days_between"
-
-
-@compiles(days_between)
-def _days_between_default(element, compiler, **kw):
-    a, b = list(element.clauses)
-    return f"({compiler.process(b, **kw)} - {compiler.process(a, **kw)})"
-
-
-@compiles(days_between, "sqlite")
-def _days_between_sqlite(element, compiler, **kw):
-    a, b = list(element.clauses)
-    return f"CAST(julianday({compiler.process(b, **kw)}) - julianday({compiler.process(a, **kw)}) AS INTEGER)"
-
-
+# --------------------------------------------------------------------------- month arithmetic in SQL
 def _month_index(date_col):
     """year * 12 + month - 1 of a date column: month arithmetic in SQL without dialect functions."""
     return cast(extract("year", date_col), Integer) * 12 + cast(extract("month", date_col), Integer) - 1
@@ -218,10 +182,6 @@ def _month_index(date_col):
 
 def _index_of(month: int) -> int:
     return (month // 100) * 12 + month % 100 - 1
-
-
-def _month_end(month: int) -> dt.date:
-    return month_bounds(month)[1]
 
 
 # --------------------------------------------------------------------------- shared building blocks
@@ -260,47 +220,21 @@ def _enrolled(conn: Connection, f: Filters, as_of: dt.date):
     return select(ls.c.patient_id).where(ls.c.status == "enrolled").distinct().subquery("enrolled")
 
 
-def _program_codes(rs: rules_mod.RuleSet, f: Filters) -> list[str]:
+def program_codes(rs: rules_mod.RuleSet, f: Filters) -> list[str]:
+    """The billing codes of the filter's programs (CCM, PCM, ...), per the shipped codes table."""
     return [c.code for c in rs.codes.values() if c.family in f.programs]
 
 
 def _claim_where(f: Filters, rs: rules_mod.RuleSet, c=s.claim, p=s.patient):
     """Claim-level filters: clinic, billing NPI on the claim, care manager, payer on the claim, program codes."""
-    codes = _program_codes(rs, f)
+    codes = program_codes(rs, f)
     cl = s.claim_line
     return and_(f.clause(func.coalesce(c.c.clinic_id, p.c.clinic_id), c.c.practitioner_id, p.c.care_manager_id,
                          c.c.payer),
                 exists().where(cl.c.claim_id == c.c.id, cl.c.cpt_code.in_(codes)))
 
 
-def _is_denial(r=s.remittance):
-    """Status 4, or zero paid on a processed claim with an adjustment that is not contractual/patient share."""
-    ra = s.remittance_adjustment
-    return or_(
-        r.c.status_code == DENIAL_STATUS,
-        and_(r.c.status_code.in_(("1", "2", "3")), r.c.paid_amount <= 0,
-             exists().where(ra.c.remittance_id == r.c.id, ra.c.carc.not_in(NOT_DENIAL_CARCS))))
-
-
-def _is_duplicate(r=s.remittance):
-    ra = s.remittance_adjustment
-    return exists().where(ra.c.remittance_id == r.c.id, ra.c.carc == DUPLICATE_CARC)
-
-
 # --------------------------------------------------------------------------- eligibility
-def _condition_map(conn: Connection, f: Filters):
-    """A VALUES CTE (icd10, condition) for the distinct codes present: the shipped map, in SQL."""
-    dg, p = s.diagnosis, s.patient
-    codes = conn.execute(select(distinct(dg.c.icd10)).join(p, p.c.id == dg.c.patient_id)
-                         .where(f.patient_clause(p))).scalars().all()
-    pairs = [(c, rules_mod.condition_key(c)) for c in codes]
-    pairs = [(c, k) for c, k in pairs if k]
-    if not pairs:
-        return None
-    return values(column("icd10", String), column("condition", String), name="condition_map").data(pairs) \
-        .cte("condition_map")
-
-
 def eligible_patients_select(conn: Connection, f: Filters, rs: rules_mod.RuleSet | None = None,
                              as_of: dt.date | None = None):
     """SELECT of eligible patient ids as of ``as_of`` (default: end of ``f.month_to``)."""
@@ -310,7 +244,7 @@ def eligible_patients_select(conn: Connection, f: Filters, rs: rules_mod.RuleSet
     if stored is not None:
         return stored
     dg, p, v, eo = s.diagnosis, s.patient, s.visit, s.eligibility_override
-    cmap = _condition_map(conn, f)
+    cmap = condition_map(conn, f)
     if cmap is not None:
         conds = (select(dg.c.patient_id, func.count(distinct(cmap.c.condition)).label("n"))
                  .join(cmap, cmap.c.icd10 == dg.c.icd10)
@@ -879,7 +813,8 @@ def revenue_leakage(conn: Connection, f: Filters, as_of: dt.date | None = None) 
 
 
 # --------------------------------------------------------------------------- denials
-def _claims_base(f: Filters, rs):
+def claims_base(f: Filters, rs):
+    """(FROM claim JOIN patient, WHERE of the filters): the claims every denial and revenue KPI counts."""
     c, p = s.claim, s.patient
     return c.join(p, p.c.id == c.c.patient_id), _claim_where(f, rs)
 
@@ -895,9 +830,9 @@ def _denial_numerators(conn, f: Filters, rs, month_from: int, month_to: int) -> 
              .group_by(t.c.initial_denial_month))
         return {int(x.month): (int(x.n), float(x.dollars)) for x in conn.execute(q)}
     c, r = s.claim, s.remittance
-    frm, where = _claims_base(f, rs)
+    frm, where = claims_base(f, rs)
     first = (select(r.c.claim_id, r.c.received_month, r.c.id.label("remit_id"))
-             .where(r.c.adjudication_seq == 1, r.c.claim_id.isnot(None), _is_denial(r), ~_is_duplicate(r),
+             .where(r.c.adjudication_seq == 1, r.c.claim_id.isnot(None), is_denial(r), ~is_duplicate(r),
                     r.c.received_month.between(month_from, month_to))).subquery()
     per_claim = (select(first.c.claim_id, func.min(first.c.received_month).label("month"))
                  .group_by(first.c.claim_id)).subquery()
@@ -917,7 +852,7 @@ def _submissions(conn, f: Filters, rs, month_from: int, month_to: int) -> dict[i
              .where(where, t.c.submitted_month.between(month_from, month_to)).group_by(t.c.submitted_month))
         return {int(x.submitted_month): (int(x.n), float(x.dollars)) for x in conn.execute(q)}
     c = s.claim
-    frm, where = _claims_base(f, rs)
+    frm, where = claims_base(f, rs)
     q = (select(c.c.submitted_month, func.count().label("n"),
                 func.coalesce(func.sum(cast(c.c.total_charge, Float)), 0.0).label("dollars"))
          .select_from(frm).where(where, c.c.submitted_month.between(month_from, month_to))
@@ -965,8 +900,8 @@ def initial_denial_rates(conn: Connection, f: Filters) -> dict[str, KpiResult]:
 def first_pass_resolution_rate(conn: Connection, f: Filters) -> KpiResult:
     rs = _rules(conn)
     c, r = s.claim, s.remittance
-    frm, where = _claims_base(f, rs)
-    first = (select(r.c.claim_id, func.max(case((_is_denial(r), 1), else_=0)).label("denied"))
+    frm, where = claims_base(f, rs)
+    first = (select(r.c.claim_id, func.max(case((is_denial(r), 1), else_=0)).label("denied"))
              .where(r.c.adjudication_seq == 1, r.c.claim_id.isnot(None), r.c.received_month == f.month_to)
              .group_by(r.c.claim_id)).subquery()
     row = conn.execute(select(func.count().label("den"), _flag(first.c.denied == 0).label("num"))
@@ -977,8 +912,8 @@ def first_pass_resolution_rate(conn: Connection, f: Filters) -> KpiResult:
 def _denied_remits(f: Filters, rs, cpt_codes=None):
     """Denied remittances received in the range, for claims passing the filters (and optional CPT codes)."""
     c, r, cl = s.claim, s.remittance, s.claim_line
-    frm, where = _claims_base(f, rs)
-    conds = [where, r.c.received_month.between(f.month_from, f.month_to), _is_denial(r)]
+    frm, where = claims_base(f, rs)
+    conds = [where, r.c.received_month.between(f.month_from, f.month_to), is_denial(r)]
     if cpt_codes:
         conds.append(exists().where(cl.c.claim_id == c.c.id, cl.c.cpt_code.in_(tuple(cpt_codes))))
     return (select(r.c.id.label("remit_id"), cast(c.c.total_charge, Float).label("charge"))
@@ -1024,10 +959,10 @@ def overturn_rate(conn: Connection, f: Filters) -> KpiResult:
     """Initial denials (first adjudication in range, CARC 18 excluded) overturned: / appealed and / all."""
     rs = _rules(conn)
     c, r, ap = s.claim, s.remittance, s.appeal
-    frm, where = _claims_base(f, rs)
+    frm, where = claims_base(f, rs)
     r2 = r.alias("later")
-    denials = (select(r.c.claim_id).where(r.c.adjudication_seq == 1, r.c.claim_id.isnot(None), _is_denial(r),
-                                          ~_is_duplicate(r), r.c.received_month.between(f.month_from, f.month_to))
+    denials = (select(r.c.claim_id).where(r.c.adjudication_seq == 1, r.c.claim_id.isnot(None), is_denial(r),
+                                          ~is_duplicate(r), r.c.received_month.between(f.month_from, f.month_to))
                .distinct()).subquery()
     appealed = exists().where(ap.c.claim_id == c.c.id)
     overturned = or_(
@@ -1048,7 +983,7 @@ def overturn_rate(conn: Connection, f: Filters) -> KpiResult:
 def days_to_payment(conn: Connection, f: Filters) -> KpiResult:
     rs = _rules(conn)
     c, r = s.claim, s.remittance
-    frm, where = _claims_base(f, rs)
+    frm, where = claims_base(f, rs)
     start, end = _period(f)
     r2 = r.alias("paid_in_period")  # only claims with a payment in the period can have their first one there
     paid_now = select(r2.c.claim_id).where(r2.c.received_date.between(start, end), r2.c.paid_amount > 0)

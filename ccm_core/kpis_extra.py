@@ -3,20 +3,17 @@
 Same contract as ``ccm_core.kpis``: aggregation in SQL over the engine's
 patient-month (minutes are never recounted here), one function per number or
 list, each returning a small DataFrame with ``attrs["definition"]`` (or a
-``KpiResult``).  Denial logic (what counts as a denial, the CARC 18 rule, the
-claim filters) is imported from ``ccm_core.kpis`` so a cut table can never
+``KpiResult``).  Denial logic (what counts as a denial, the CARC 18 rule) comes from
+``ccm_core.sqlparts`` and the claim filters from ``ccm_core.kpis``, so a cut table can never
 disagree with the headline rate about what a denial is.
 """
 from __future__ import annotations
 
-import datetime as dt
 
 import pandas as pd
 from sqlalchemy import (Date, Float, Integer, String, and_, case, cast, column, distinct, func, literal, or_,
                         select, union_all, values)
 from sqlalchemy.engine import Connection
-from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.sql.functions import FunctionElement
 
 from . import audit
 from . import engine as eng
@@ -25,15 +22,15 @@ from . import kpis
 from . import rules as rules_mod
 from . import schema as s
 from .db import add_months, month_bounds
-from .definitions import KpiDefinition, define
+from .db import month_end as _month_end
+from .definitions import Definitions
+from .definitions import rate as _rate
 from .filters import Filters
+from .sqlparts import NOT_DENIAL_CARCS, date_of, days_between, is_denial, is_duplicate
 
-D: dict[str, KpiDefinition] = {}
-
-
-def _def(key, name, numerator, denominator, exclusions, source, unit="count") -> KpiDefinition:
-    D[key] = define(key, name, numerator, denominator, exclusions, source, unit)
-    return D[key]
+D = Definitions()
+_def = D.define  # the shared implementation (definitions.Definitions), short for the table below
+_frame = D.frame
 
 
 _def("billable_rate_trend", "Billable rate by month",
@@ -99,19 +96,6 @@ NEXT_STEP = {
     "disenrolled": (7, "re-offer if the patient asks"),
     "ineligible": (8, "review eligibility"),
 }
-
-
-def _frame(df: pd.DataFrame, key: str) -> pd.DataFrame:
-    df.attrs["definition"] = D[key]
-    return df
-
-
-def _rate(num, den) -> float | None:
-    return None if not den else float(num) / float(den)
-
-
-def _month_end(month: int) -> dt.date:
-    return month_bounds(month)[1]
 
 
 def _full_name(first, last):
@@ -324,8 +308,8 @@ def denials_by_dimension(conn: Connection, f: Filters, by: str = "payer") -> pd.
         raise ValueError(f"by must be one of {', '.join(DIMENSIONS)}")
     rs = rules_mod.load(conn)
     c, r, cl, pr = s.claim, s.remittance, s.claim_line, s.practitioner
-    frm, where = kpis._claims_base(f, rs)
-    denied = and_(kpis._is_denial(r), ~kpis._is_duplicate(r))
+    frm, where = kpis.claims_base(f, rs)
+    denied = and_(is_denial(r), ~is_duplicate(r))
     first = (select(r.c.claim_id, func.max(case((denied, 1), else_=0)).label("denied"))
              .where(r.c.adjudication_seq == 1, r.c.claim_id.isnot(None),
                     r.c.received_month.between(f.month_from, f.month_to))
@@ -340,7 +324,7 @@ def denials_by_dimension(conn: Connection, f: Filters, by: str = "payer") -> pd.
         key = c.c.practitioner_id
         label = _full_name(pr.c.first_name, pr.c.last_name)
     else:
-        codes = kpis._program_codes(rs, f)
+        codes = kpis.program_codes(rs, f)
         claim_codes = (select(cl.c.claim_id, cl.c.cpt_code).where(cl.c.cpt_code.in_(codes))
                        .distinct()).subquery("claim_codes")
         frm = frm.join(claim_codes, claim_codes.c.claim_id == c.c.id)
@@ -372,28 +356,28 @@ def claim_lines(conn: Connection, f: Filters, denied_only: bool = False, carc: s
     # an alias: the claim filter's EXISTS over claim_line must not correlate with the lines listed here
     c, cl, p, pr = s.claim, s.claim_line.alias("line"), s.patient, s.practitioner
     r, ra, rr = s.remittance, s.remittance_adjustment, s.remittance_remark
-    frm, where = kpis._claims_base(f, rs)
+    frm, where = kpis.claims_base(f, rs)
     # remittance aggregates only for claims with lines listed here (not every remittance ever received)
     line_all = s.claim_line
     in_range = select(line_all.c.claim_id).where(line_all.c.dos_month.between(f.month_from, f.month_to),
-                                                 line_all.c.cpt_code.in_(kpis._program_codes(rs, f)))
+                                                 line_all.c.cpt_code.in_(kpis.program_codes(rs, f)))
     first_id = (select(r.c.claim_id, func.min(r.c.id).label("remit_id"))
                 .where(r.c.adjudication_seq == 1, r.c.claim_id.in_(in_range)).group_by(r.c.claim_id)).subquery("fid")
     first = r.alias("first_remit")
-    denied_first = and_(kpis._is_denial(first), ~kpis._is_duplicate(first))
+    denied_first = and_(is_denial(first), ~is_duplicate(first))
     paid = (select(r.c.claim_id, func.sum(cast(r.c.paid_amount, Float)).label("paid"),
                    func.count().label("adjudications"))
             .where(r.c.claim_id.in_(in_range)).group_by(r.c.claim_id)).subquery("claim_paid")
     carc_pairs = (select(r.c.claim_id, ra.c.carc).join(ra, ra.c.remittance_id == r.c.id)
-                  .where(ra.c.carc.not_in(kpis.NOT_DENIAL_CARCS), r.c.claim_id.in_(in_range)).distinct()
+                  .where(ra.c.carc.not_in(NOT_DENIAL_CARCS), r.c.claim_id.in_(in_range)).distinct()
                   ).subquery("carc_pairs")
     status = case(
         (first.c.id.is_(None), "pending"),
         (and_(denied_first, func.coalesce(paid.c.paid, 0.0) > 0), "denied, later paid"),
         (denied_first, "denied"),
-        (kpis._is_duplicate(first), "duplicate (CARC 18)"),
+        (is_duplicate(first), "duplicate (CARC 18)"),
         else_="paid").label("status")
-    codes = kpis._program_codes(rs, f)
+    codes = kpis.program_codes(rs, f)
     conds = [where, cl.c.dos_month.between(f.month_from, f.month_to), cl.c.cpt_code.in_(codes)]
     if denied_only:
         conds.append(denied_first)
@@ -416,7 +400,7 @@ def claim_lines(conn: Connection, f: Filters, denied_only: bool = False, carc: s
             .order_by(cl.c.service_date.desc(), c.c.claim_number, cl.c.line_number).limit(limit)).cte("line_page")
     page_claims = select(page.c.claim_id)
     pc = (select(r.c.claim_id, ra.c.carc).join(ra, ra.c.remittance_id == r.c.id)
-          .where(ra.c.carc.not_in(kpis.NOT_DENIAL_CARCS), r.c.claim_id.in_(page_claims)).distinct()
+          .where(ra.c.carc.not_in(NOT_DENIAL_CARCS), r.c.claim_id.in_(page_claims)).distinct()
           ).subquery("page_carc_pairs")
     carcs = (select(pc.c.claim_id, func.aggregate_strings(pc.c.carc, ", ").label("carcs"))
              .group_by(pc.c.claim_id)).subquery("carcs")
@@ -492,23 +476,6 @@ def revenue_projection(conn: Connection, f: Filters, months_ahead: int = 6, wind
 
 
 # --------------------------------------------------------------------------- suspicious time
-class date_of(FunctionElement):  # noqa: N801 - reads like the SQL it stands for
-    """The calendar date of a timestamp on SQLite (``date()``) and PostgreSQL (``CAST AS DATE``)."""
-    type = Date()
-    inherit_cache = True
-    name = "date_of"
-
-
-@compiles(date_of)
-def _date_of_default(element, compiler, **kw):
-    return f"CAST({compiler.process(list(element.clauses)[0], **kw)} AS DATE)"
-
-
-@compiles(date_of, "sqlite")
-def _date_of_sqlite(element, compiler, **kw):
-    return f"date({compiler.process(list(element.clauses)[0], **kw)})"
-
-
 # What counts as vague, round, back-dated or implausible is the audit checklist's own data (ccm_core.audit),
 # so the Minutes page and the audit's documentation item flag the same entries; only the "repeated identical
 # durations" check (one staff member, one day) is this page's own.
@@ -560,9 +527,9 @@ def _flagged_entries(f: Filters):
     cal = (values(column("service_month", Integer), column("month_end", Date), name="flag_months")
            .data([(m, month_bounds(m)[1]) for m in f.months()]).cte("flag_months"))
     entered = date_of(te.c.entered_at)
-    backdated = and_(te.c.entered_at.isnot(None), kpis.days_between(te.c.service_date, entered) >= BACKDATE_DAYS)
+    backdated = and_(te.c.entered_at.isnot(None), days_between(te.c.service_date, entered) >= BACKDATE_DAYS)
     after_fact = or_(te.c.entry_method == "batch", backdated)
-    late_at_month_end = and_(backdated, kpis.days_between(cal.c.month_end, entered) >= -(MONTH_END_DAYS - 1))
+    late_at_month_end = and_(backdated, days_between(cal.c.month_end, entered) >= -(MONTH_END_DAYS - 1))
     is_round = and_(te.c.minutes > 0, te.c.minutes % ROUND_MINUTES == 0)
     per_month = (select(te.c.patient_id, te.c.service_month, func.count().label("n"),
                         func.sum(case((and_(is_round, after_fact), 1), else_=0)).label("n_round_after"),

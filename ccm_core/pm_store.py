@@ -11,8 +11,8 @@ KPI. Stored, a KPI is an indexed GROUP BY over ~10k rows. The engine stays the o
 are applied (``engine.patient_month_select`` writes the rows); this module only decides when the
 stored rows may be used:
 
-* the store remembers the data version and a fingerprint of the rules and engine code it was built
-  with; a reader uses it only when both match, otherwise it falls back to the live statement, so a
+* the store remembers the data version and a fingerprint of the rules and ``STORE_VERSION`` (the
+  version of the SQL that fills it) it was built with; a reader uses it only when both match, otherwise it falls back to the live statement, so a
   stale row is never shown (a write that forgot to refresh costs speed, not correctness);
 * writers call ``record_write`` (bumps the data version and refreshes) inside their own transaction:
   readers see the old rows or the new ones, never a mix.
@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import inspect
 import json
 import logging
 from dataclasses import dataclass
@@ -40,6 +39,7 @@ from . import engine as eng
 from . import rules as rules_mod
 from . import schema as s
 from .filters import Filters
+from .sqlparts import condition_map, is_denial, is_duplicate
 
 log = logging.getLogger(__name__)
 
@@ -74,9 +74,18 @@ class StoreState:
     eligible_to: int | None = None
 
 
+# The version of the SQL that fills the stored tables: ``engine.patient_month_select(for_store=True)``,
+# the enrolled / claim / eligible selects below and the denial rule and condition map of ``sqlparts``.
+# BUMP IT in the commit that changes what those statements compute; tests/test_store_version.py pins
+# the compiled SQL to this number and fails until you do.  A stored table built under another version
+# is not read (readers take the live statements) until ``refresh-store`` or the next write rebuilds it.
+STORE_VERSION = 1
+
+
 def fingerprint(rs: rules_mod.RuleSet) -> str:
-    """Changes when the rules in force or the engine's counting code change (both alter stored rows)."""
-    h = hashlib.sha1(_engine_source_hash().encode())
+    """Changes when the rules in force (codes, fees, conflicts, payers, overrides, condition maps) or
+    ``STORE_VERSION`` change: both alter stored rows.  Never the text of Python files."""
+    h = hashlib.sha1(f"store-version {STORE_VERSION}".encode())
     for part in (rs.codes, rs.fees, rs.conflicts, rs.eligible_payers, rs.overrides):
         h.update(json.dumps(_canonical(part), sort_keys=True, default=str).encode())
     h.update(_condition_files_hash().encode())
@@ -103,19 +112,6 @@ def _condition_files_hash() -> str:
 
     here = Path(rules_mod.__file__).parent
     return hashlib.sha1(b"".join((here / n).read_bytes() for n in ("ccw_codes.csv", "cci_chronic.csv"))).hexdigest()
-
-
-@lru_cache(maxsize=1)
-def _engine_source_hash() -> str:
-    """The code that decides stored values: the engine, this module, and the denial rule in kpis."""
-    from . import kpis
-
-    h = hashlib.sha1()
-    for part in (inspect.getsource(eng), inspect.getsource(inspect.getmodule(_engine_source_hash)),
-                 inspect.getsource(kpis._is_denial), inspect.getsource(kpis._is_duplicate),
-                 repr((sorted(kpis.NOT_DENIAL_CARCS), kpis.DUPLICATE_CARC, kpis.DENIAL_STATUS))):
-        h.update(part.encode())
-    return h.hexdigest()
 
 
 def _store_select(month_from: int, month_to: int, rs: rules_mod.RuleSet, patients: Select | None = None) -> Select:
@@ -183,14 +179,12 @@ def claim_table(rs: rules_mod.RuleSet) -> Table:
 
 def _claim_store_select(rs: rules_mod.RuleSet, patients: Select | None = None) -> Select:
     """The claim store's rows; ``patients`` (a select of patient ids) limits them to those patients' claims."""
-    from .kpis import _is_denial, _is_duplicate  # kpis reads this module; the denial rule lives there
-
     c, p, cl, r = s.claim, s.patient, s.claim_line, s.remittance
     fams = claim_families(rs)
     flags = select(cl.c.claim_id, *[func.max(case((cl.c.cpt_code.in_(rs.codes_of(family=fam)), 1), else_=0))
                                     .label(f"act_{fam}") for fam in fams])
     denied = (select(r.c.claim_id, func.min(r.c.received_month).label("month"))
-              .where(r.c.adjudication_seq == 1, r.c.claim_id.isnot(None), _is_denial(r), ~_is_duplicate(r)))
+              .where(r.c.adjudication_seq == 1, r.c.claim_id.isnot(None), is_denial(r), ~is_duplicate(r)))
     theirs = true()
     if patients is not None:
         claims = select(c.c.id).where(c.c.patient_id.in_(patients))
@@ -245,15 +239,13 @@ def _eligible_select_all(conn: Connection, rs: rules_mod.RuleSet, month_from: in
     """(month, patient) eligible at each month end: ``kpis.eligible_patients_select`` for every month at once.
     ``patients`` (a select of patient ids) limits it to them: eligibility is decided per patient, so an
     import of diagnoses or visits only needs its own patients recomputed."""
-    from .kpis import _condition_map
-
     dg, p, v, eo = s.diagnosis, s.patient, s.visit, s.eligibility_override
     only = (lambda col: col.in_(patients)) if patients is not None else (lambda col: literal(True))
     ends = _month_ends(month_from, month_to, "eligibility_month_ends", year_before=True)
     seen = (select(ends.c.month, ends.c.month_end, v.c.patient_id)
             .select_from(v.join(ends, and_(v.c.visit_date <= ends.c.month_end, v.c.visit_date > ends.c.year_before)))
             .where(only(v.c.patient_id)).distinct().cte("seen_in_year"))
-    cmap = _condition_map(conn, Filters(month_from, month_to))
+    cmap = condition_map(conn, Filters(month_from, month_to))
     conds = None
     if cmap is not None:
         conds = (select(ends.c.month, dg.c.patient_id, func.count(func.distinct(cmap.c.condition)).label("n"))

@@ -15,7 +15,7 @@ user = require_page("enrollment")  # before any data is read
 import pandas as pd  # noqa: E402
 
 from ccm_core import kpis, kpis_extra  # noqa: E402
-from ccm_core.db import add_months, format_month  # noqa: E402
+from ccm_core.db import format_month  # noqa: E402
 from ui import charts  # noqa: E402
 from ui.charts import Tile  # noqa: E402
 from ui.components import empty_state, friendly_errors  # noqa: E402
@@ -29,12 +29,8 @@ STAGE_LABELS = {"eligible": "Eligible", "outreached": "Outreached", "reached": "
                 "enrolled": "Enrolled", "first billable month": "First billable month"}
 
 
-def month_before(f):
-    return f.with_months(add_months(f.month_from, -1), add_months(f.month_to, -1))
-
-
 def draw_tiles(f) -> None:
-    prev = month_before(f)
+    prev = f.month_before()
     eligible, eligible_prev = cached(kpis.eligible_population, f), cached(kpis.eligible_population, prev)
     enrolled = cached(kpis.enrolled_patients, f)
     rate, rate_prev = cached(kpis.enrollment_rate, f), cached(kpis.enrollment_rate, prev)

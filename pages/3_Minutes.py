@@ -19,7 +19,7 @@ from dataclasses import replace  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from ccm_core import admin, kpis, kpis_extra  # noqa: E402
-from ccm_core.db import add_months, month_bounds, month_int  # noqa: E402
+from ccm_core.db import month_bounds, month_int  # noqa: E402
 from ui import charts  # noqa: E402
 from ui.charts import Tile  # noqa: E402
 from ui.components import empty_state, format_value, friendly_errors  # noqa: E402
@@ -39,12 +39,8 @@ def scoped(f):
     return f
 
 
-def month_before(f):
-    return f.with_months(add_months(f.month_from, -1), add_months(f.month_to, -1))
-
-
 def draw_tiles(f, as_of) -> None:
-    prev = month_before(f)
+    prev = f.month_before()
     minutes, minutes_prev = cached(kpis.minutes_per_enrolled_patient, f), cached(kpis.minutes_per_enrolled_patient,
                                                                                  prev)
     billable, billable_prev = cached(kpis.billable_rate, f), cached(kpis.billable_rate, prev)

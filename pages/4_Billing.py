@@ -16,7 +16,7 @@ import pandas as pd  # noqa: E402
 
 from ccm_core import kpis, kpis_extra  # noqa: E402
 from ccm_core import rules as rules_mod  # noqa: E402
-from ccm_core.db import add_months, format_month  # noqa: E402
+from ccm_core.db import format_month  # noqa: E402
 from ui import charts  # noqa: E402
 from ui.charts import Tile  # noqa: E402
 from ui.components import empty_state, format_value, friendly_errors  # noqa: E402
@@ -29,12 +29,8 @@ PAGE = "billing"
 ALL = "All codes"
 
 
-def month_before(f):
-    return f.with_months(add_months(f.month_from, -1), add_months(f.month_to, -1))
-
-
 def draw_tiles(f) -> None:
-    prev = month_before(f)
+    prev = f.month_before()
     rates, rates_prev = cached(kpis.initial_denial_rates, f), cached(kpis.initial_denial_rates, prev)  # one pass each
     by_count, by_count_prev = rates["count"], rates_prev["count"]
     by_dollars, by_dollars_prev = rates["dollars"], rates_prev["dollars"]

@@ -16,7 +16,6 @@ import datetime as dt  # noqa: E402
 
 
 from ccm_core import admin, kpis, kpis_extra  # noqa: E402
-from ccm_core.db import add_months  # noqa: E402
 from ui import charts  # noqa: E402
 from ui.charts import Tile  # noqa: E402
 from ui.components import empty_state, format_value, friendly_errors  # noqa: E402
@@ -29,12 +28,8 @@ MONEY = {"expected": "Expected", "billed": "Billed", "paid": "Paid"}
 COLORS = [charts.MUTED, charts.PRIMARY, charts.GOOD]
 
 
-def month_before(f):
-    return f.with_months(add_months(f.month_from, -1), add_months(f.month_to, -1))
-
-
 def draw_tiles(f) -> None:
-    now, before = cached(kpis.revenue_summary, f), cached(kpis.revenue_summary, month_before(f))
+    now, before = cached(kpis.revenue_summary, f), cached(kpis.revenue_summary, f.month_before())
     e, b = now.extra, before.extra
     charts.tile_row(PAGE, f, [
         Tile("expected", "Expected revenue", e.get("expected"), b.get("expected"), "dollars",

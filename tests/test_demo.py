@@ -72,7 +72,7 @@ def planted_months(report, kinds=demo.MONTH_KINDS) -> set[tuple[int, int]]:
 
 # --------------------------------------------------------------------------- API and refusals
 def test_npi_check_digit_matches_the_cms_example():
-    assert demo.npi_check_digit("123456789") == 3  # CMS: 1234567893 is a valid NPI
+    assert demo.npi_check_digit("123456789") == "3"  # CMS: 1234567893 is a valid NPI
     assert demo.npi_is_valid("1234567893")
     assert not demo.npi_is_valid("1234567890")
 

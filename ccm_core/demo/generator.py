@@ -26,6 +26,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from ..imports.parse import npi_check_digit
 from . import vocab as V
 
 NULL_DAY = np.iinfo(np.int64).min  # viewed as datetime64[D] this is NaT
@@ -75,21 +76,8 @@ def weekend(days: np.ndarray) -> np.ndarray:
     return (np.asarray(days) + 3) % 7 >= 5  # 1970-01-01 was a Thursday
 
 
-def npi_check_digit(base9: str) -> int:
-    """NPI check digit: Luhn over the prefix 80840 + the first nine digits (CMS NPI standard)."""
-    digits = [int(c) for c in "80840" + base9]
-    total = 0
-    for i, d in enumerate(reversed(digits)):
-        if i % 2 == 0:
-            d *= 2
-            if d > 9:
-                d -= 9
-        total += d
-    return (10 - total % 10) % 10
-
-
 def npi_is_valid(npi: str) -> bool:
-    return len(npi) == 10 and npi.isdigit() and npi_check_digit(npi[:9]) == int(npi[9])
+    return len(npi) == 10 and npi.isdigit() and npi_check_digit(npi[:9]) == npi[9]
 
 
 # MBI character classes (CMS MBI format): C = 1-9, A = letters without S L O I B Z, N = 0-9, AN = A or N.
@@ -197,7 +185,7 @@ class DemoData:
             if base in seen:
                 continue
             seen.add(base)
-            npis.append(base + str(npi_check_digit(base)))
+            npis.append(base + npi_check_digit(base))
         pr_first = [self._name(r, female) for female in (r.random(n_pr) < 0.5)]
         pr_last = [V.LAST_NAMES[i] for i in r.integers(0, len(V.LAST_NAMES), n_pr)]
         self.tables["practitioner"] = {
@@ -813,7 +801,7 @@ class DemoData:
         out = []
         for _ in range(size):
             t = templates[int(r.integers(0, len(templates)))]
-            fills = {k: v[int(r.integers(0, len(v)))] for k, v in V._FILLS.items()}
+            fills = {k: v[int(r.integers(0, len(v)))] for k, v in V.FILLS.items()}
             out.append(t.format(**fills))
         return np.array(out, dtype=object)
 

@@ -165,7 +165,7 @@ _DRUGS = ("amlodipine", "lisinopril", "metformin", "atorvastatin", "furosemide",
           "empagliflozin", "donepezil", "alendronate", "warfarin", "spironolactone")
 _SPECIALISTS = ("cardiology", "nephrology", "endocrinology", "pulmonology", "neurology", "orthopedics",
                 "podiatry", "ophthalmology", "behavioral health", "physical therapy")
-_FILLS = {
+FILLS = {
     "drug": _DRUGS,
     "drug2": _DRUGS,
     "bp": ("150s/90s", "140s/80s", "160s/95", "130s/70s", "128/76 avg", "145/88 avg", "170/100 x2"),
