@@ -13,8 +13,8 @@ raw-table items (eligibility, initiating visit, consent, care plan, time log,
 documentation quality) read the tables themselves because they judge the
 *record*, not the count.
 
-Sources: ``reference/ccm-rules.md`` sections 3, 4, 6, 10 and
-``kpi-definitions.md`` section 3.3.  Thresholds that are judgement calls
+Sources: ``docs/reference/ccm-rules.md`` §3, 4, 6, 10 and
+``docs/reference/kpi-definitions.md`` §3.3.  Thresholds that are judgement calls
 (what is a vague note, what looks reconstructed) are module-level data below
 so a compliance lead can read and tune them.
 """
@@ -69,7 +69,7 @@ BACKDATE_DAYS = 3  # entered this many days or more after the service date = aft
 MONTH_END_DAYS = 3  # entered in the last three days of the month (or later) = a month-end batch
 MAX_STAFF_DAY_MINUTES = 480  # more than 8 h of CCM by one staff member on one day is implausible
 
-# Initiating visit (ccm-rules.md 3.3): face-to-face E/M level 2-5 (not 99211), AWV, IPPE, TCM.
+# Initiating visit (docs/reference/ccm-rules.md §3.3): face-to-face E/M level 2-5 (not 99211), AWV, IPPE, TCM.
 QUALIFYING_EM_CODES = (
     "99202", "99203", "99204", "99205", "99212", "99213", "99214", "99215",  # office / outpatient
     "99341", "99342", "99344", "99345", "99347", "99348", "99349", "99350",  # home or residence
@@ -80,7 +80,7 @@ TCM_CODES = ("99495", "99496")
 INITIATING_VISIT_CODES = QUALIFYING_EM_CODES + AWV_CODES + IPPE_CODES + TCM_CODES
 INITIATING_LOOKBACK_DAYS = 365
 CARE_PLAN_REVIEW_DAYS = 365  # a plan neither established nor reviewed in a year is not being monitored
-G0511_LAST_DOS = dt.date(2025, 9, 30)  # RHC/FQHC G0511 not payable from 1 Oct 2025 (ccm-rules.md s1)
+G0511_LAST_DOS = dt.date(2025, 9, 30)  # RHC/FQHC G0511 not payable from 1 Oct 2025 (docs/reference/ccm-rules.md §1)
 
 RESULTS = ("pass", "fail", "na")
 
@@ -97,50 +97,50 @@ ITEMS: tuple[ChecklistItem, ...] = (
     ChecklistItem("eligibility", "Eligibility",
                   ">= 2 chronic conditions active in the month (CCW condition or AHRQ chronic ICD-10 category), "
                   "or a practitioner's eligibility decision (the newest one wins).",
-                  "ccm-rules.md 3.1, 10.1; kpi-definitions.md 3.3 item 2"),
+                  "docs/reference/ccm-rules.md §3.1, 10.1; docs/reference/kpi-definitions.md §3.3 item 2"),
     ChecklistItem("initiating_visit", "Initiating visit",
                   "A face-to-face E/M level 2-5 (not 99211), AWV, IPPE or TCM by the initiating billing "
                   "practitioner in the 12 months before CCM started, when the patient was new or not seen by "
                   "that practitioner in those 12 months (otherwise not applicable).",
-                  "ccm-rules.md 3.3, 10.2; kpi-definitions.md 3.3 item 5"),
+                  "docs/reference/ccm-rules.md §3.3, 10.2; docs/reference/kpi-definitions.md §3.3 item 5"),
     ChecklistItem("consent", "Consent",
                   "An accepted CCM consent, dated on or before the month's first CCM minute, documenting "
                   "cost-sharing, one practitioner per month and the right to stop, tied to the month's billing "
                   "practitioner (a new consent after a practitioner change), not revoked before the month.",
-                  "ccm-rules.md 4, 10.3; kpi-definitions.md 3.3 item 6"),
+                  "docs/reference/ccm-rules.md §4, 10.3; docs/reference/kpi-definitions.md §3.3 item 6"),
     ChecklistItem("care_plan", "Care plan",
                   "A care-plan version established on or before month end, signed, covering all conditions with "
                   "measurable goals, established or reviewed within the last 12 months, a copy given to the patient "
                   "and available electronically.",
-                  "ccm-rules.md 3.4, 10.4; kpi-definitions.md 3.3 item 3"),
+                  "docs/reference/ccm-rules.md §3.4, 10.4; docs/reference/kpi-definitions.md §3.3 item 3"),
     ChecklistItem("time_log", "Time log",
                   "Every CCM entry names a clinical staff member (or the practitioner) with a credential, the date, "
                   "start time, minutes, activity and a note.",
-                  "ccm-rules.md 6, 10.5; kpi-definitions.md 3.3 items 4, 9"),
+                  "docs/reference/ccm-rules.md §6, 10.5; docs/reference/kpi-definitions.md §3.3 items 4, 9"),
     ChecklistItem("minutes_support", "Minutes support the billed units",
                   "Counted minutes (engine) support every billed CCM code and unit (99490 >= 20, each 99439 a full "
                   "extra 20, 99487 >= 60 with MDM, 99491 >= 30 practitioner minutes...).",
-                  "ccm-rules.md 1, 2, 10.5"),
+                  "docs/reference/ccm-rules.md §1, 2, 10.5"),
     ChecklistItem("no_double_counting", "No minute counted twice",
                   "No CCM minute overlaps time logged under another program (RPM, TCM, BHI, PCM, APCM...).",
-                  "ccm-rules.md 2, 10.6"),
+                  "docs/reference/ccm-rules.md §2, 10.6"),
     ChecklistItem("no_conflicting_claim", "No conflicting claim",
                   "No CCM by a second practitioner, no second paid CCM claim, no PCM or APCM by the same "
                   "practitioner in the month.",
-                  "ccm-rules.md 5, 10.7; kpi-definitions.md 3.3 item 8 (OIG)"),
+                  "docs/reference/ccm-rules.md §5, 10.7; docs/reference/kpi-definitions.md §3.3 item 8 (OIG)"),
     ChecklistItem("inpatient_days", "No minutes on inpatient/SNF days",
                   "No CCM minutes logged on days the patient was a hospital or SNF inpatient.",
-                  "ccm-rules.md 2, 10.8"),
+                  "docs/reference/ccm-rules.md §2, 10.8"),
     ChecklistItem("claim_fields", "Claim fields",
                   "Date of service on or after the day counted minutes reached the threshold, units within caps, "
                   "add-ons with their base code, one code track (complex only with an MDM assessment), place of "
                   "service matches the clinic, no G0511 after 30 Sep 2025.",
-                  "ccm-rules.md 1, 2 (date of service), 10.10"),
+                  "docs/reference/ccm-rules.md §1, 2 (date of service), 10.10"),
     ChecklistItem("documentation", "Documentation quality",
                   "Notes say what was done (no 'CCM call completed', 'LVM' or very short notes) and the time does "
                   "not look reconstructed (round durations entered in a batch, many entries entered at month end "
                   "for earlier dates, > 8 h of CCM by one staff member in a day).",
-                  "ccm-rules.md 6; OIG / TPE findings (S6, S9)"),
+                  "docs/reference/ccm-rules.md §6; OIG / TPE findings (S6, S9)"),
 )
 ITEM_BY_KEY = {i.key: i for i in ITEMS}
 ITEM_KEYS = tuple(i.key for i in ITEMS)

@@ -6,7 +6,7 @@ computation is one SQL statement (CTEs, GROUP BY, a window SUM) that runs on
 SQLite and PostgreSQL alike; Python only names columns and writes the
 findings text on the (small) per-patient-month result.
 
-Counting rules (``ccm-rules.md`` sections 2, 4, 5), applied per time entry in
+Counting rules (``docs/reference/ccm-rules.md`` §2, 4, 5), applied per time entry in
 this order, each excluded minute booked to the first cause that applies:
 
 1. ``non_clinical``: logged by staff who are neither clinical nor a practitioner.

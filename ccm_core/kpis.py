@@ -1,6 +1,6 @@
 """Every KPI the dashboard shows: one function each, each with its written definition.
 
-Formulas follow ``shared/reference/kpi-definitions.md`` (HFMA MAP Keys and
+Formulas follow ``docs/reference/kpi-definitions.md`` (HFMA MAP Keys and
 Claim Integrity Task Force for denials, CureMD / CircleLink / ThoroughCare for
 the CCM program measures).  Aggregation happens in SQL; a function returns a
 ``KpiResult`` (one number) or a small DataFrame whose ``attrs["definition"]``
@@ -64,85 +64,85 @@ _def("eligible_population", "Eligible population",
      "diagnoses, a payer in the eligible-payer list and a visit in the 12 months before month end; a practitioner's "
      "eligibility override replaces the condition test", "n/a (a count as of the last day of the month)",
      "Resolved diagnoses; payers outside rules.eligible_payers (default Medicare Part B and Medicare Advantage); patients with no visit "
-     "in 12 months (they need an initiating visit first)", "kpi-definitions.md 3.2 [C1][C2][C8][O1]; ccm-rules.md 3.1")
+     "in 12 months (they need an initiating visit first)", "docs/reference/kpi-definitions.md §3.2 [C1][C2][C8][O1]; docs/reference/ccm-rules.md §3.1")
 _def("enrolled_patients", "Enrolled patients",
      "Patients whose latest enrollment event on or before month end is 'enrolled'", "n/a (count)",
-     "Declined, disenrolled and ineligible patients", "kpi-definitions.md 3.2 [S50]")
+     "Declined, disenrolled and ineligible patients", "docs/reference/kpi-definitions.md §3.2 [S50]")
 _def("enrollment_rate", "Enrollment rate", "Active enrolled patients who are in the eligible population",
      "Eligible population as of month end", "Enrolled patients outside the eligible population are reported "
-     "separately (extra.enrolled_not_eligible)", "kpi-definitions.md 3.2 [S50]", "rate")
+     "separately (extra.enrolled_not_eligible)", "docs/reference/kpi-definitions.md §3.2 [S50]", "rate")
 _def("consent_rate", "Consent rate", "Patients with an accepted, dated consent in the period",
      "Patients offered CCM in the period (a consent decision dated in the period, or a consented/declined "
      "enrollment event in the period)", "Undated consents count as offered but not consented",
-     "ccm-rules.md 4 (dashboard note)", "rate")
+     "docs/reference/ccm-rules.md §4 (dashboard note)", "rate")
 _def("consent_conversion", "Consent conversion", "Patients with an accepted, dated consent in the period",
      "Unique patients reached in the period (reached, consented or declined event, or a consent in the period)",
-     "Patients only outreached (never reached)", "kpi-definitions.md 3.2 CircleLink [O1]", "rate")
+     "Patients only outreached (never reached)", "docs/reference/kpi-definitions.md §3.2 CircleLink [O1]", "rate")
 _def("consent_completeness", "Consent completeness by element",
      "Accepted consents with the element documented",
      "Accepted consents dated in the period or belonging to patients enrolled at month end",
-     "Declined consents", "ccm-rules.md 4; kpi-definitions.md 3.3 item 6", "rate")
+     "Declined consents", "docs/reference/ccm-rules.md §4; docs/reference/kpi-definitions.md §3.3 item 6", "rate")
 _def("consent_completeness_by_staff", "Consent completeness by staff member",
      "Accepted consents taken by the staff member with every required element (date, method, cost-sharing, "
      "one practitioner, right to stop, tied to the current billing practitioner)",
      "Accepted consents taken by the staff member (same population as by element)", "Declined consents",
-     "ccm-rules.md 4", "rate")
+     "docs/reference/ccm-rules.md §4", "rate")
 _def("decline_mix", "Decline mix", "Patients declining (or found ineligible) in the month with this reason",
      "All patients declining or found ineligible in the month", "Events of other programs",
-     "kpi-definitions.md 3.2 ThoroughCare [S5]", "rate")
+     "docs/reference/kpi-definitions.md §3.2 ThoroughCare [S5]", "rate")
 _def("disenrollment_mix", "Disenrollment mix", "Patients disenrolled in the month with this reason",
-     "All patients disenrolled in the month", "Events of other programs", "kpi-definitions.md 3.2 [S5]", "rate")
+     "All patients disenrolled in the month", "Events of other programs", "docs/reference/kpi-definitions.md §3.2 [S5]", "rate")
 _def("retention", "Retention by enrollment cohort",
      "Patients of the cohort with no disenrollment within N months of their first enrollment month",
      "Patients whose first enrollment event falls in the cohort month (horizons not yet observable are blank)",
-     "Re-enrollment after a disenrollment is not counted back", "kpi-definitions.md 3.2 [S5][S84]", "rate")
+     "Re-enrollment after a disenrollment is not counted back", "docs/reference/kpi-definitions.md §3.2 [S5][S84]", "rate")
 _def("funnel", "Enrollment funnel",
      "Distinct patients reaching each stage in the period (eligible = as of month end; outreached = an "
      "outreach event or reached; reached and consented = consent conversion's denominator and numerator; "
      "enrolled = an enrolled event; first billable = patients enrolled in the period whose minutes supported a "
      "code in a month of the period)",
-     "n/a (counts)", "Events of other programs", "kpi-definitions.md 3.2; PRODUCT.md capability 1")
+     "n/a (counts)", "Events of other programs", "docs/reference/kpi-definitions.md §3.2; PRODUCT.md capability 1")
 _def("billable_rate", "Billable (completion) rate",
      "Active enrolled patients whose counted minutes supported a CCM code this month (any track)",
      "Active enrolled patients at month end", "Minutes that do not count (non-clinical, inpatient, pre-consent, "
-     "other program)", "kpi-definitions.md 3.2 CureMD [S50]", "rate")
+     "other program)", "docs/reference/kpi-definitions.md §3.2 CureMD [S50]", "rate")
 _def("minutes_per_enrolled", "Minutes per enrolled patient",
      "Counted CCM minutes of active enrolled patients this month (mean; median and bands 0/1-9/10-14/15-19/"
      "20-39/40-59/60+ alongside)", "Active enrolled patients at month end (0 minutes included)",
-     "Minutes that do not count", "kpi-definitions.md 3.2 [C8][C7]", "minutes")
+     "Minutes that do not count", "docs/reference/kpi-definitions.md §3.2 [C8][C7]", "minutes")
 _def("addon_capture", "Add-on capture", "Billable enrolled patients with 40+ counted minutes (99439 x1); "
      "extra.ge60 = 60+ (x2)", "Billable enrolled patients this month", "Non-billable patients",
-     "kpi-definitions.md 3.2 [C7]; 99439 cap ccm-rules.md 1", "rate")
+     "docs/reference/kpi-definitions.md §3.2 [C7]; 99439 cap docs/reference/ccm-rules.md §1", "rate")
 _def("near_threshold", "Near-threshold worklist",
      "Active enrolled patients at 15-19 counted minutes (tier 1) or 10-14 (tier 2) in the month of the as-of "
      "date, with minutes needed, days left, expected dollars at stake (99490 fee) and last contact",
-     "n/a (a list)", "Patients already at 20+ minutes", "kpi-definitions.md 3.2 CureMD 'Days Left' [S50]")
+     "n/a (a list)", "Patients already at 20+ minutes", "docs/reference/kpi-definitions.md §3.2 CureMD 'Days Left' [S50]")
 _def("pacing_forecast", "Month-end forecast of billable patient-months",
      "Billable so far (minutes reached the threshold by the data date) + patients who can still bill (enrolled "
      "that day, not yet billable) x the share of them the 3 months before converted by month end from the same "
      "day; range from the lowest and highest share; whole patients, never above so far + can still bill",
      "n/a (projection; the cap is so far + can still bill)", "Patients who enroll after the data date; months "
-     "with no data yet (straight line by days, capped)", "Our design; thresholds ccm-rules.md 2; backtest in "
+     "with no data yet (straight line by days, capped)", "Our design; thresholds docs/reference/ccm-rules.md §2; backtest in "
      "docs/performance.md")
 _def("billable_patient_months", "Billable patient-months",
      "Patient-months whose counted minutes support a CCM code (any track), including patients who left the "
      "program later that month", "n/a (count)", "Patient-months with no supported code",
-     "ccm-rules.md 2; the same count on Overview, Minutes and Revenue")
+     "docs/reference/ccm-rules.md §2; the same count on Overview, Minutes and Revenue")
 _def("minutes_per_care_manager", "Minutes per care manager",
      "Counted CCM minutes of the care manager's assigned active enrolled patients this month",
      "The care manager's active enrolled panel", "Unassigned patients are grouped as 'unassigned'",
-     "kpi-definitions.md 3.2; PRODUCT.md capability 2", "minutes")
+     "docs/reference/kpi-definitions.md §3.2; PRODUCT.md capability 2", "minutes")
 _def("revenue", "Revenue expected / billed / paid",
      "Expected = national fee of the service year x units the minutes support (best track); billed = charges "
      "on CCM/PCM/APCM claim lines; paid = remittance paid amounts of those claims",
      "Per enrolled patient: active enrolled patients at month end", "Claims replaced by a frequency-7 claim "
-     "(their payments and reversals still count as paid)", "kpi-definitions.md 3.2 CureMD [S50]", "dollars")
+     "(their payments and reversals still count as paid)", "docs/reference/kpi-definitions.md §3.2 CureMD [S50]", "dollars")
 _def("revenue_leakage", "Revenue leakage by cause",
      "Under-billing (supported minus billed value), not billed (closed months with supported codes and no CCM "
      "claim), denials not recovered (fee value of initially denied, never-paid patient-months), near misses "
      "(15-19 minutes, value of 99490), conflicts (billed fee value on months with a same-month conflict)",
      "n/a (dollars)", "The current month for 'not billed' (claims go out after month end)",
-     "Our design from PRODUCT.md; fees ccm-rules.md 1", "dollars")
+     "Our design from PRODUCT.md; fees docs/reference/ccm-rules.md §1", "dollars")
 _def("initial_denial_rate", "Initial denial rate",
      "Claims whose first adjudication (adjudication_seq 1), received in the month, was a denial (status 4, or "
      "zero paid with a non-contractual adjustment); by dollars: their gross charges",
@@ -152,19 +152,19 @@ _def("initial_denial_rate", "Initial denial rate",
 _def("first_pass_resolution", "First-pass resolution rate",
      "Claims whose first adjudication in the month paid or moved to patient responsibility",
      "Claims with a first adjudication in the month (adjudicated, so pending claims do not lower it)",
-     "Later adjudications", "kpi-definitions.md 3.1 OpsDog [K10]", "rate")
+     "Later adjudications", "docs/reference/kpi-definitions.md §3.1 OpsDog [K10]", "rate")
 _def("carc_pareto", "Denial reasons (CARC) Pareto", "Denied remittances carrying the CARC in the period",
      "All denied remittances in the period", "Contractual (45), sequestration (253) and patient-share "
-     "(1, 2, 3) adjustments, which are not denial reasons", "X12 CARC list; ccm-rules.md 7.2", "rate")
+     "(1, 2, 3) adjustments, which are not denial reasons", "X12 CARC list; docs/reference/ccm-rules.md §7.2", "rate")
 _def("rarc_pareto", "Remark codes (RARC) Pareto", "Denied remittances carrying the RARC in the period",
-     "All denied remittances in the period", "Paid remittances", "WPC RARC list; ccm-rules.md 7.3", "rate")
+     "All denied remittances in the period", "Paid remittances", "WPC RARC list; docs/reference/ccm-rules.md §7.3", "rate")
 _def("overturn_rate", "Denial overturn rate",
      "Initial denials overturned (appeal outcome overturned/partial, or paid on a later adjudication)",
      "Initial denials appealed; extra.of_all_denials uses all initial denials", "CARC 18 duplicates",
      "HFMA Claim Integrity Task Force [K5] (exact formula UNVERIFIED; both versions shown)", "rate")
 _def("days_to_payment", "Days to payment", "Median days from claim submission to the first paid remittance",
      "Claims whose first payment was received in the period", "Denied-and-never-paid claims",
-     "kpi-definitions.md 3.1 (time to resolution) [K5]", "days")
+     "docs/reference/kpi-definitions.md §3.1 (time to resolution) [K5]", "days")
 _def("denial_trend", "Denial trend by month", "Initial denials per month (count and charges)",
      "Average of the 3 months of submissions before each month", "CARC 18 duplicates",
      "HFMA Claim Integrity Task Force [K5][K6]", "rate")

@@ -36,17 +36,17 @@ _frame = D.frame
 _def("billable_rate_trend", "Billable rate by month",
      "Active enrolled patients at each month end whose counted minutes supported a CCM code that month",
      "Active enrolled patients at that month end", "Minutes that do not count (non-clinical, inpatient, "
-     "pre-consent, other program)", "kpi-definitions.md 3.2 CureMD [S50]; ccm_core.kpis.billable_rate per month",
+     "pre-consent, other program)", "docs/reference/kpi-definitions.md §3.2 CureMD [S50]; ccm_core.kpis.billable_rate per month",
      "rate")
 _def("eligible_not_enrolled", "Eligible but not enrolled (outreach list)",
      "Patients in the eligible population at month end whose latest enrollment event is not 'enrolled' "
      "(or who have none), with their latest status, next step, chronic conditions and last visit",
      "n/a (a list)", "Enrolled patients; patients outside the eligible population (payer, no visit in 12 months, "
-     "fewer than 2 chronic conditions, deceased)", "kpi-definitions.md 3.2 eligible population [C1][C2][O1]")
+     "fewer than 2 chronic conditions, deceased)", "docs/reference/kpi-definitions.md §3.2 eligible population [C1][C2][O1]")
 _def("supported_vs_billed", "Supported vs billed units by code",
      "Units billed per code (claim lines by date-of-service month, replaced claims excluded)",
      "Units the counted minutes support per code (the engine's recommended track per patient-month)",
-     "Codes of families outside the program filter", "ccm-rules.md 1-2; ccm_core.engine.patient_months",
+     "Codes of families outside the program filter", "docs/reference/ccm-rules.md §1-2; ccm_core.engine.patient_months",
      "count")
 _def("billing_findings", "Billing findings by month",
      "Patient-months with each finding: under-billed (dollars = supported minus billed-and-supported value), "
@@ -54,7 +54,7 @@ _def("billing_findings", "Billing findings by month",
      "conflicts (duplicate CCM, CCM with PCM/APCM by the same practitioner, add-on without base, units over cap, "
      "mixed CCM tracks; dollars = fee value billed in those months, at risk of denial or recoupment)",
      "n/a (counts and dollars)", "Months with no CCM/PCM/APCM claim lines for conflicts",
-     "ccm-rules.md 5 (same-month matrix); OIG A-07-17-05101 [C4][C5]", "dollars")
+     "docs/reference/ccm-rules.md §5 (same-month matrix); OIG A-07-17-05101 [C4][C5]", "dollars")
 _def("denials_by_dimension", "Initial denials by payer, code or practitioner",
      "Claims whose first adjudication (received in the period) was a denial; charges of those claims",
      "Claims with a first adjudication received in the period (same-period adjudications, not the lagged HFMA "
@@ -506,8 +506,8 @@ _def("time_flags", "Suspicious time flags",
      f"{MIN_NOTE_CHARS} characters)",
      "n/a (counts of entries, patients and staff)", "Programs outside the filter; entries without entered_at "
      "cannot be checked for back-dating; with clinic / practitioner / care-manager / payer filters the per-day "
-     "checks see only the filtered patients' entries", "ccm_core.audit documentation thresholds; ccm-rules.md 6 "
-     "(time-log requirements); OIG and MAC findings on reconstructed time [C4][C5]; kpi-definitions.md 3.3 item 4")
+     "checks see only the filtered patients' entries", "ccm_core.audit documentation thresholds; docs/reference/ccm-rules.md §6 "
+     "(time-log requirements); OIG and MAC findings on reconstructed time [C4][C5]; docs/reference/kpi-definitions.md §3.3 item 4")
 
 
 def _flagged_entries(f: Filters):

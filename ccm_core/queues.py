@@ -47,7 +47,7 @@ D = {
         "interactive CCM time entry on or before the as-of day; holds = no accepted dated unrevoked CCM consent, "
         "or no care plan established (or reviewed) within 365 days before the as-of day",
         "n/a (a list)", "Patients whose month is complete; patients not enrolled on the as-of day",
-        "ccm-rules.md 1-4; thresholds and caps from ccm_core/rules/codes.csv", "minutes"),
+        "docs/reference/ccm-rules.md §1-4; thresholds and caps from ccm_core/rules/codes.csv", "minutes"),
     "caseload_capacity": define(
         "caseload_capacity", "Caseload and minutes capacity per care manager",
         "Per care manager: enrolled patients (caseload), counted minutes so far this month, minutes still needed "
@@ -56,7 +56,7 @@ D = {
         "queues.minutes_per_fte, default 6000 = 100 countable hours)",
         "Capacity (FTE x minutes per FTE) for the load; FTE for patients per FTE",
         "Care managers without an FTE on record get no capacity (shown as n/a)",
-        "Our design (practice setting); thresholds ccm-rules.md 1", "minutes"),
+        "Our design (practice setting); thresholds docs/reference/ccm-rules.md §1", "minutes"),
     "denials_to_work": define(
         "denials_to_work", "Denials to work",
         "Claim lines whose latest adjudication (highest adjudication sequence, then newest remittance) paid "
@@ -67,7 +67,7 @@ D = {
         "days after the redetermination notice + 5 when an appeal was upheld (405.962); a new claim within 1 "
         "calendar year of the date of service when the claim was unprocessable, RARC MA130 (424.44)",
         "n/a (a list)", "Exact duplicates (CARC 18 only), lines of claims replaced by a frequency-7 claim, lines "
-        "paid in full later", "ccm-rules.md 7; ccm_core/rules/appeal_deadlines.csv, denial_fixes.csv", "dollars"),
+        "paid in full later", "docs/reference/ccm-rules.md §7; ccm_core/rules/appeal_deadlines.csv, denial_fixes.csv", "dollars"),
     "ar_aging": define(
         "ar_aging", "A/R aging of unpaid claims",
         "Submitted claims (on or before the as-of day) with no payment received: their total charge, by days "
@@ -75,7 +75,7 @@ D = {
         "remittance yet) and denied (adjudicated, nothing paid)",
         "n/a (counts and dollars per bucket)",
         "Claims with any payment; claims replaced by a frequency-7 claim; claims whose lines were all written "
-        "off in the denial queue", "kpi-definitions.md (A/R days, HFMA); our buckets", "dollars"),
+        "off in the denial queue", "docs/reference/kpi-definitions.md (A/R days, HFMA); our buckets", "dollars"),
 }
 
 

@@ -4,9 +4,8 @@
   PostgreSQL's ``EXTRACT(EPOCH ...)``/``CAST`` (``minutes_between``, ``days_between``, ``days_from``,
   ``date_of``).
 * The denial rule on a remittance (``is_denial``, ``is_duplicate``): what counts as an initial denial,
-  docs/reference/kpi-definitions.md section "Denials".
-* The shipped chronic-condition map as a VALUES CTE (``condition_map``): docs/reference/ccm-rules.md
-  section "Eligibility".
+  docs/reference/kpi-definitions.md §3.1.
+* The shipped chronic-condition map as a VALUES CTE (``condition_map``): docs/reference/ccm-rules.md §3.1.
 
 Imports only the schema, the rules and the filters, so every layer above can use it without a circle.
 """

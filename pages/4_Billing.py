@@ -121,7 +121,7 @@ def draw_findings(tf) -> None:
                    help=f"{suppress_small(t['patient_months'])} patient-months: {hint}.", border=True)
     chart_data = df[df["patient_months"] > 0]
     charts.section("Patient-months with each finding", "Under- and over-billing against the minutes, and "
-                   "same-month conflicts (ccm-rules.md section 5).", df.attrs.get("definition"))
+                   "same-month conflicts (docs/reference/ccm-rules.md §5).", df.attrs.get("definition"))
     if chart_data.empty:
         empty_state("No billing findings in these months", icon=":material/verified:")
         return

@@ -21,7 +21,7 @@ from ccm_core import cli, db, demo
 from ccm_core import schema as s
 from ccm_core.demo import vocab
 
-CCW_CODES = Path("/work/shared/reference/data/ccw_2022_30cond_CC_Codes.csv")
+CCW_CODES = Path(__file__).resolve().parent.parent / "ccm_core" / "rules" / "ccw_codes.csv"  # CMS CCW, 30 conditions
 CLINICAL = or_(s.staff.c.is_clinical.is_(True), s.staff.c.practitioner_id.isnot(None))
 QUALIFYING_VISITS = ("99212", "99213", "99214", "99215", "G0438", "G0439", "G0402", "99495", "99496")
 
@@ -242,8 +242,8 @@ def test_patients_payers_and_ages(demo_engine, demo_report):
 def test_diagnoses_are_real_chronic_codes_and_most_patients_are_eligible(demo_engine, demo_report):
     ccw = {}
     for line in CCW_CODES.read_text().splitlines()[1:]:
-        cond, _t, _loc, code = line.split(",")
-        ccw.setdefault(code.replace(".", "").strip(), cond)
+        cond, code = line.split(",")
+        ccw.setdefault(code.strip(), cond)
     with demo_engine.connect() as conn:
         dx = conn.execute(select(s.diagnosis.c.patient_id, s.diagnosis.c.icd10, s.diagnosis.c.resolved_date)).all()
     assert not set(vocab.ACUTE_CODES) & set(ccw)

@@ -1,6 +1,6 @@
-"""The patient-month engine against cohorts worked out by hand from ccm-rules.md.
+"""The patient-month engine against cohorts worked out by hand from docs/reference/ccm-rules.md.
 
-Fees used in the hand calculations (national non-facility, ccm-rules.md s1):
+Fees used in the hand calculations (national non-facility, docs/reference/ccm-rules.md §1):
 2025: 99490 60.49, 99439 45.93, 99487 131.65, 99489 70.52, 99491 82.16, 99437 57.58,
       99424 80.87, 99426 61.78, 99427 50.46
 2026: 99490 66.13, 99439 50.44

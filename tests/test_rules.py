@@ -1,4 +1,4 @@
-"""Rule data: shipped values match ccm-rules.md, overrides work, UNVERIFIED items are labelled."""
+"""Rule data: shipped values match docs/reference/ccm-rules.md, overrides work, UNVERIFIED items are labelled."""
 from __future__ import annotations
 
 import datetime as dt
@@ -23,13 +23,13 @@ def test_national_fee_per_code_and_year(code, year, amount):
 def test_fee_accepts_month_and_date_and_honours_effective_dates():
     assert rules.fee("99490", 202512) == pytest.approx(60.49)
     assert rules.fee("99490", dt.date(2026, 1, 1)) == pytest.approx(66.13)
-    # G0511 is not payable from 1 Oct 2025 (ccm-rules.md s1)
+    # G0511 is not payable from 1 Oct 2025 (docs/reference/ccm-rules.md §1)
     assert rules.fee("G0511", 202509) == pytest.approx(54.67)
     assert rules.fee("G0511", 202510) == 0.0
 
 
 def test_max_non_complex_month_matches_the_reference():
-    # ccm-rules.md derived figures: 99490 + 2 x 99439 = $152.35 (2025) / $167.01 (2026)
+    # docs/reference/ccm-rules.md derived figures: 99490 + 2 x 99439 = $152.35 (2025) / $167.01 (2026)
     for year, total in ((2025, 152.35), (2026, 167.01)):
         assert rules.fee("99490", year) + 2 * rules.fee("99439", year) == pytest.approx(total)
 

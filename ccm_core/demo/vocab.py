@@ -3,7 +3,7 @@
 Everything here is synthetic or public reference data: invented names, real
 ICD-10-CM codes (from the CMS CCW 30-condition list, all also flagged chronic
 by AHRQ CCI), the fee amounts and CARC/RARC pairings of
-``/work/shared/reference/ccm-rules.md``.  Kept as plain data so a reviewer can
+``docs/reference/ccm-rules.md``.  Kept as plain data so a reviewer can
 read what the demo practice looks like without reading the generator.
 """
 from __future__ import annotations
@@ -116,7 +116,7 @@ PAYER_TERMS = {
     "Commercial": (1.15, 0.20, 0.0),
 }
 
-# National non-facility amounts (ccm-rules.md section 1). A year without an amount uses the nearest year that has one.
+# National non-facility amounts (docs/reference/ccm-rules.md §1). A year without an amount uses the nearest year that has one.
 NATIONAL_FEES = {
     2025: {"99490": 60.49, "99439": 45.93, "99487": 131.65, "99489": 70.52, "99491": 82.16, "99424": 80.87},
     2026: {"99490": 66.13, "99439": 50.44, "99487": 144.29, "99489": 78.16, "99424": 88.00},

@@ -3,7 +3,8 @@
 Kept beside the data so anyone can see (and redo) how ``ccw_codes.csv``,
 ``ccw_conditions.csv`` and ``cci_chronic.csv`` were derived: codes are
 normalised (upper case, no dot) and the AHRQ list is trimmed to chronic=1.
-Run: ``python -m ccm_core.rules.build_condition_maps /path/to/reference/data``.
+Run: ``python -m ccm_core.rules.build_condition_maps FOLDER`` where FOLDER holds the upstream files named in
+``ccm_core/rules/SOURCES.md`` ("Chronic-condition code lists").
 """
 from __future__ import annotations
 
@@ -48,4 +49,6 @@ def build(ref: Path) -> None:
 
 
 if __name__ == "__main__":  # pragma: no cover - a maintenance script
-    build(Path(sys.argv[1] if len(sys.argv) > 1 else "/work/shared/reference/data"))
+    if len(sys.argv) != 2:
+        sys.exit("usage: python -m ccm_core.rules.build_condition_maps FOLDER  (see ccm_core/rules/SOURCES.md)")
+    build(Path(sys.argv[1]))
