@@ -185,7 +185,7 @@ def _index_of(month: int) -> int:
 
 
 # --------------------------------------------------------------------------- shared building blocks
-def _rules(conn: Connection) -> rules_mod.RuleSet:
+def rules_in_force(conn: Connection) -> rules_mod.RuleSet:
     """The rules in force for this database, and the connection tuned for the engine's statement."""
     eng.prepare(conn)
     return rules_mod.load(conn)
@@ -225,7 +225,7 @@ def program_codes(rs: rules_mod.RuleSet, f: Filters) -> list[str]:
     return [c.code for c in rs.codes.values() if c.family in f.programs]
 
 
-def _claim_where(f: Filters, rs: rules_mod.RuleSet, c=s.claim, p=s.patient):
+def claim_where(f: Filters, rs: rules_mod.RuleSet, c=s.claim, p=s.patient):
     """Claim-level filters: clinic, billing NPI on the claim, care manager, payer on the claim, program codes."""
     codes = program_codes(rs, f)
     cl = s.claim_line
@@ -270,7 +270,7 @@ def eligible_patients_select(conn: Connection, f: Filters, rs: rules_mod.RuleSet
 
 
 def eligible_population(conn: Connection, f: Filters) -> KpiResult:
-    rs = _rules(conn)
+    rs = rules_in_force(conn)
     q = eligible_patients_select(conn, f, rs).subquery()
     n = int(conn.execute(select(func.count()).select_from(q)).scalar() or 0)
     return KpiResult(D["eligible_population"], n, n, None,
@@ -287,7 +287,7 @@ def enrolled_patients(conn: Connection, f: Filters) -> KpiResult:
 
 
 def enrollment_rate(conn: Connection, f: Filters) -> KpiResult:
-    rs = _rules(conn)
+    rs = rules_in_force(conn)
     as_of = _month_end(f.month_to)
     elig = eligible_patients_select(conn, f, rs).subquery("elig")
     enr = _enrolled(conn, f, as_of)
@@ -469,7 +469,7 @@ def retention_by_cohort(conn: Connection, f: Filters, horizons: tuple[int, ...] 
 
 def funnel_counts(conn: Connection, f: Filters) -> pd.DataFrame:
     ee, p = s.enrollment_event, s.patient
-    rs = _rules(conn)
+    rs = rules_in_force(conn)
     start, end = _period(f)
     eligible = int(conn.execute(select(func.count()).select_from(
         eligible_patients_select(conn, f, rs).subquery())).scalar() or 0)
@@ -500,7 +500,7 @@ def funnel_counts(conn: Connection, f: Filters) -> pd.DataFrame:
 
 
 # --------------------------------------------------------------------------- minutes and billing
-def _enrolled_month(conn: Connection, f: Filters, rs: rules_mod.RuleSet, month: int, as_of: dt.date | None = None):
+def enrolled_month(conn: Connection, f: Filters, rs: rules_mod.RuleSet, month: int, as_of: dt.date | None = None):
     """One row per patient active (enrolled) at ``as_of`` (default month end) with that month's minutes.
 
     Patients with no patient-month get 0 minutes.  Built as UNION ALL + GROUP BY with an IN filter
@@ -526,8 +526,8 @@ def _enrolled_month(conn: Connection, f: Filters, rs: rules_mod.RuleSet, month: 
 
 
 def billable_rate(conn: Connection, f: Filters) -> KpiResult:
-    rs = _rules(conn)
-    em = _enrolled_month(conn, f, rs, f.month_to)
+    rs = rules_in_force(conn)
+    em = enrolled_month(conn, f, rs, f.month_to)
     row = conn.execute(select(func.count().label("den"), _flag(em.c.billable == 1).label("num"))
                        .select_from(em)).one()
     return KpiResult(D["billable_rate"], _rate(row.num, row.den), int(row.num), int(row.den))
@@ -535,8 +535,8 @@ def billable_rate(conn: Connection, f: Filters) -> KpiResult:
 
 def minutes_per_enrolled_patient(conn: Connection, f: Filters) -> KpiResult:
     """value = mean counted minutes; extra: median, bands {label: patients}, distribution."""
-    rs = _rules(conn)
-    em = _enrolled_month(conn, f, rs, f.month_to)
+    rs = rules_in_force(conn)
+    em = enrolled_month(conn, f, rs, f.month_to)
     mins = em.c.counted_minutes.label("minutes")
     hist = conn.execute(select(mins, func.count().label("n")).group_by(mins).order_by(mins)).all()
     values_ = {int(m): int(n) for m, n in hist}
@@ -572,8 +572,8 @@ def _hist_median(hist: dict[int, int]) -> float | None:
 
 
 def addon_capture(conn: Connection, f: Filters) -> KpiResult:
-    rs = _rules(conn)
-    em = _enrolled_month(conn, f, rs, f.month_to)
+    rs = rules_in_force(conn)
+    em = enrolled_month(conn, f, rs, f.month_to)
     billable = em.c.billable == 1
     row = conn.execute(select(_flag(billable).label("billable"),
                               _flag(and_(billable, em.c.counted_minutes >= 40)).label("ge40"),
@@ -585,7 +585,7 @@ def addon_capture(conn: Connection, f: Filters) -> KpiResult:
 
 def near_threshold_worklist(conn: Connection, f: Filters, as_of: dt.date) -> pd.DataFrame:
     """Enrolled patients 1-10 minutes short of 20 in the as-of month, tier 1 (15-19) first."""
-    rs = _rules(conn)
+    rs = rules_in_force(conn)
     month = month_int(as_of)
     fm = f.with_months(month)
     pm = _pm(conn, fm, rs)
@@ -654,7 +654,7 @@ def _reached_and_open(conn, f: Filters, rs, month: int, day: int | None) -> tupl
 
 def billable_patient_months(conn: Connection, f: Filters, month: int | None = None, day: int | None = None) -> int:
     """Billable patient-months of ``month`` (default ``f.month_to``), by ``day`` of the month when given."""
-    rs = _rules(conn)
+    rs = rules_in_force(conn)
     return _reached_and_open(conn, f, rs, month or f.month_to, day)[0]
 
 
@@ -672,7 +672,7 @@ def pacing_forecast(conn: Connection, f: Filters, as_of: dt.date, history: int =
     forecast never exceeds so far + can still bill (the cap).  With no usable history: a straight line by days,
     capped the same way.
     """
-    rs = _rules(conn)
+    rs = rules_in_force(conn)
     month = month_int(as_of)
     day = as_of.day
     days_in_month = month_bounds(month)[1].day
@@ -709,7 +709,7 @@ def forecast_backtest(conn: Connection, f: Filters, days: tuple[int, ...] = (7, 
                       history: int = FORECAST_HISTORY_MONTHS) -> pd.DataFrame:
     """The forecast made on day ``d`` of each past month of ``f`` (with ``history`` months before it) against the
     billable patient-months that month actually reached: error, absolute error and whether the range held it."""
-    rs = _rules(conn)
+    rs = rules_in_force(conn)
     rows = []
     for m in f.months():
         actual = _reached_and_open(conn, f, rs, m, None)[0]
@@ -726,8 +726,8 @@ def forecast_backtest(conn: Connection, f: Filters, days: tuple[int, ...] = (7, 
 
 
 def minutes_per_care_manager(conn: Connection, f: Filters) -> pd.DataFrame:
-    rs = _rules(conn)
-    em = _enrolled_month(conn, f, rs, f.month_to)
+    rs = rules_in_force(conn)
+    em = enrolled_month(conn, f, rs, f.month_to)
     p, st = s.patient, s.staff
     name = func.coalesce(st.c.first_name + literal(" ") + st.c.last_name, "unassigned")
     q = (select(p.c.care_manager_id, name.label("care_manager"), func.count().label("panel"),
@@ -747,7 +747,7 @@ def minutes_per_care_manager(conn: Connection, f: Filters) -> pd.DataFrame:
 # --------------------------------------------------------------------------- revenue
 def revenue_by_month(conn: Connection, f: Filters) -> pd.DataFrame:
     """One row per month of the range: expected, billed, paid, enrolled, per enrolled patient."""
-    rs = _rules(conn)
+    rs = rules_in_force(conn)
     pm = _pm(conn, f, rs)
     q = (select(pm.c.service_month, func.coalesce(func.sum(pm.c.expected_amount), 0.0).label("expected"),
                 func.coalesce(func.sum(pm.c.billed_charge), 0.0).label("billed"),
@@ -783,7 +783,7 @@ def revenue_summary(conn: Connection, f: Filters) -> KpiResult:
 
 def revenue_leakage(conn: Connection, f: Filters, as_of: dt.date | None = None) -> pd.DataFrame:
     """Dollars by cause over the filter range (see the definition for each cause)."""
-    rs = _rules(conn)
+    rs = rules_in_force(conn)
     as_of = as_of or dt.date.today()
     # a month is closed for 'not billed' once its claims should have gone out (15 days after month end)
     closed_before = month_int(as_of - dt.timedelta(days=15))
@@ -816,7 +816,7 @@ def revenue_leakage(conn: Connection, f: Filters, as_of: dt.date | None = None) 
 def claims_base(f: Filters, rs):
     """(FROM claim JOIN patient, WHERE of the filters): the claims every denial and revenue KPI counts."""
     c, p = s.claim, s.patient
-    return c.join(p, p.c.id == c.c.patient_id), _claim_where(f, rs)
+    return c.join(p, p.c.id == c.c.patient_id), claim_where(f, rs)
 
 
 def _denial_numerators(conn, f: Filters, rs, month_from: int, month_to: int) -> dict[int, tuple[int, float]]:
@@ -862,7 +862,7 @@ def _submissions(conn, f: Filters, rs, month_from: int, month_to: int) -> dict[i
 
 def denial_trend(conn: Connection, f: Filters) -> pd.DataFrame:
     """Per month: initial denials (count, charges), lagged 3-month average submissions, both rates."""
-    rs = _rules(conn)
+    rs = rules_in_force(conn)
     months = f.months()
     num = _denial_numerators(conn, f, rs, months[0], months[-1])
     subs = _submissions(conn, f, rs, add_months(months[0], -3), months[-1])
@@ -898,7 +898,7 @@ def initial_denial_rates(conn: Connection, f: Filters) -> dict[str, KpiResult]:
 
 
 def first_pass_resolution_rate(conn: Connection, f: Filters) -> KpiResult:
-    rs = _rules(conn)
+    rs = rules_in_force(conn)
     c, r = s.claim, s.remittance
     frm, where = claims_base(f, rs)
     first = (select(r.c.claim_id, func.max(case((is_denial(r), 1), else_=0)).label("denied"))
@@ -929,7 +929,7 @@ def _pareto(df: pd.DataFrame, total: int) -> pd.DataFrame:
 
 def carc_pareto(conn: Connection, f: Filters, cpt_codes: tuple[str, ...] | None = None) -> pd.DataFrame:
     """CARC by number of denied remittances carrying it, with the official X12 text and dollars adjusted."""
-    rs = _rules(conn)
+    rs = rules_in_force(conn)
     ra = s.remittance_adjustment
     den = _denied_remits(f, rs, cpt_codes)
     total = int(conn.execute(select(func.count()).select_from(den)).scalar() or 0)
@@ -944,7 +944,7 @@ def carc_pareto(conn: Connection, f: Filters, cpt_codes: tuple[str, ...] | None 
 
 
 def rarc_pareto(conn: Connection, f: Filters, cpt_codes: tuple[str, ...] | None = None) -> pd.DataFrame:
-    rs = _rules(conn)
+    rs = rules_in_force(conn)
     rr = s.remittance_remark
     den = _denied_remits(f, rs, cpt_codes)
     total = int(conn.execute(select(func.count()).select_from(den)).scalar() or 0)
@@ -957,7 +957,7 @@ def rarc_pareto(conn: Connection, f: Filters, cpt_codes: tuple[str, ...] | None 
 
 def overturn_rate(conn: Connection, f: Filters) -> KpiResult:
     """Initial denials (first adjudication in range, CARC 18 excluded) overturned: / appealed and / all."""
-    rs = _rules(conn)
+    rs = rules_in_force(conn)
     c, r, ap = s.claim, s.remittance, s.appeal
     frm, where = claims_base(f, rs)
     r2 = r.alias("later")
@@ -981,7 +981,7 @@ def overturn_rate(conn: Connection, f: Filters) -> KpiResult:
 
 
 def days_to_payment(conn: Connection, f: Filters) -> KpiResult:
-    rs = _rules(conn)
+    rs = rules_in_force(conn)
     c, r = s.claim, s.remittance
     frm, where = claims_base(f, rs)
     start, end = _period(f)

@@ -7,7 +7,7 @@
   appeal deadline (``ccm_core.rules.appeals``), and the biller's status (``denial_work`` table).
 * ``ar_aging``: submitted claims not paid yet, by age 0-30 / 31-60 / 61-90 / 90+ days.
 
-Minutes come from the patient-month (``ccm_core.engine`` via ``kpis._enrolled_month``); nothing here
+Minutes come from the patient-month (``ccm_core.engine`` via ``kpis.enrolled_month``); nothing here
 recounts a time entry.  Aggregation runs in SQL on SQLite and PostgreSQL; Python only adds the dates and
 texts to the (small) lists.
 """
@@ -24,6 +24,7 @@ from . import engine as eng
 from . import kpis
 from . import rules as rules_mod
 from . import schema as s
+from . import sqlparts
 from .definitions import define
 from .filters import Filters
 from .rules import appeals
@@ -158,10 +159,10 @@ def my_month(conn: Connection, f: Filters, as_of: dt.date) -> pd.DataFrame:
     ``attrs``: ``at_zero`` (patients at 0 minutes), ``enrolled`` (all enrolled, complete months included),
     ``month``, ``days_left``.
     """
-    rs = kpis._rules(conn)
+    rs = kpis.rules_in_force(conn)
     month = db.month_int(as_of)
     fm = f.with_months(month)
-    em = kpis._enrolled_month(conn, fm, rs, month, as_of)
+    em = kpis.enrolled_month(conn, fm, rs, month, as_of)
     p, st, te, ca = s.patient, s.staff, s.time_entry, s.complexity_assessment
     last = (select(te.c.patient_id, func.max(te.c.service_date).label("last_contact_date"))
             .where(te.c.program == "CCM", te.c.interactive.is_(True), te.c.service_date <= as_of,
@@ -216,9 +217,9 @@ def minutes_per_fte(conn: Connection) -> int:
 
 def caseload_capacity(conn: Connection, f: Filters, as_of: dt.date) -> pd.DataFrame:
     """One row per care manager with an enrolled caseload on ``as_of`` (see ``D["caseload_capacity"]``)."""
-    rs = kpis._rules(conn)
+    rs = kpis.rules_in_force(conn)
     month = db.month_int(as_of)
-    em = kpis._enrolled_month(conn, f.with_months(month), rs, month, as_of)
+    em = kpis.enrolled_month(conn, f.with_months(month), rs, month, as_of)
     p, st, te = s.patient, s.staff, s.time_entry
     first = rs.code(rs.track_codes("non_complex")[0]).threshold_minutes
     mins = cast(em.c.counted_minutes, Integer)
@@ -298,21 +299,21 @@ def denials_to_work(conn: Connection, f: Filters, as_of: dt.date, include_closed
     Most urgent first: open lines by deadline, then worked / appealed, written off last.
     ``include_closed=False`` leaves out written-off lines.
     """
-    rs = kpis._rules(conn)
+    rs = kpis.rules_in_force(conn)
     # the line as an alias: the claim filter's EXISTS over claim_line must not correlate with the lines listed
     c, cl, p, ra, rr = s.claim, s.claim_line.alias("line"), s.patient, s.remittance_adjustment, s.remittance_remark
     ap, dw = s.appeal, s.denial_work
     latest = _latest_line_adjudication()
-    denial_carc = and_(ra.c.carc.not_in(kpis.NOT_DENIAL_CARCS), ra.c.carc != kpis.DUPLICATE_CARC)
+    denial_carc = and_(ra.c.carc.not_in(sqlparts.NOT_DENIAL_CARCS), ra.c.carc != sqlparts.DUPLICATE_CARC)
     adj = (select(latest.c.claim_line_id, func.sum(_adjusted(latest, ra)).label("denied_amount"))
            .join(ra, _line_adjustments(latest, ra)).where(denial_carc)
            .group_by(latest.c.claim_line_id)).subquery("line_denial_adj")
-    dup_only = and_(exists().where(ra.c.remittance_id == latest.c.remit_id, ra.c.carc == kpis.DUPLICATE_CARC),
+    dup_only = and_(exists().where(ra.c.remittance_id == latest.c.remit_id, ra.c.carc == sqlparts.DUPLICATE_CARC),
                     not_(exists().where(ra.c.remittance_id == latest.c.remit_id, denial_carc)))
     denied_amt = func.coalesce(adj.c.denied_amount, 0.0)
-    is_denied = and_(latest.c.paid <= 0, or_(denied_amt > 0, latest.c.status_code == kpis.DENIAL_STATUS))
+    is_denied = and_(latest.c.paid <= 0, or_(denied_amt > 0, latest.c.status_code == sqlparts.DENIAL_STATUS))
     is_under = and_(latest.c.paid > 0, denied_amt > 0)
-    codes = kpis._program_codes(rs, f)
+    codes = kpis.program_codes(rs, f)
     fee = case(*[(cl.c.cpt_code == code, eng.fee_expr(rs, code, cl.c.dos_month)) for code in codes],
                else_=literal(0.0, Float)) if codes else literal(0.0, Float)
     last_appeal_rn = func.row_number().over(partition_by=ap.c.claim_id,
@@ -335,7 +336,7 @@ def denials_to_work(conn: Connection, f: Filters, as_of: dt.date, include_closed
                       .outerjoin(adj, adj.c.claim_line_id == cl.c.id)
                       .outerjoin(last_appeal, last_appeal.c.claim_id == c.c.id)
                       .outerjoin(dw, dw.c.claim_line_id == cl.c.id))
-         .where(kpis._claim_where(f, rs), cl.c.dos_month.between(f.month_from, f.month_to),
+         .where(kpis.claim_where(f, rs), cl.c.dos_month.between(f.month_from, f.month_to),
                 cl.c.cpt_code.in_(codes or ["-"]), c.c.id.not_in(eng.replaced_claims()),
                 or_(is_denied, is_under), not_(dup_only), latest.c.received_date <= as_of))
     if not include_closed:
@@ -456,13 +457,13 @@ def _unpaid_claims(f: Filters, rs: rules_mod.RuleSet, as_of: dt.date):
                    cast(c.c.total_charge, Float).label("charge"), age, bucket,
                    case((answered, "denied"), else_="awaiting payer").label("state"))
             .select_from(c.join(p, p.c.id == c.c.patient_id))
-            .where(kpis._claim_where(f, rs), c.c.submitted_date <= as_of, not_(paid), open_line,
+            .where(kpis.claim_where(f, rs), c.c.submitted_date <= as_of, not_(paid), open_line,
                    c.c.id.not_in(eng.replaced_claims()))).subquery("unpaid")
 
 
 def ar_aging(conn: Connection, f: Filters, as_of: dt.date) -> pd.DataFrame:
     """Rows (bucket, state, claims, dollars) for every bucket and state, zeros included, in bucket order."""
-    rs = kpis._rules(conn)
+    rs = kpis.rules_in_force(conn)
     u = _unpaid_claims(f, rs, as_of)
     got = conn.execute(select(u.c.bucket, u.c.state, func.count().label("claims"),
                               func.coalesce(func.sum(u.c.charge), 0.0).label("dollars"))
@@ -479,7 +480,7 @@ def ar_aging(conn: Connection, f: Filters, as_of: dt.date) -> pd.DataFrame:
 def ar_claims(conn: Connection, f: Filters, as_of: dt.date, bucket: str | None = None,
               state: str | None = None) -> pd.DataFrame:
     """The claims behind one bar of ``ar_aging`` (oldest first)."""
-    rs = kpis._rules(conn)
+    rs = kpis.rules_in_force(conn)
     u = _unpaid_claims(f, rs, as_of)
     q = select(u)
     if bucket:

@@ -20,7 +20,8 @@ import csv
 import datetime as dt
 import io
 import re
-from typing import IO, Any, Iterable, Mapping
+from typing import IO, Any
+from collections.abc import Iterable, Mapping
 
 import pandas as pd
 

@@ -24,6 +24,7 @@ from ccm_core.filters import Filters
 # bump pm_store.STORE_VERSION and add the new pair here (keep the old lines: they are the history).
 PINNED = {
     1: "4560be093034aff8d2ad927cd51e63e1b81c1d16",
+    2: "f15c493add44b84e5be97b2631416be888676230",  # scoped rebuilds: claim-store select takes patients
 }
 MONTHS = (202401, 202412)
 
