@@ -208,7 +208,7 @@ def _bar_chart(pdf: FPDF, x, y, w, h, title: str, labels: list[str], series: dic
     bar_w = group_w * 0.8 / max(1, len(series))
     for i, label in enumerate(labels):
         gx = plot_x + group_w * i + group_w * 0.1
-        for j, (name, vs) in enumerate(series.items()):
+        for j, vs in enumerate(series.values()):
             v = vs[i] or 0
             bh = plot_h * v / top
             pdf.set_fill_color(*colors[j])
