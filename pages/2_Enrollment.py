@@ -207,10 +207,10 @@ with friendly_errors("the enrollment page"):
     with friendly_errors("the enrollment tiles"):
         draw_tiles(f)
     tf, note = charts.trend_window(f)
-    st.caption(note or f"Funnel, reasons and consents cover {format_month(tf.month_from)} to "
-               f"{format_month(tf.month_to)}.")
-    charts.lazy_tabs([("Funnel", lambda: draw_funnel(tf)),
+    st.caption(f"Tiles, funnel, consents and the outreach list cover {charts.window_words(f)}; charts by month "
+               f"show {charts.window_words(tf)}" + (" (the trend window)." if note else "."))
+    charts.lazy_tabs([("Funnel", lambda: draw_funnel(f)),
                       ("Declines & disenrollments", lambda: draw_reasons(tf)),
-                      ("Consent completeness", lambda: draw_consent(tf)),
+                      ("Consent completeness", lambda: draw_consent(f)),
                       ("Retention", lambda: draw_retention(f)),
                       ("Outreach list", lambda: draw_outreach(f))], key="enrollment_tab")

@@ -51,19 +51,22 @@ def draw_tiles(f, as_of) -> None:
              help=("Mean counted minutes per enrolled patient" + (f"; median {median:.0f} min." if median is not None
                                                                    else "."))),
         Tile("billable_rate", "Billable rate", billable, billable_prev.value, "rate",
-             help=f"{billable.numerator or 0} of {billable.denominator or 0} enrolled patients reached 20+ counted "
-                  "minutes (a billable code)."),
+             help=f"{billable.numerator or 0} of {billable.denominator or 0} patients enrolled at month end reached "
+                  "20+ counted minutes (a billable code). Billable patient-months this month: "
+                  f"{cached(kpis.billable_patient_months, f):,} (Revenue's count; it also includes patients who left "
+                  "the program during the month)."),
         Tile("addon_capture", "Add-on capture", addon, addon_prev.value, "rate",
              help=f"Billable patients at 40+ min (99439); at 60+ min (99439 x2): {_pct(addon.extra.get('ge60'))}."),
     ]
     if as_of is not None:
         pacing = cached(kpis.pacing_forecast, f.with_months(month_int(as_of)), as_of)
-        projected = None if pacing.value is None else round(pacing.value)  # whole patients on screen
-        tiles.append(Tile("pacing", f"Projected billable, {as_of:%b}", projected, None, "count",
+        e = pacing.extra  # the Overview's forecast: same function, same value
+        tiles.append(Tile("pacing", f"Projected billable, {as_of:%b}", pacing.value, None, "count",
                           definition=pacing.definition,
-                          help=f"Patients projected at 20+ minutes by the end of {as_of:%B}: "
-                               f"{pacing.extra.get('so_far', 0)} already there on {as_of:%b %d}; "
-                               f"method: {pacing.extra.get('method', '')}."))
+                          help=f"Billable patient-months forecast for the end of {as_of:%B}: likely {e['low']:,} to "
+                               f"{e['high']:,}; {e['so_far']:,} already there on {as_of:%b %-d} and "
+                               f"{e['can_still_bill']:,} enrolled patients can still reach 20 minutes (the cap is "
+                               f"{e['cap']:,})."))
     charts.tile_row(PAGE, f, tiles)
 
 

@@ -16,7 +16,6 @@ import pandas as pd  # noqa: E402
 
 from ccm_core import kpis, kpis_extra  # noqa: E402
 from ccm_core import rules as rules_mod  # noqa: E402
-from ccm_core.db import format_month  # noqa: E402
 from ui import charts  # noqa: E402
 from ui.charts import Tile  # noqa: E402
 from ui.components import empty_state, format_value, friendly_errors  # noqa: E402
@@ -108,7 +107,7 @@ FINDING_COLUMNS = {
 }
 
 
-def draw_findings(tf) -> None:
+def draw_findings(tf, f) -> None:
     df = cached(kpis_extra.billing_findings_by_month, tf)
     totals = df.attrs.get("totals", {})
     c1, c2, c3 = st.columns(3)
@@ -133,7 +132,8 @@ def draw_findings(tf) -> None:
                 "Billing findings by month", legend_columns=4)
     lst = cached(kpis_extra.billing_findings_list, tf)
     charts.section("Flagged patient-months",
-                   f"{suppress_small(len(lst))} patient-months with at least one finding, newest first.")
+                   f"{suppress_small(len(lst))} patient-months with at least one finding in "
+                   f"{charts.window_words(tf)}, newest first.")
     shown = present(lst.assign(month=lst["month"].map(charts.month_label)), user, PAGE,
                     id_cols=("patient_id", "mrn"), name_cols=("patient_name",), table_key="findings")
     if shown is None:
@@ -145,10 +145,10 @@ def draw_findings(tf) -> None:
                      name_cols=("patient_name",))
 
 
-def draw_denials(tf) -> None:
+def draw_denials(tf, f) -> None:
     trend = cached(kpis.denial_trend, tf)
-    days = cached(kpis.days_to_payment, tf)
-    overturn = cached(kpis.overturn_rate, tf)
+    days = cached(kpis.days_to_payment, f)
+    overturn = cached(kpis.overturn_rate, f)  # the tile's own call: one value for "Appeals overturned"
     charts.section("Initial denial rate by month",
                    "Denials in the month over the average claims (or charges) submitted in the 3 months before; "
                    "CARC 18 duplicates left out.", trend.attrs.get("definition"))
@@ -165,9 +165,10 @@ def draw_denials(tf) -> None:
         st.metric("Days to payment", "n/a" if days.value is None else f"{days.value:.0f} days", border=True,
                   help=f"Median days from submission to first payment, {days.extra.get('claims', 0)} claims "
                        "first paid in the period. " + days.definition.numerator)
-        st.metric("Overturned", _pct(overturn.extra.get("of_all_denials")), border=True,
-                  help=f"Of all {overturn.extra.get('initial_denials', 0)} initial denials in the period "
-                       "(paid after appeal or on a later adjudication).")
+        st.metric("Appeals overturned", _pct(overturn.value), border=True,
+                  help=f"{overturn.numerator or 0} of {overturn.denominator or 0} appealed initial denials in "
+                       f"{charts.window_words(f)}; of all {overturn.extra.get('initial_denials', 0)} initial denials: "
+                       + _pct(overturn.extra.get("of_all_denials")) + ".")
     table = trend.assign(month=trend["month"].map(charts.month_label))
     table = present(table, user, PAGE, count_cols=("initial_denials",))
     charts.table(table,
@@ -265,7 +266,8 @@ def draw_claim_lines(tf) -> None:
     lines = cached(kpis_extra.claim_lines, tf, denied_only, None if reason == "Any" else reason,
                    None if code == ALL else code)
     total = lines.attrs.get("total", len(lines))
-    charts.section("Claim lines", f"{suppress_small(total)} claim lines with a date of service in the period"
+    charts.section("Claim lines", f"{suppress_small(total)} claim lines with a date of service in "
+                   f"{charts.window_words(tf)}"
                    + (f"; showing the newest {len(lines):,}" if total > len(lines) else "") + ".",
                    lines.attrs.get("definition"))
     if lines.empty:
@@ -282,13 +284,15 @@ def draw_claim_lines(tf) -> None:
 
 with friendly_errors("the billing page"):
     f = sidebar_filters()
-    charts.page_start("Billing & denials", f)
+    charts.page_start("Billing & denials", f, open_months=True)
     with friendly_errors("the billing tiles"):
         draw_tiles(f)
     tf, note = charts.trend_window(f)
-    st.caption(note or f"Sections below cover {format_month(tf.month_from)} to {format_month(tf.month_to)}.")
+    st.caption(f"Tiles, denial reasons and the denial cards cover {charts.window_words(f)}; charts by month, "
+               f"findings and claim lines show {charts.window_words(tf)}" + (" (the trend window: a month's claims are "
+                                                                    "paid over the next ones)." if note else "."))
     charts.lazy_tabs([("Supported vs billed", lambda: draw_supported(tf)),
-                      ("Findings & conflicts", lambda: draw_findings(tf)),
-                      ("Denial trend", lambda: draw_denials(tf)),
-                      ("Denial reasons", lambda: draw_reasons(tf)),
+                      ("Findings & conflicts", lambda: draw_findings(tf, f)),
+                      ("Denial trend", lambda: draw_denials(tf, f)),
+                      ("Denial reasons", lambda: draw_reasons(f)),
                       ("Claim lines", lambda: draw_claim_lines(tf))], key="billing_tab")

@@ -20,6 +20,7 @@ from ui import charts  # noqa: E402
 from ui.charts import Tile  # noqa: E402
 from ui.components import empty_state, format_value, friendly_errors  # noqa: E402
 from ui.data import cached  # noqa: E402
+from ui._run import run_scope  # noqa: E402
 from ui.filters import sidebar_filters  # noqa: E402
 from ui.meeting import present, suppress_small  # noqa: E402
 
@@ -30,19 +31,31 @@ COLORS = [charts.MUTED, charts.PRIMARY, charts.GOOD]
 
 def draw_tiles(f) -> None:
     now, before = cached(kpis.revenue_summary, f), cached(kpis.revenue_summary, f.month_before())
-    e, b = now.extra, before.extra
+    e, b = now.extra, dict(before.extra)
+    if f.month_to in run_scope().get("open_months", ()):  # an open month is not compared as if closed
+        b["billed"] = b["paid"] = None
     charts.tile_row(PAGE, f, [
         Tile("expected", "Expected revenue", e.get("expected"), b.get("expected"), "dollars",
              definition=now.definition, help="Fee schedule x the units the counted minutes support."),
-        Tile("billed", "Billed (charges)", e.get("billed"), b.get("billed"), "dollars", definition=now.definition,
-             help="Charges on CCM claim lines with a date of service in the month."),
+        Tile("billed", "Billed (charges)", e.get("billed"), b.get("billed"), "dollars",
+             definition=now.definition, help="Charges on CCM claim lines with a date of service in the month."
+             + _open_help(f)),
         Tile("paid", "Paid", e.get("paid"), b.get("paid"), "dollars", definition=now.definition,
-             help="Remittances received so far for those claims; recent months are still being paid."),
+             help="Remittances received so far for those claims." + _open_help(f)),
         Tile("per_enrolled", "Per enrolled patient", e.get("per_enrolled"), b.get("per_enrolled"),
              "dollars", definition=now.definition,
              help="Expected revenue per enrolled patient; paid per enrolled patient: "
                   f"{format_value(e.get('paid_per_enrolled'), 'dollars')}."),
     ])
+
+
+def _open(f) -> str:
+    return " (open month)" if f.month_to in run_scope().get("open_months", ()) else ""
+
+
+def _open_help(f) -> str:
+    return (" The month is still open: claims are still going out and being paid, so this is not compared with "
+            "last month." if _open(f) else "")
 
 
 def draw_by_month(tf) -> None:
@@ -134,12 +147,12 @@ def draw_projection(tf) -> None:
 
 with friendly_errors("the revenue page"):
     f = sidebar_filters()
-    charts.page_start("Revenue", f)
+    charts.page_start("Revenue", f, open_months=True)
     with friendly_errors("the revenue tiles"):
         draw_tiles(f)
     tf, note = charts.trend_window(f)
-    if note:
-        st.caption(note)
+    st.caption(f"Tiles and leakage cover {charts.window_words(f)}; charts by month show {charts.window_words(tf)}"
+               + (" (the trend window)." if note else "."))
     as_of = cached(admin.data_as_of, dt.date.today()) or dt.date.today()
-    charts.lazy_tabs([("By month", lambda: draw_by_month(tf)), ("Leakage", lambda: draw_leakage(tf, as_of)),
+    charts.lazy_tabs([("By month", lambda: draw_by_month(tf)), ("Leakage", lambda: draw_leakage(f, as_of)),
                       ("Projection", lambda: draw_projection(tf))], key="revenue_tab")

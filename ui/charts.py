@@ -86,9 +86,23 @@ def table(df: pd.DataFrame, **kwargs):
 def with_month_labels(df: pd.DataFrame, col: str = "service_month") -> tuple[pd.DataFrame, list[str]]:
     """Copy of ``df`` with a ``month_label`` column ("Oct '25"), and the labels in calendar order."""
     out = plain(df)
-    out["month_label"] = out[col].map(month_tick)
-    order = [month_tick(m) for m in sorted(pd.unique(out[col].dropna()))]
+    out["month_label"] = out[col].map(chart_tick)
+    order = [chart_tick(m) for m in sorted(pd.unique(out[col].dropna()))]
     return out, order
+
+
+def window_words(f: Filters) -> str:
+    """A filter window in words: "Nov 2026" or "Jun 2026 to Nov 2026"."""
+    if f.month_from == f.month_to:
+        return month_label(f.month_to)
+    return f"{month_label(f.month_from)} to {month_label(f.month_to)}"
+
+
+def chart_tick(month: int) -> str:
+    """A month on a chart axis: "Oct '25", with "*" when the page marked it open (claims still coming in)."""
+    from ui._run import run_scope
+
+    return month_tick(month) + ("*" if int(month) in run_scope().get("open_months", ()) else "")
 
 
 def section(title: str, caption: str | None = None, definition: KpiDefinition | None = None) -> None:
@@ -209,7 +223,7 @@ def stacked_month_bars(df: pd.DataFrame, category_col: str, value_col: str, *, m
     """
     base, order = with_month_labels(df, month_col)
     if months:
-        order = [month_tick(m) for m in months]
+        order = [chart_tick(m) for m in months]
     cats = list(category_order) if category_order else sorted(base[category_col].astype(str).unique())
     palette = list(colors) if colors else (SERIES * (len(cats) // len(SERIES) + 1))[:len(cats)]
     color_scale = alt.Scale(domain=cats, range=palette)
@@ -310,13 +324,15 @@ def pareto(df: pd.DataFrame, code_col: str, value_col: str, text_col: str, *, va
     total = float(data[value_col].sum()) or 1.0
     data["cumulative_share"] = data[value_col].cumsum() / total
     data["share"] = data[value_col] / total
-    order = list(data[code_col].astype(str))
     data[code_col] = data[code_col].astype(str)
+    # the axis names each code in words ("16 Claim/service lacks…"); the full official text is in the tooltip
+    data["code_label"] = [f"{c} {_short(t)}" for c, t in zip(data[code_col], data[text_col])]
+    order = list(data["code_label"])
     tips = [alt.Tooltip(f"{code_col}:N", title="Code"), alt.Tooltip(f"{text_col}:N", title="Official text"),
             alt.Tooltip(f"{value_col}:Q", title=value_title, format=fmt),
             alt.Tooltip("share:Q", title="Share", format=".1%"),
             alt.Tooltip("cumulative_share:Q", title="Cumulative", format=".0%")]
-    x = alt.X(f"{code_col}:N", sort=order, title=None, axis=alt.Axis(labelAngle=0))
+    x = alt.X("code_label:N", sort=order, title=None, axis=alt.Axis(labelAngle=-35, labelLimit=150))
     bars = alt.Chart(data).mark_bar(color=color, opacity=0.85).encode(
         x=x, y=alt.Y(f"{value_col}:Q", title=value_title, axis=_y_axis(fmt)), tooltip=tips)
     line = alt.Chart(data).mark_line(color="#333333", point=alt.OverlayMarkDef(color="#333333"), strokeWidth=2).encode(
@@ -334,13 +350,30 @@ def retention_curves(df: pd.DataFrame, cohort_col: str = "cohort", months_col: s
     return (alt.Chart(data).mark_line(point=True, strokeWidth=2.5)
             .encode(x=alt.X(f"{months_col}:O", title="Months since enrollment", axis=alt.Axis(labelAngle=0)),
                     y=alt.Y(f"{share_col}:Q", title="Still enrolled", axis=alt.Axis(format=".0%"),
-                            scale=alt.Scale(domain=[0, 1])),
+                            # an axis that fits the data: retention near 90-100% would otherwise be a flat band
+                            scale=alt.Scale(domain=[_floor_tenth(data[share_col].min()), 1])),
                     color=alt.Color(f"{cohort_col}:N", sort=cohorts, title="Enrolled in",
                                     scale=alt.Scale(scheme="blues", reverse=True)),
                     tooltip=[alt.Tooltip(f"{cohort_col}:N", title="Cohort"),
                              alt.Tooltip(f"{months_col}:O", title="Months since"),
                              alt.Tooltip(f"{share_col}:Q", title="Still enrolled", format=".0%")])
             .properties(height=DEFAULT_HEIGHT))
+
+
+def _short(text, limit: int = 22) -> str:
+    """The start of an official code text, cut at a word boundary."""
+    t = "" if text is None or (isinstance(text, float) and math.isnan(text)) else str(text)
+    if len(t) <= limit:
+        return t
+    return t[:limit].rsplit(" ", 1)[0].rstrip(",;:/(") + "…"
+
+
+def _floor_tenth(v) -> float:
+    """The axis floor for a share: the tenth below the lowest value (0 when there is none)."""
+    try:
+        return max(0.0, math.floor(float(v) * 10 - 0.5) / 10) if v == v else 0.0
+    except (TypeError, ValueError):
+        return 0.0
 
 
 def projection(df: pd.DataFrame, value_cols: dict[str, str], *, month_col: str = "service_month",
@@ -420,15 +453,33 @@ def tile_row(page: str, f: Filters, tiles: Sequence[Tile]) -> None:
                      definition=t.definition, better=t.better, help=t.help)
 
 
-def page_start(title: str, f: Filters, note: str = "") -> None:
-    """Title, what the page reports on, and the empty-database state (stops the page when there is no data)."""
+def page_start(title: str, f: Filters, note: str = "", open_months: bool = False) -> None:
+    """Title, what the page reports on, the date the data runs through, and the empty-database state (stops the
+    page when there is no data).  ``open_months``: a money or claims page marks months whose claims are still
+    being submitted or paid (``ccm_core.weekly.is_open``) in its caption and with "*" on its chart axes."""
     from ui.components import empty_state
     from ui.data import cached
     from ui.meeting import meeting_mode
 
+    from ccm_core import weekly
+    from ui._run import run_scope
+
     st.title(title, anchor=False)
-    st.caption(f"{f.describe()} · tiles report on {format_month(f.month_to)}" + (f" · {note}" if note else "")
-               + (" · meeting mode" if meeting_mode() else ""))
+    through = cached(weekly.data_through, dt.date.today())["overall"]
+    bits = [f"{f.describe()} · tiles report on {format_month(f.month_to)}",
+            f"data through {through:%b %-d, %Y}" if through else "no data yet"]
+    if open_months and through:
+        lag = cached(weekly.open_month_lag_days)
+        # the window and the trend months before it: every month a chart on this page can show
+        shown = f.with_months(add_months(f.month_to, -11), f.month_to).months() + f.months()
+        run_scope()["open_months"] = {m for m in shown if weekly.is_open(m, through, lag)}
+        if weekly.is_open(f.month_to, through, lag):
+            bits.append(f"{month_label(f.month_to)} is an open month: claims go out and are paid up to {lag} days "
+                        "after month end, so billed, paid and denial figures are still incomplete (marked * on "
+                        "charts; no change vs last month)")
+        elif run_scope()["open_months"]:
+            bits.append(f"months marked * are open (claims still being submitted or paid, up to {lag} days)")
+    st.caption(" · ".join(bits) + (f" · {note}" if note else "") + (" · meeting mode" if meeting_mode() else ""))
     if not cached(admin.filter_options)["months"]:
         empty_state("No data yet", "Import the practice's files on the Import page, or run "
                     "`python -m ccm_core init-db --demo-if-empty` for demo data.")
