@@ -528,23 +528,39 @@ def record_write(conn: Connection, scope: Scope = EVERYTHING, rs: rules_mod.Rule
     A failed rebuild does not fail the write: readers see a stale store and compute live."""
     prior = db.get_data_version(conn)
     version = db.bump_data_version(conn, scope.tables)
+    conn.info[_REBUILT_KEY] = [TABLE_NAME, ENROLLED_TABLE, CLAIM_TABLE, ELIGIBLE_TABLE]
     try:
         with conn.begin_nested():  # a savepoint, so a failure leaves the write itself intact
-            refresh(conn, rs, scope, prior_version=prior)
+            out = refresh(conn, rs, scope, prior_version=prior)
+        conn.info[_REBUILT_KEY] = [name for name, whole in (
+            (TABLE_NAME, out["mode"] == "all"), (ENROLLED_TABLE, out["enrolled_rebuilt"] is True),
+            (CLAIM_TABLE, out["claims_rebuilt"] is True), (ELIGIBLE_TABLE, out["eligible_rebuilt"] is True)) if whole]
     except Exception:
         log.exception("patient-month store refresh failed; KPIs compute live until the next refresh")
     return version
 
 
-def vacuum(engine) -> None:
+_REBUILT_KEY = "pm_store.rebuilt_whole"
+
+
+def rebuilt_whole(conn: Connection) -> list[str]:
+    """The stored tables the last ``record_write`` on ``conn`` rebuilt entirely (what ``vacuum`` needs to
+    reclaim); a scoped rebuild replaces a few hundred rows, which autovacuum handles."""
+    return list(conn.info.get(_REBUILT_KEY, [TABLE_NAME, ENROLLED_TABLE, CLAIM_TABLE, ELIGIBLE_TABLE]))
+
+
+def vacuum(engine, tables: list[str] | None = None) -> None:
     """After a rebuild has committed: on PostgreSQL, reclaim the rows it replaced and refresh planner
     statistics (a rebuild DELETEs so readers are never locked out; autovacuum may be off or late, and
-    index scans over replaced rows get slower).  Never raises: the write is already safe."""
-    if engine.dialect.name != "postgresql":
+    index scans over replaced rows get slower).  ``tables``: only these (default: every stored table).
+    Never raises: the write is already safe."""
+    if engine.dialect.name != "postgresql" or tables == []:
         return
     try:
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             for name in (TABLE_NAME, ENROLLED_TABLE, CLAIM_TABLE, ELIGIBLE_TABLE):
+                if tables is not None and name not in tables:
+                    continue
                 if _table_exists(conn, name):
                     conn.exec_driver_sql(f"VACUUM (ANALYZE) {name}")
     except Exception:  # noqa: BLE001 - housekeeping only

@@ -247,6 +247,7 @@ def import_files(engine: Engine, sources, *, user: str = "cli", kind: str | None
                 # bump the data version and bring the stored patient-month up to date, same transaction
                 scope = pm_store.batch_scope(conn, [r.batch_id for r in results if r.batch_id])
                 pm_store.record_write(conn, scope)
+                rebuilt = pm_store.rebuilt_whole(conn)
                 trans.commit()
             else:
                 trans.rollback()
@@ -261,7 +262,7 @@ def import_files(engine: Engine, sources, *, user: str = "cli", kind: str | None
                              "Import failed with an internal error; nothing was imported. The details are in the "
                              "server log.")
     if commit:
-        pm_store.vacuum(engine)  # outside the transaction: VACUUM cannot run inside one
+        pm_store.vacuum(engine, rebuilt)  # outside the transaction: VACUUM cannot run inside one
     blocked = bool(fatal_error) or (rejected and not accept_valid)
     for r in results:
         if r.status == "pending":
