@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 PORT   ?= 8501
 PYTEST_ARGS ?= -n 2
 
-.PHONY: run test deps dev-deps demo-db bench lint format clean
+.PHONY: run test deps dev-deps demo-db bench loadtest lint format clean
 
 $(VENV)/.runtime: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,15 @@ test: $(VENV)/.dev
 
 bench: $(VENV)/.dev
 	$(PY) -m bench
+
+# Many users against the real server: 1 process, then 2 processes behind nginx (Debian's package,
+# installed here when absent). LOADTEST_ARGS e.g. --db URL --users 5,20,50 --duration 60 (bench/loadtest.py).
+LOADTEST_ARGS ?=
+loadtest: $(VENV)/.dev
+	command -v nginx >/dev/null || test -x /usr/sbin/nginx || \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light || \
+		  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx; }
+	$(PY) -m bench.loadtest $(LOADTEST_ARGS)
 
 # Lint: ruff's checks over the tree, then the type check of ccm_core (config in pyproject.toml).
 lint: $(VENV)/.dev
