@@ -36,7 +36,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -109,9 +109,9 @@ def start_server(db_url: str, cookie_key: str, workdir: Path, extra_env: dict | 
     server = Server(port, proc, log)
     try:
         wait_http(server.url + "/_stcore/health")
-    except RuntimeError:
+    except RuntimeError as exc:
         stop(server.proc)
-        raise RuntimeError(f"streamlit did not start; see {log}:\n" + log.read_text()[-2000:])
+        raise RuntimeError(f"streamlit did not start; see {log}:\n" + log.read_text()[-2000:]) from exc
     return server
 
 
@@ -318,6 +318,10 @@ def summarize(samples: list[Sample], cpu: float) -> dict:
     return out
 
 
+def _f(x: float | None) -> str:
+    return "-" if x is None else f"{x:.2f}"
+
+
 def render(results: list[dict]) -> str:
     lines = ["| configuration | users | action | n | errors | p50 s | p95 s | max s |",
              "|---|---:|---|---:|---:|---:|---:|---:|"]
@@ -326,9 +330,8 @@ def render(results: list[dict]) -> str:
             a = r["summary"][action]
             if not a["n"]:
                 continue
-            f = (lambda x: "-" if x is None else f"{x:.2f}")
-            lines.append(f"| {r['config']} | {r['users']} | {action} | {a['n']} | {a['errors']} | {f(a['p50'])} | "
-                         f"{f(a['p95'])} | {f(a['max'])} |")
+            lines.append(f"| {r['config']} | {r['users']} | {action} | {a['n']} | {a['errors']} | {_f(a['p50'])} | "
+                         f"{_f(a['p95'])} | {_f(a['max'])} |")
     lines.append("")
     lines.append("| configuration | users | wall s | actions | server CPU s | CPU s per action | p95 page switch vs "
                  f"target {TARGET_P95_S} s |")

@@ -125,7 +125,7 @@ class StreamlitClient:
         if self._reader is not None:
             try:
                 await asyncio.wait_for(self._reader, 5)
-            except (asyncio.TimeoutError, asyncio.CancelledError):
+            except (TimeoutError, asyncio.CancelledError):
                 self._reader.cancel()
 
     # ------------------------------------------------------------------ one click
@@ -161,7 +161,7 @@ class StreamlitClient:
                 raise RunFailed(f"no end of run within {self.timeout:.0f} s")
             try:
                 msg = await asyncio.wait_for(self._queue.get(), left)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 raise RunFailed(f"no end of run within {self.timeout:.0f} s") from None
             if msg is None:
                 raise RunFailed("the server closed the connection")
