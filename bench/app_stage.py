@@ -33,9 +33,16 @@ def _signed_in_app(username: str = BENCH_USER[0]):
     """An AppTest session already signed in (as the cookie re-login would leave it)."""
     from streamlit.testing.v1 import AppTest
 
+    from ccm_core import auth, db
+    from ui.session import SESSION_ID_KEY
+
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=600)
     at.session_state["authentication_status"] = True
     at.session_state["username"] = username
+    # every run checks a live sign-in session row (ccm_core.auth): one per simulated session, as a sign-in makes
+    engine = db.make_engine(os.environ["CCM_DATABASE_URL"])
+    at.session_state[SESSION_ID_KEY] = auth.create_session(engine, username)[0]
+    engine.dispose()
     return at
 
 
