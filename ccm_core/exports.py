@@ -34,6 +34,53 @@ def _masked(position) -> str:
     return f"Sample item {int(position)}"
 
 
+class Scrubber:
+    """Takes the sampled patients' identifiers out of free text for the masked files.
+
+    Checklist evidence quotes claim numbers (which embed the patient id: CCM0000045202605 is patient 45),
+    and notes or auditors' comments can name a patient.  Every claim number of the sampled patients reads
+    "claim N" (N = its order among them), every MRN, MBI, date of birth and first or last name "[removed]".
+    """
+
+    def __init__(self, conn: Connection, patient_ids):
+        from sqlalchemy import select
+
+        from .schema import claim
+
+        ids = sorted({int(p) for p in patient_ids})
+        numbers = [r[0] for r in conn.execute(select(claim.c.claim_number).where(claim.c.patient_id.in_(ids))
+                                                   .order_by(claim.c.id)).all() if r[0]] if ids else []
+        self.claims = {n: f"claim {i}" for i, n in enumerate(dict.fromkeys(numbers), start=1)}
+        heads = audit.patient_headers(conn, ids) if ids else pd.DataFrame()
+        words: set[str] = set()
+        for col in ("mrn", "mbi", "first_name", "last_name"):
+            if col in heads:
+                words |= {str(v) for v in heads[col].dropna() if len(str(v).strip()) >= 2}
+        if "birth_date" in heads:
+            words |= {v.isoformat() if hasattr(v, "isoformat") else str(v) for v in heads["birth_date"].dropna()}
+        self.words = sorted(words, key=len, reverse=True)
+        import re
+
+        self._claim_re = re.compile("|".join(re.escape(n) for n in sorted(self.claims, key=len, reverse=True))) \
+            if self.claims else None
+        self._word_re = re.compile(r"(?<![\w])(" + "|".join(re.escape(w) for w in self.words) + r")(?![\w])",
+                                   re.IGNORECASE) if self.words else None
+
+    def claim(self, number) -> str:
+        if number is None or (isinstance(number, float) and pd.isna(number)):
+            return ""
+        return self.claims.get(str(number), "claim")
+
+    def text(self, value):
+        if value is None or (isinstance(value, float) and pd.isna(value)) or not isinstance(value, str):
+            return value
+        if self._claim_re is not None:
+            value = self._claim_re.sub(lambda m: self.claims[m.group(0)], value)
+        if self._word_re is not None:
+            value = self._word_re.sub("[removed]", value)
+        return value
+
+
 def sample_findings_frame(conn: Connection, sample_id: int, identify: bool = True) -> pd.DataFrame:
     """One row per sampled patient-month and checklist item: result, evidence and the auditor's finding."""
     sample = sampling.load_sample(conn, sample_id)
@@ -45,6 +92,9 @@ def sample_findings_frame(conn: Connection, sample_id: int, identify: bool = Tru
     else:
         df["mrn"] = [_masked(p) for p in df["position"]]
         df["patient"] = df["mrn"]
+        scrub = Scrubber(conn, sample.items["patient_id"])
+        for col in ("evidence", "comment"):
+            df[col] = df[col].map(scrub.text)
     df["month"] = df["service_month"].map(format_month)
     cols = ["position", "mrn", "patient", "month", "stratum", "item_key", "item", "result", "evidence", "verdict",
             "final_result", "comment", "auditor", "recorded_at"]
@@ -241,6 +291,13 @@ def evidence_packet_pdf(conn: Connection, sample_id: int, identify: bool = True,
     cl = sampling.sample_checklist(conn, sample)
     progress = sampling.sample_progress(cl)
     ev = audit.evidence(conn, sample.pairs())
+    scrub = None if identify else Scrubber(conn, sample.items["patient_id"])
+
+    def txt(v):  # free text as this packet may print it
+        return v if scrub is None else scrub.text(v)
+
+    def claim_no(v):
+        return v if scrub is None else scrub.claim(v)
     pk = _Packet(unicode_font)
     pdf = pk.pdf
 
@@ -250,7 +307,7 @@ def evidence_packet_pdf(conn: Connection, sample_id: int, identify: bool = True,
     pk.para(f"Generated {dt.datetime.now():%Y-%m-%d %H:%M}" + (f" by {generated_by}" if generated_by else "")
             + (". Identifiers masked." if not identify else "."))
     pdf.ln(3)
-    pk.pairs(sample_inputs(sample))
+    pk.pairs([(label, txt(value)) for label, value in sample_inputs(sample)])
     pdf.ln(2)
     rate = "n/a" if progress["pass_rate"] is None else f"{progress['pass_rate']:.0%}"
     eng = "n/a" if progress["engine_pass_rate"] is None else f"{progress['engine_pass_rate']:.0%}"
@@ -287,9 +344,9 @@ def evidence_packet_pdf(conn: Connection, sample_id: int, identify: bool = True,
         pk.subheading("Checklist")
         items = cl[cl["position"] == r.position]
         pk.table(["Item", "Result", "Evidence", "Auditor"],
-                 [[i.item, RESULT_LABEL.get(i.result, i.result), i.evidence,
+                 [[i.item, RESULT_LABEL.get(i.result, i.result), txt(i.evidence),
                    "" if pd.isna(i.verdict) or i.verdict is None else
-                   f"{i.verdict} ({i.auditor}): {'' if pd.isna(i.comment) or i.comment is None else i.comment}"]
+                   f"{i.verdict} ({i.auditor}): {'' if pd.isna(i.comment) or i.comment is None else txt(i.comment)}"]
                   for i in items.itertuples()], [30, 13, 100, 45])
 
         pk.subheading("Conditions")
@@ -313,7 +370,7 @@ def evidence_packet_pdf(conn: Connection, sample_id: int, identify: bool = True,
         pk.table(["Date", "Start", "Min", "Program", "Staff", "Activity", "Note", "Entered"],
                  [[t.service_date, t.started_at.strftime("%H:%M") if pd.notna(t.started_at) else "", t.minutes,
                    t.program, f"{t.staff} ({t.credential}{'' if t.is_clinical else ', non-clinical'})", t.activity,
-                   t.note, f"{t.entered_at:%Y-%m-%d %H:%M} {t.entry_method}" if pd.notna(t.entered_at)
+                   txt(t.note), f"{t.entered_at:%Y-%m-%d %H:%M} {t.entry_method}" if pd.notna(t.entered_at)
                    else t.entry_method] for t in e["time_log"].itertuples()],
                  [18, 10, 8, 13, 30, 22, 60, 27], empty="No time logged in the month.")
         if not e["stays"].empty:
@@ -323,13 +380,13 @@ def evidence_packet_pdf(conn: Connection, sample_id: int, identify: bool = True,
                       for x in e["stays"].itertuples()], [25, 30, 30, 103])
         pk.subheading("Claims")
         pk.table(["Claim", "Practitioner", "Submitted", "DOS", "Code", "Units", "Charge", "Note"],
-                 [[c.claim_number, c.practitioner, c.submitted_date, c.service_date, c.cpt_code, c.units,
+                 [[claim_no(c.claim_number), c.practitioner, c.submitted_date, c.service_date, c.cpt_code, c.units,
                    f"${c.charge:,.2f}", "replaced" if c.replaced else ""] for c in e["claims"].itertuples()],
                  [38, 38, 20, 20, 14, 11, 20, 27], empty="No claim lines in the month.")
         pk.subheading("Remittances")
         rem = e["remittances"]
         pk.table(["Claim", "Received", "Status", "Seq", "Paid", "Adjustments and remarks"],
-                 [[x.claim_number, x.received_date, {"1": "paid", "2": "paid (secondary)", "4": "denied",
+                 [[claim_no(x.claim_number), x.received_date, {"1": "paid", "2": "paid (secondary)", "4": "denied",
                                                      "22": "reversal"}.get(x.status_code, x.status_code),
                    x.adjudication_seq, f"${x.paid:,.2f}", x.reason_texts or x.adjustments or ""]
                   for x in rem.itertuples()] if not rem.empty else [],

@@ -140,7 +140,7 @@ def draw_month_so_far(f, as_of) -> None:
         f"**{as_of:%B %Y} so far** · {weekly.plural(days_left, 'day')} left · "
         f"{weekly.plural(suppress_small(e['so_far']), 'billable patient-month')} · month-end forecast "
         f"**{suppress_small(fc.value)}**{rng} of {weekly.plural(suppress_small(e['enrolled']), 'enrolled patient')}",
-        help=f"{kpis.D['pacing_forecast'].numerator}. {weekly.plural(e['can_still_bill'], 'enrolled patient')} "
+        help=f"{kpis.D['pacing_forecast'].numerator}. {weekly.plural(suppress_small(e['can_still_bill']), 'enrolled patient')} "
              f"can still reach 20 minutes (the cap is {e['cap']:,}). Backtest: docs/performance.md.")
 
 

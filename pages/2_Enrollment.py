@@ -22,7 +22,7 @@ from ui.components import empty_state, friendly_errors  # noqa: E402
 from ui.data import cached  # noqa: E402
 from ui.exports import download_buttons  # noqa: E402
 from ui.filters import sidebar_filters  # noqa: E402
-from ui.meeting import masks_identifiers, meeting_mode, present, suppress_small  # noqa: E402
+from ui.meeting import count_pair, masks_identifiers, meeting_mode, present, suppress_small  # noqa: E402
 
 PAGE = "enrollment"
 STAGE_LABELS = {"eligible": "Eligible", "outreached": "Outreached", "reached": "Reached", "consented": "Consented",
@@ -41,10 +41,10 @@ def draw_tiles(f) -> None:
                   f"as of {format_month(f.month_to)} month end."),
         Tile("enrolled", "Enrolled patients", enrolled, enrolled.extra.get("previous_month"), "count"),
         Tile("enrollment_rate", "Enrollment rate", rate, rate_prev.value, "rate",
-             help=f"{rate.extra.get('enrolled_not_eligible', 0)} enrolled patients are outside the eligible "
+             help=f"{suppress_small(rate.extra.get('enrolled_not_eligible', 0))} enrolled patients are outside the eligible "
                   "population (not counted)."),
         Tile("consent_rate", "Consent rate", consent, consent_prev.value, "rate",
-             help=f"{consent.numerator or 0} consented of {consent.denominator or 0} offered in the period."),
+             help="{} consented of {} offered in the period.".format(*count_pair(consent.numerator, consent.denominator))),
     ])
 
 

@@ -26,7 +26,7 @@ from ui.components import empty_state, format_value, friendly_errors  # noqa: E4
 from ui.data import cached  # noqa: E402
 from ui.exports import download_buttons  # noqa: E402
 from ui.filters import sidebar_filters  # noqa: E402
-from ui.meeting import masks_identifiers, present, suppress_small  # noqa: E402
+from ui.meeting import count_pair, masks_identifiers, present, suppress_small  # noqa: E402
 
 PAGE = "minutes"
 IS_CARE_MANAGER = user.role == "care_manager"
@@ -51,10 +51,11 @@ def draw_tiles(f, as_of) -> None:
              help=("Mean counted minutes per enrolled patient" + (f"; median {median:.0f} min." if median is not None
                                                                    else "."))),
         Tile("billable_rate", "Billable rate", billable, billable_prev.value, "rate",
-             help=f"{billable.numerator or 0} of {billable.denominator or 0} patients enrolled at month end reached "
+             help="{} of {} patients enrolled at month end reached ".format(*count_pair(billable.numerator,
+                                                                             billable.denominator)) +
                   "20+ counted minutes (a billable code). Billable patient-months this month: "
-                  f"{cached(kpis.billable_patient_months, f):,} (Revenue's count; it also includes patients who left "
-                  "the program during the month)."),
+                  f"{_count(cached(kpis.billable_patient_months, f))} (Revenue's count; it also includes patients who "
+                  "left the program during the month)."),
         Tile("addon_capture", "Add-on capture", addon, addon_prev.value, "rate",
              help=f"Billable patients at 40+ min (99439); at 60+ min (99439 x2): {_pct(addon.extra.get('ge60'))}."),
     ]
@@ -63,11 +64,18 @@ def draw_tiles(f, as_of) -> None:
         e = pacing.extra  # the Overview's forecast: same function, same value
         tiles.append(Tile("pacing", f"Projected billable, {as_of:%b}", pacing.value, None, "count",
                           definition=pacing.definition,
-                          help=f"Billable patient-months forecast for the end of {as_of:%B}: likely {e['low']:,} to "
-                               f"{e['high']:,}; {e['so_far']:,} already there on {as_of:%b %-d} and "
-                               f"{e['can_still_bill']:,} enrolled patients can still reach 20 minutes (the cap is "
-                               f"{e['cap']:,})."))
+                          help=f"Billable patient-months forecast for the end of {as_of:%B}: likely {_count(e['low'])} "
+                               f"to {_count(e['high'])}; {_count(e['so_far'])} already there on {as_of:%b %-d} and "
+                               f"{_count(e['can_still_bill'])} enrolled patients can still reach 20 minutes (the cap is "
+                               f"{_count(e['cap'])})."))
     charts.tile_row(PAGE, f, tiles)
+
+
+def _count(v) -> str:
+    """A count for text: "<11" in meeting mode when it is 1-10."""
+    if v is None:
+        return "n/a"
+    return "<11" if suppress_small(v) == "<11" else f"{v:,}"
 
 
 def _pct(v) -> str:

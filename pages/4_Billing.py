@@ -22,7 +22,7 @@ from ui.components import empty_state, format_value, friendly_errors  # noqa: E4
 from ui.data import cached  # noqa: E402
 from ui.exports import download_buttons  # noqa: E402
 from ui.filters import sidebar_filters  # noqa: E402
-from ui.meeting import masks_identifiers, present, suppress_small  # noqa: E402
+from ui.meeting import count_pair, hides_rate, masks_identifiers, present, suppress_small  # noqa: E402
 
 PAGE = "billing"
 ALL = "All codes"
@@ -37,13 +37,13 @@ def draw_tiles(f) -> None:
     overturn, overturn_prev = cached(kpis.overturn_rate, f), cached(kpis.overturn_rate, prev)
     charts.tile_row(PAGE, f, [
         Tile("denial_count", "Denial rate (claims)", by_count, by_count_prev.value, "rate", "lower",
-             help=f"{_num(by_count.numerator)} initial denials over an average of {_num(by_count.denominator)} "
+             help=f"{_count(by_count.numerator)} initial denials over an average of {_num(by_count.denominator)} "
                   "claims submitted in the 3 months before."),
         Tile("denial_dollars", "Denial rate (dollars)", by_dollars, by_dollars_prev.value, "rate", "lower",
              help="Gross charges of initially denied claims over the average charges submitted in the 3 months "
                   "before."),
         Tile("first_pass", "First-pass resolution", fpr, fpr_prev.value, "rate",
-             help=f"{fpr.numerator or 0} of {fpr.denominator or 0} claims adjudicated this month."),
+             help="{} of {} claims adjudicated this month.".format(*count_pair(fpr.numerator, fpr.denominator))),
         Tile("overturn", "Appeals overturned", overturn, overturn_prev.value, "rate",
              help="Initial denials overturned, of those appealed; of all initial denials: "
                   + _pct(overturn.extra.get("of_all_denials")) + "."),
@@ -52,6 +52,11 @@ def draw_tiles(f) -> None:
 
 def _num(v) -> str:
     return "n/a" if v is None else f"{float(v):,.1f}".removesuffix(".0")
+
+
+def _count(v) -> str:
+    """A count for text: "<11" in meeting mode when it is 1-10."""
+    return "<11" if v is not None and suppress_small(v) == "<11" else _num(v)
 
 
 def _pct(v) -> str:
@@ -75,7 +80,8 @@ def draw_supported(tf) -> None:
                                           colors=[charts.MUTED, charts.PRIMARY]),
                 f"Supported vs billed units of {code} by month")
     table = df.assign(month=df["month"].map(charts.month_label))
-    table = present(table, user, PAGE, count_cols=("supported_units", "billed_units"))
+    table = present(table, user, PAGE, count_cols=("supported_units", "billed_units", "gap_units"),
+                    share_cols=("gap_value",))
     charts.table(table, height=260,
                  column_order=["month", "code", "supported_units", "billed_units", "gap_units", "gap_value",
                                "description"],
@@ -163,12 +169,15 @@ def draw_denials(tf, f) -> None:
                         "Initial denial rate by claims and by dollars")
     with right:
         st.metric("Days to payment", "n/a" if days.value is None else f"{days.value:.0f} days", border=True,
-                  help=f"Median days from submission to first payment, {days.extra.get('claims', 0)} claims "
+                  help=f"Median days from submission to first payment, {suppress_small(days.extra.get('claims', 0))} claims "
                        "first paid in the period. " + days.definition.numerator)
-        st.metric("Appeals overturned", _pct(overturn.value), border=True,
-                  help=f"{overturn.numerator or 0} of {overturn.denominator or 0} appealed initial denials in "
-                       f"{charts.window_words(f)}; of all {overturn.extra.get('initial_denials', 0)} initial denials: "
-                       + _pct(overturn.extra.get("of_all_denials")) + ".")
+        st.metric("Appeals overturned", "<11" if hides_rate(overturn.numerator, overturn.denominator)
+                  else _pct(overturn.value), border=True,
+                  help="{} of {} appealed initial denials in ".format(*count_pair(overturn.numerator,
+                                                                                  overturn.denominator))
+                       + f"{charts.window_words(f)}; of all {_count(overturn.extra.get('initial_denials', 0))} initial "
+                       "denials: " + ("<11" if hides_rate(overturn.numerator, overturn.extra.get("initial_denials"))
+                                     else _pct(overturn.extra.get("of_all_denials"))) + ".")
     table = trend.assign(month=trend["month"].map(charts.month_label))
     table = present(table, user, PAGE, count_cols=("initial_denials",))
     charts.table(table,

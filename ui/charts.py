@@ -27,6 +27,8 @@ from ccm_core.db import add_months, format_month
 from ccm_core.definitions import KpiDefinition, KpiResult
 from ccm_core.filters import Filters
 
+from .suppression import suppress_chart_spec
+
 # Semantic colours, used only where colour carries meaning (billable vs not,
 # paid vs denied); everything else takes the app theme's palette.
 GOOD = "#2e7d5b"
@@ -172,6 +174,12 @@ def show(chart: alt.Chart | alt.LayerChart, alt_text: str, height: int | None = 
                                direction="horizontal", columns=legend_columns, labelLimit=150)
              .configure_title(fontSize=TITLE_SIZE + 1, anchor="start")
              .configure_view(strokeWidth=0))
+    from ui.meeting import meeting_mode
+
+    if meeting_mode():  # every chart, whatever helper built it: no count of 1-10 in bars, labels or tooltips
+        spec, suppressed = suppress_chart_spec(chart.to_dict())
+        if suppressed:
+            chart = type(chart).from_dict(spec, validate=False)
     return st.altair_chart(chart, width="stretch", alt=alt_text, key=key)
 
 

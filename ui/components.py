@@ -18,6 +18,7 @@ from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from ccm_core.definitions import KpiDefinition, KpiResult
 
 from .meeting import meeting_mode, suppress_small
+from .suppression import rate_reveals_small
 
 log = logging.getLogger("ccm.ui")
 
@@ -34,6 +35,13 @@ def _number(v: Any) -> float | None:
     except (TypeError, ValueError):
         return None
     return None if math.isnan(f) else f
+
+
+def _rate_from_small_counts(value: Any) -> bool:
+    """A KPI rate over counts whose numerator, denominator or complement is 1-10, in meeting mode."""
+    if not meeting_mode() or not isinstance(value, KpiResult) or value.extra.get("by") == "dollars":
+        return False
+    return rate_reveals_small(value.numerator, value.denominator)
 
 
 def format_value(value: Any, unit: str = "count") -> str:
@@ -100,10 +108,15 @@ def kpi_tile(label: str, value: Any, unit: str | None = None, *, previous: Any =
         definition = definition or value.definition
     if unit is None:
         unit = _UNIT_OF_DEFINITION.get(getattr(definition, "unit", "count"), "count")
+    hidden = unit == "rate" and _rate_from_small_counts(value)
+    if hidden:  # 50% of 12 offered gives back 6: in meeting mode such a rate (and its changes) is not shown
+        value, previous, last_meeting = None, None, None
+        help = "Hidden in meeting mode: this rate rests on a count under 11."
     delta = format_delta(value, previous, unit) if previous is not None else None
     delta_color = "normal" if better == "higher" else ("inverse" if better == "lower" else "off")
     with st.container(border=True):
-        st.metric(label, format_value(value, unit), delta=delta, delta_color=delta_color, help=help)
+        st.metric(label, "<11" if hidden else format_value(value, unit), delta=delta, delta_color=delta_color,
+                  help=help)
         since = format_delta(value, last_meeting, unit) if last_meeting is not None else None
         bottom_left, bottom_right = st.columns([3, 1], vertical_alignment="center", gap="small")
         with bottom_left:

@@ -22,12 +22,12 @@ from ccm_core.access import log_access
 
 from .data import get_engine
 from .session import CurrentUser, can, cookie_key
+from .suppression import SMALL_CELL, rate_reveals_small, suppress_frame
 
 MEETING_KEY = "meeting_mode"
 _TOGGLE_KEY = "_meeting_toggle"
 _REVEALED_KEY = "_meeting_revealed"
 _LOGGED_KEY = "_ccm_logged_views"
-SMALL_CELL = 11
 
 
 def meeting_mode() -> bool:
@@ -74,22 +74,48 @@ def suppress_small(n) -> str | int:
     return "<11" if meeting_mode() and 0 < n < SMALL_CELL else n
 
 
+def count_pair(numerator, denominator) -> tuple:
+    """A numerator and denominator for text ("6 consented of 12 offered"): both "<11" in meeting mode when
+    either, or the complement, is a count of 1-10 (12 offered and 11 consented gives back 1)."""
+    n, d = numerator or 0, denominator or 0
+    if meeting_mode() and rate_reveals_small(n, d):
+        return "<11", "<11"
+    return n, d
+
+
+def hides_rate(numerator, denominator) -> bool:
+    """In meeting mode, a rate whose numerator, denominator or complement is 1-10 is not shown."""
+    return meeting_mode() and rate_reveals_small(numerator, denominator)
+
+
 def masks_identifiers(user: CurrentUser) -> bool:
     return meeting_mode() or user.role == "viewer" or not can(user, "reveal_identifiers")
 
 
+# Identifier columns a masked table or file never shows, whatever the page declared: claim numbers embed
+# the patient id (CCM0000045202605 is patient 45), so they become claim pseudonyms; the rest are blanked.
+OTHER_IDENTIFIERS = {"claim_number": "Claim", "payer_claim_control_number": "Claim", "mbi": None,
+                     "birth_date": None, "dob": None, "phone": None, "first_name": None, "last_name": None,
+                     "address": None, "email": None}
+
+
 def pseudonymize(df: pd.DataFrame, id_cols: Iterable[str] = (), name_cols: Iterable[str] = ()) -> pd.DataFrame:
-    """Replace every identifier and name cell with the row's pseudonym (keyed on the first id column)."""
+    """Replace every identifier and name cell with the row's pseudonym (keyed on the first id column), claim
+    numbers with claim pseudonyms, and blank MBI, date of birth, phone and name parts."""
     id_cols = [c for c in id_cols if c in df.columns]
     name_cols = [c for c in name_cols if c in df.columns]
     cols = id_cols + [c for c in name_cols if c not in id_cols]
-    if not cols:
+    others = [c for c in OTHER_IDENTIFIERS if c in df.columns and c not in cols]
+    if not cols and not others:
         return df
     out = df.copy()
-    basis = out[cols[0]]
-    labels = basis.map(pseudonym)
-    for c in cols:
-        out[c] = labels
+    if cols:
+        labels = out[cols[0]].map(pseudonym)
+        for c in cols:
+            out[c] = labels
+    for c in others:
+        kind = OTHER_IDENTIFIERS[c]
+        out[c] = out[c].map(lambda v, k=kind: pseudonym(v, k)) if kind else None
     return out
 
 
@@ -114,21 +140,19 @@ def _log_view_once(df: pd.DataFrame, user: CurrentUser, page: str, id_col: str |
 
 def present(df: pd.DataFrame | None, user: CurrentUser, page: str, id_cols: Iterable[str] = (),
             name_cols: Iterable[str] = (), *, table_key: str = "table",
-            count_cols: Iterable[str] = ()) -> pd.DataFrame | None:
+            count_cols: Iterable[str] = (), share_cols: Iterable[str] = ()) -> pd.DataFrame | None:
     """The frame as this user may see it now, with the view logged; None when it must stay hidden.
 
     Frames with id or name columns are patient-level: pseudonymised for the
     viewer and in meeting mode, hidden in meeting mode until revealed.
-    ``count_cols`` of aggregate frames get small-cell suppression in meeting mode.
+    ``count_cols`` of aggregate frames get small-cell suppression in meeting mode (with complementary
+    suppression, see ui/suppression.py), and ``share_cols`` are blanked in the rows suppressed.
     """
     if df is None:
         return None
     id_cols, name_cols = tuple(id_cols), tuple(name_cols)
-    if count_cols and meeting_mode():
-        df = df.copy()
-        for c in count_cols:
-            if c in df.columns:
-                df[c] = df[c].map(suppress_small).astype(object)
+    if count_cols and meeting_mode():  # small cells and the one cell a total would give back
+        df = suppress_frame(df, count_cols, share_cols)
     if not id_cols and not name_cols:
         return df
     id_col = next((c for c in id_cols if c in df.columns), None)
@@ -138,7 +162,7 @@ def present(df: pd.DataFrame | None, user: CurrentUser, page: str, id_cols: Iter
         if reveal_id not in revealed:
             with st.container(border=True):
                 st.markdown(f":material/visibility_off: **Patient-level table hidden in meeting mode** "
-                            f"({len(df):,} rows).")
+                            f"({suppress_small(len(df))} rows).")
                 if can(user, "reveal_identifiers") and user.role != "viewer":
                     if st.button("Reveal for this meeting", key=f"reveal_{page}_{table_key}",
                                  help="Shows names and identifiers on the shared screen; the reveal is logged."):
