@@ -38,6 +38,26 @@ def put_setting(conn: Connection, key: str, value: str) -> None:
     conn.execute(setting.insert().values(key=key, value=value))
 
 
+MEETING_STAFF_KEY = "app.meeting_staff_display"
+MEETING_STAFF_CHOICES = ("names", "pseudonyms")  # how staff read in meeting mode
+
+
+def meeting_staff_display(engine: Engine) -> str:
+    """"names" (default) or "pseudonyms": what meeting mode shows for care managers, practitioners, staff."""
+    with engine.connect() as conn:
+        value = get_setting(conn, MEETING_STAFF_KEY, "names")
+    return value if value in MEETING_STAFF_CHOICES else "names"
+
+
+def set_meeting_staff_display(engine: Engine, value: str, username: str) -> None:
+    if value not in MEETING_STAFF_CHOICES:
+        raise ValueError(f"Staff display must be one of {', '.join(MEETING_STAFF_CHOICES)}")
+    with engine.begin() as conn:
+        put_setting(conn, MEETING_STAFF_KEY, value)
+    log_access(engine, username=username, role="admin", action="admin", page="admin",
+               detail=f"meeting mode shows staff as {value}")
+
+
 def fee_schedule_year(engine: Engine, today: dt.date | None = None) -> int:
     """The fee-schedule year the Admin page shows and edits (defaults to this calendar year)."""
     with engine.connect() as conn:

@@ -124,7 +124,7 @@ def draw_consent(tf) -> None:
                        "Every required element documented, tied to the current billing practitioner.",
                        by_staff.attrs.get("definition"))
         table = by_staff[["staff_name", "consents", "complete", "rate"]].assign(rate=by_staff["rate"] * 100)
-        table = present(table, user, PAGE, count_cols=("consents", "complete"))
+        table = present(table, user, PAGE, count_cols=("consents", "complete"), rate_cols={"rate": ("consents", 100)})
         charts.table(table,
                      column_config={"staff_name": st.column_config.TextColumn("Staff member"),
                                     "consents": st.column_config.TextColumn("Consents"),

@@ -176,7 +176,7 @@ def draw_care_managers(f) -> None:
         table = (df[["care_manager", "panel", "minutes_per_patient", "billable_rate"]]
                  .assign(billable_rate=df["billable_rate"] * 100)  # a whole percentage
                  .sort_values("minutes_per_patient", ascending=False))  # same order as the chart
-        table = present(table, user, PAGE, count_cols=("panel",))
+        table = present(table, user, PAGE, count_cols=("panel",), rate_cols={"billable_rate": ("panel", 100)})
         charts.table(table,
                      column_config={"care_manager": st.column_config.TextColumn("Care manager"),
                                     "panel": st.column_config.TextColumn("Panel"),

@@ -172,6 +172,15 @@ def imports_tab(engine) -> None:
 
 
 def settings_tab(engine) -> None:
+    shown = admin.meeting_staff_display(engine)
+    staff = st.radio("Staff in meeting mode", admin.MEETING_STAFF_CHOICES, horizontal=True,
+                     index=admin.MEETING_STAFF_CHOICES.index(shown),
+                     format_func={"names": "Names", "pseudonyms": "Role and pseudonym"}.get,
+                     help="How care managers, practitioners and staff read on a shared screen in meeting mode "
+                          "(tables and charts): their names, or their role with a stable pseudonym.")
+    if staff != shown:
+        admin.set_meeting_staff_display(engine, staff, user.username)
+        st.rerun()
     year = admin.fee_schedule_year(engine)
     years = list(range(2025, max(2027, dt.date.today().year + 1) + 1))
     chosen = st.selectbox("Fee schedule year", years, index=years.index(year) if year in years else 0,

@@ -177,8 +177,16 @@ def show(chart: alt.Chart | alt.LayerChart, alt_text: str, height: int | None = 
     from ui.meeting import meeting_mode
 
     if meeting_mode():  # every chart, whatever helper built it: no count of 1-10 in bars, labels or tooltips
-        spec, suppressed = suppress_chart_spec(chart.to_dict())
-        if suppressed:
+        from ui.meeting import STAFF_COLUMNS, staff_label, staff_pseudonyms
+
+        spec, changed = suppress_chart_spec(chart.to_dict())
+        if staff_pseudonyms():  # staff names in the chart's data read as role pseudonyms
+            for records in (spec.get("datasets") or {}).values():
+                for r in records if isinstance(records, list) else ():
+                    for col in STAFF_COLUMNS.keys() & set(r):
+                        r[col] = staff_label(r[col], STAFF_COLUMNS[col])
+                        changed += 1
+        if changed:
             chart = type(chart).from_dict(spec, validate=False)
     return st.altair_chart(chart, width="stretch", alt=alt_text, key=key)
 

@@ -154,8 +154,12 @@ def filter_query_params() -> dict[str, str]:
     return out
 
 
-def _label_lookup(pairs):
+def _label_lookup(pairs, staff_kind: str | None = None):
     labels = dict(pairs)
+    if staff_kind:  # meeting mode with staff pseudonyms: the options read as they do in tables and charts
+        from .meeting import staff_label
+
+        labels = {k: staff_label(v, staff_kind) for k, v in labels.items()}
     return lambda i: labels.get(i, str(i))
 
 
@@ -211,14 +215,16 @@ def sidebar_filters() -> Filters:
         clinics = st.multiselect("Clinic", [i for i, _ in options["clinics"]], key=_W["clinics"],
                                  format_func=_label_lookup(options["clinics"]), placeholder="All clinics")
         practs = st.multiselect("Billing practitioner", [i for i, _ in options["practitioners"]],
-                                key=_W["practitioners"], format_func=_label_lookup(options["practitioners"]),
+                                key=_W["practitioners"],
+                                format_func=_label_lookup(options["practitioners"], "Practitioner"),
                                 placeholder="All practitioners")
         if user is not None and user.role == "care_manager":
             cms = [user.staff_id] if user.staff_id is not None else [-1]
             st.caption("Care manager: your own patients")
         else:
             cms = st.multiselect("Care manager", [i for i, _ in options["care_managers"]], key=_W["care_managers"],
-                                 format_func=_label_lookup(options["care_managers"]), placeholder="All care managers")
+                                 format_func=_label_lookup(options["care_managers"], "Care manager"),
+                                 placeholder="All care managers")
         payers = st.multiselect("Payer", options["payers"], key=_W["payers"], placeholder="All payers")
         programs = st.multiselect("Program", options["programs"], key=_W["programs"], placeholder="CCM")
     state = {"month_from": int(m_from), "month_to": int(m_to), "clinics": tuple(clinics),

@@ -20,6 +20,7 @@ import streamlit as st
 from ccm_core import admin
 from ccm_core.access import log_access
 
+from ._run import run_scope
 from .data import get_engine
 from .session import CurrentUser, can, cookie_key
 from .suppression import SMALL_CELL, rate_reveals_small, suppress_frame
@@ -99,6 +100,37 @@ OTHER_IDENTIFIERS = {"claim_number": "Claim", "payer_claim_control_number": "Cla
                      "address": None, "email": None}
 
 
+# Staff columns: in meeting mode, when the admin setting says "pseudonyms", each name reads as its role and
+# a stable pseudonym ("Care manager 7F3A9C"), in tables and charts alike.
+STAFF_COLUMNS = {"care_manager": "Care manager", "staff": "Staff", "staff_name": "Staff",
+                 "practitioner": "Practitioner", "billing_practitioner": "Practitioner", "auditor": "Auditor"}
+
+
+def staff_pseudonyms() -> bool:
+    """Meeting mode is on and the admin setting shows staff as pseudonyms (read once per run)."""
+    if not meeting_mode():
+        return False
+    scope = run_scope()
+    if "staff_display" not in scope:
+        scope["staff_display"] = admin.meeting_staff_display(get_engine())
+    return scope["staff_display"] == "pseudonyms"
+
+
+def staff_label(name, kind: str = "Staff"):
+    """A staff member's name as this screen may show it."""
+    return pseudonym(name, kind) if staff_pseudonyms() and name else name
+
+
+def mask_staff(df: pd.DataFrame) -> pd.DataFrame:
+    cols = [c for c in STAFF_COLUMNS if c in df.columns]
+    if not cols or not staff_pseudonyms():
+        return df
+    out = df.copy()
+    for c in cols:
+        out[c] = out[c].map(lambda v, k=STAFF_COLUMNS[c]: pseudonym(v, k) if isinstance(v, str) and v else v)
+    return out
+
+
 def pseudonymize(df: pd.DataFrame, id_cols: Iterable[str] = (), name_cols: Iterable[str] = ()) -> pd.DataFrame:
     """Replace every identifier and name cell with the row's pseudonym (keyed on the first id column), claim
     numbers with claim pseudonyms, and blank MBI, date of birth, phone and name parts."""
@@ -140,19 +172,22 @@ def _log_view_once(df: pd.DataFrame, user: CurrentUser, page: str, id_col: str |
 
 def present(df: pd.DataFrame | None, user: CurrentUser, page: str, id_cols: Iterable[str] = (),
             name_cols: Iterable[str] = (), *, table_key: str = "table",
-            count_cols: Iterable[str] = (), share_cols: Iterable[str] = ()) -> pd.DataFrame | None:
+            count_cols: Iterable[str] = (), share_cols: Iterable[str] = (),
+            rate_cols: dict[str, tuple[str, float]] | None = None) -> pd.DataFrame | None:
     """The frame as this user may see it now, with the view logged; None when it must stay hidden.
 
     Frames with id or name columns are patient-level: pseudonymised for the
     viewer and in meeting mode, hidden in meeting mode until revealed.
     ``count_cols`` of aggregate frames get small-cell suppression in meeting mode (with complementary
-    suppression, see ui/suppression.py), and ``share_cols`` are blanked in the rows suppressed.
+    suppression, see ui/suppression.py), ``share_cols`` are blanked in the rows suppressed, and
+    ``rate_cols`` ({rate: (denominator column, scale)}) are blanked where they would give back a small count.
     """
     if df is None:
         return None
     id_cols, name_cols = tuple(id_cols), tuple(name_cols)
+    df = mask_staff(df)
     if count_cols and meeting_mode():  # small cells and the one cell a total would give back
-        df = suppress_frame(df, count_cols, share_cols)
+        df = suppress_frame(df, count_cols, share_cols, rate_cols=rate_cols)
     if not id_cols and not name_cols:
         return df
     id_col = next((c for c in id_cols if c in df.columns), None)

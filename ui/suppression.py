@@ -66,9 +66,18 @@ def _rows_to_suppress(values: list[Any], complementary: bool) -> set[int]:
 
 
 def suppress_frame(df: pd.DataFrame, count_cols: Iterable[str], share_cols: Iterable[str] = (),
-                   complementary: bool = True) -> pd.DataFrame:
-    """A copy with count cells of 1-10 (and their complements) as "<11" and the shares of those rows blanked."""
+                   complementary: bool = True, rate_cols: dict[str, tuple[str, float]] | None = None) -> pd.DataFrame:
+    """A copy with count cells of 1-10 (and their complements) as "<11" and the shares of those rows blanked.
+
+    ``rate_cols`` = {rate column: (its denominator's count column, scale)}: a rate whose numerator
+    (rate / scale x denominator) or complement is 1-10 is blanked too (40% of a panel of 5 is 2 patients)."""
     out = df.copy()
+    for rate, (den_col, scale) in (rate_cols or {}).items():
+        if rate in out.columns and den_col in out.columns:
+            den = pd.to_numeric(out[den_col], errors="coerce")
+            num = (pd.to_numeric(out[rate], errors="coerce") / scale * den).round()
+            hide = [rate_reveals_small(n, d) for n, d in zip(num, den)]
+            out[rate] = out[rate].astype(object).where(~pd.Series(hide, index=out.index), None)
     share_cols = [c for c in share_cols if c in out.columns]
     for col in [c for c in count_cols if c in out.columns]:
         rows = _rows_to_suppress(list(out[col]), complementary)
@@ -131,6 +140,17 @@ def suppress_chart_spec(spec: dict) -> tuple[dict, int]:
     for name, records in (out.get("datasets") or {}).items():
         if not isinstance(records, list):
             continue
+        # a share next to a count in the same row (40% of a panel of 5): blank it when it gives back 1-10
+        for r in records:
+            if not isinstance(r, dict):
+                continue
+            for share in shares & set(r):
+                for field in counts & set(r):
+                    sh, den = _number(r.get(share)), _number(r.get(field))
+                    if sh is not None and den is not None and 0 <= sh <= 1 and rate_reveals_small(round(sh * den), den):
+                        r[share] = None
+                        n += 1
+                        break
         for field in counts:
             values = [r.get(field) if isinstance(r, dict) else None for r in records]
             if not any(isinstance(r, dict) and field in r for r in records):
