@@ -25,7 +25,7 @@ from ui.charts import month_label  # noqa: E402
 from ui.components import empty_state, friendly_errors  # noqa: E402
 from ui.data import cached, get_engine  # noqa: E402
 from ui.filters import filter_query_params, sidebar_filters  # noqa: E402
-from ui.meeting import meeting_mode, suppress_small  # noqa: E402
+from ui.meeting import hides_rate, meeting_mode, suppress_small  # noqa: E402
 
 PAGE = "overview"
 BADGE = {"green": ("green", "On target"), "amber": ("orange", "Watch"), "red": ("red", "Off target"),
@@ -52,8 +52,16 @@ _MEETING_CSS = """
 """
 
 
+def _rate_hidden(unit: str, value) -> bool:
+    """A rate over counts whose numerator, denominator or complement is 1-10 is not shown in meeting mode."""
+    return (unit == "rate" and getattr(value, "extra", {}).get("by") != "dollars"
+            and hides_rate(getattr(value, "numerator", None), getattr(value, "denominator", None)))
+
+
 def shown_value(key: str, value) -> str:
     h = weekly.HEADLINE_BY_KEY[key]
+    if _rate_hidden(h.unit, value):
+        return "<11"
     if h.unit == "count" and meeting_mode():
         n = weekly.number(value)
         if n is not None and 0 < n < 11:
@@ -63,6 +71,8 @@ def shown_value(key: str, value) -> str:
 
 def shown_delta(key: str, now, then) -> str | None:
     h = weekly.HEADLINE_BY_KEY[key]
+    if _rate_hidden(h.unit, now) or _rate_hidden(h.unit, then):
+        return None
     if h.unit == "count" and meeting_mode():
         a, b = weekly.number(now), weekly.number(then)
         if (a is not None and 0 < a < 11) or (b is not None and 0 < b < 11):

@@ -22,7 +22,7 @@ from ui.components import empty_state, friendly_errors  # noqa: E402
 from ui.data import cached  # noqa: E402
 from ui.exports import download_buttons  # noqa: E402
 from ui.filters import sidebar_filters  # noqa: E402
-from ui.meeting import count_pair, masks_identifiers, meeting_mode, present, suppress_small  # noqa: E402
+from ui.meeting import count_pair, hides_rate, masks_identifiers, meeting_mode, present, suppress_small  # noqa: E402
 
 PAGE = "enrollment"
 STAGE_LABELS = {"eligible": "Eligible", "outreached": "Outreached", "reached": "Reached", "consented": "Consented",
@@ -65,9 +65,10 @@ def draw_funnel(tf) -> None:
                     "Enrollment funnel from eligible to first billable month")
     with right:
         charts.section("Consent conversion", None, conversion.definition)
-        st.metric("Consented of reached", _rate_text(conversion.value),
-                  help=f"{suppress_small(conversion.numerator or 0)} consented of "
-                       f"{suppress_small(conversion.denominator or 0)} reached in the period.")
+        st.metric("Consented of reached", "<11" if hides_rate(conversion.numerator, conversion.denominator)
+                  else _rate_text(conversion.value),  # 43% of 14 reached gives back 6
+                  help="{} consented of {} reached in the period.".format(*count_pair(conversion.numerator,
+                                                                                     conversion.denominator)))
         table = present(shown, user, PAGE, count_cols=("patients",))
         charts.table(table,
                      column_config={"stage": st.column_config.TextColumn("Stage"),

@@ -137,3 +137,26 @@ def test_names_and_notes_from_data_render_as_text_on_the_audit_page(site):
     # Streamlit itself may fetch icon glyphs from fonts.gstatic.com; nothing may go to a host named in the data
     assert [u for u in outside if urlparse(u).hostname == "x"] == []
     assert {urlparse(u).hostname for u in outside} <= {"fonts.gstatic.com"}, outside
+
+
+def test_meeting_mode_pages_in_a_browser(site):
+    """Meeting mode on the shared screen: suppressed cells read "<11", no identifier is drawn; screenshots
+    privacy_meeting_*.png for a person to look at."""
+    base, engine, _, _ = site
+    with engine.connect() as conn:
+        people = conn.execute(select(s.patient.c.mrn, s.patient.c.first_name, s.patient.c.last_name)).all()
+    ids = {r.mrn for r in people} | {f"{r.first_name} {r.last_name}" for r in people}
+    with chromium_page() as page:
+        login(page, base, "lead", "lead-demo", path="?meeting=1")
+        for path, title, tab in (("", "Overview", None), ("enrollment", "Enrollment & consent", "Funnel"),
+                                 ("minutes", "Minutes & worklist", "Distribution & trend"),
+                                 ("billing", "Billing & denials", "Denial reasons")):
+            if path:
+                goto(page, base, path, title)
+            if tab:
+                click_tab(page, tab)
+            assert not error_boxes(page)
+            text = page.locator('[data-testid="stApp"]').inner_text()
+            assert "meeting mode" in text.lower()
+            assert not [i for i in ids if i in text]
+            shot(page, f"privacy_meeting_{path or 'overview'}")

@@ -126,6 +126,13 @@ def _fields(spec: dict) -> tuple[set[str], set[str], set[str]]:
     return counts, shares, labels
 
 
+def counts_left(spec: dict) -> int:
+    """How many non-empty count cells a (suppressed) spec still draws; 0 = nothing left worth a chart."""
+    counts, _, _ = _fields(spec)
+    return sum(1 for records in (spec.get("datasets") or {}).values() if isinstance(records, list)
+               for r in records if isinstance(r, dict) for f in counts if (_number(r.get(f)) or 0) > 0)
+
+
 def suppress_chart_spec(spec: dict) -> tuple[dict, int]:
     """A copy of a Vega-Lite spec (Altair ``to_dict()``) with small counts taken out of its inline data.
 
