@@ -97,6 +97,7 @@ def stage_app(url: str, sessions: int) -> dict:
     ensure_bench_user(url)
     os.environ["CCM_DATABASE_URL"] = url
     os.environ["CCM_COOKIE_KEY"] = BENCH_COOKIE_KEY
+    os.environ["CCM_WARM"] = "0"  # the stage times computations; the warmer (ui/warm.py) would do them first
     os.environ.pop("CCM_DEMO_MODE", None)
     out: dict = {"pages": {}}
     # Overview: cold (empty cache), warm (new session, same filters), filter change (cached / new filters).

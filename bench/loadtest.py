@@ -386,7 +386,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--actions", type=int, default=None, help="clicks per user instead of a duration")
     p.add_argument("--think", type=float, nargs=2, default=(1.0, 3.0), metavar=("MIN", "MAX"))
     p.add_argument("--timeout", type=float, default=120.0, help="seconds before a click counts as failed")
-    p.add_argument("--smoke", action="store_true", help="2 users x 2 clicks on one process (CI)")
+    p.add_argument("--smoke", action="store_true", help="2 users x 3 clicks on one process (CI)")
+    p.add_argument("--warm", action=argparse.BooleanOptionalAction, default=True,
+                   help="the servers' warmer (ui/warm.py) on, as in production (--no-warm to compare)")
     p.add_argument("--out", default=str(OUT))
     args = p.parse_args(argv)
     if args.smoke:
@@ -403,19 +405,22 @@ def main(argv: list[str] | None = None) -> int:
     say(f"database: {_safe(db_url)}; accounts ...")
     users = ensure_users(db_url, max(levels))
     key = secrets.token_urlsafe(48)  # one cookie key for every process, as deployment.md requires
+    # the servers' warmer as in production; its list of views in use is kept per run (a fresh file)
+    warm_env = {"CCM_WARM": "1" if args.warm else "0", "CCM_TESTING": "",
+                "CCM_WARM_FILE": str(Path(tempfile.gettempdir()) / f"ccm_loadtest_warm_{os.getpid()}.json")}
     results: list[dict] = []
     workdir = Path(tempfile.mkdtemp(prefix="ccm_loadtest_"))
     procs: list[subprocess.Popen] = []
     try:
         if args.single:
             t0 = time.monotonic()
-            server = start_server(db_url, key, workdir)
+            server = start_server(db_url, key, workdir, warm_env)
             procs.append(server.proc)
             say(f"[1 process] started in {time.monotonic() - t0:.1f} s on port {server.port}")
             results += run_config("1 process", server.url, [server], levels, users, args, say)
             stop(server.proc)
         if args.processes >= 2:
-            servers = [start_server(db_url, key, workdir) for _ in range(args.processes)]
+            servers = [start_server(db_url, key, workdir, warm_env) for _ in range(args.processes)]
             procs += [s.proc for s in servers]
             nginx, port = start_nginx([s.port for s in servers], workdir)
             procs.append(nginx)
@@ -425,11 +430,12 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         for proc in reversed(procs):
             stop(proc)
+        Path(warm_env["CCM_WARM_FILE"]).unlink(missing_ok=True)
     stamp = dt.datetime.now().isoformat(timespec="seconds")
     table = render(results)
     note = (f"Load test {stamp}, database {_safe(db_url)}, think {args.think[0]}-{args.think[1]} s, "
             + (f"{args.actions} clicks per user" if args.actions else f"{args.duration:.0f} s per user count")
-            + f", {os.cpu_count()} CPUs; load average before the run {load_before:.1f}. Client: the app's WebSocket "
+            + f", warmer {'on' if args.warm else 'off'}, {os.cpu_count()} CPUs; load average before the run {load_before:.1f}. Client: the app's WebSocket "
             "protocol (bench/st_client.py); JavaScript components do not answer, so a browser's component reruns "
             "are not included.")
     (out / "loadtest.json").write_text(json.dumps({"at": stamp, "db": _safe(db_url), "args": vars(args),

@@ -21,6 +21,7 @@ import streamlit as st
 
 from ccm_core import db, readset
 
+from . import warm
 from ._run import run_scope
 
 CACHE_TTL_SECONDS = 15 * 60
@@ -47,8 +48,12 @@ def database_url() -> str:
 
 
 def get_engine():
-    """The one Engine for this app process and database URL (never in-memory SQLite)."""
-    return _engine_for(database_url())
+    """The one Engine for this app process and database URL (never in-memory SQLite); the first call
+    also starts the process's warmer (``ui.warm``)."""
+    url = database_url()
+    engine = _engine_for(url)
+    warm.ensure_started(url)
+    return engine
 
 
 def _versions() -> tuple[int, dict[str, int]]:
@@ -56,15 +61,25 @@ def _versions() -> tuple[int, dict[str, int]]:
     scope = run_scope()
     if "versions" not in scope:
         with get_engine().connect() as conn:
-            scope["data_version"] = db.get_data_version(conn)
-            versions = db.table_versions(conn)
-            # Every write records the version it made for some table, so the newest of them is the data
-            # version; when it is not (a database written before per-table versions, or by a writer that
-            # did not say what it changed), every write counts.
-            if db.ALL_TABLES not in versions or max(versions.values()) < scope["data_version"]:
-                versions = {db.ALL_TABLES: scope["data_version"]}
-            scope["versions"] = versions
+            scope["data_version"], scope["versions"] = _read_versions(conn)
     return scope["data_version"], scope["versions"]
+
+
+def _read_versions(conn) -> tuple[int, dict[str, int]]:
+    data_version = db.get_data_version(conn)
+    versions = db.table_versions(conn)
+    # Every write records the version it made for some table, so the newest of them is the data
+    # version; when it is not (a database written before per-table versions, or by a writer that
+    # did not say what it changed), every write counts.
+    if db.ALL_TABLES not in versions or max(versions.values()) < data_version:
+        versions = {db.ALL_TABLES: data_version}
+    return data_version, versions
+
+
+def read_versions(url: str) -> dict[str, int]:
+    """The per-table versions now, outside a script run (the warmer's poll)."""
+    with _engine_for(url).connect() as conn:
+        return _read_versions(conn)[1]
 
 
 @dataclass
@@ -99,6 +114,12 @@ class _ResultCache:
             value = entry.value
         return True, copy.deepcopy(value)
 
+    def holds(self, key: tuple, versions: dict[str, int]) -> bool:
+        with self._lock:
+            entry = self._items.get(key)
+            return (entry is not None and entry.expires >= time.monotonic()
+                    and db.version_of(entry.reads, versions) == entry.version)
+
     def put(self, key: tuple, value: Any, reads: frozenset[str], versions: dict[str, int]) -> None:
         entry = _Entry(copy.deepcopy(value), reads, db.version_of(reads, versions), time.monotonic() + self.ttl)
         with self._lock:
@@ -123,15 +144,30 @@ def clear_cache() -> None:
     _RESULTS.clear()
 
 
+def call_key(fn: Callable, args: tuple, kwargs: dict, url: str | None = None) -> tuple:
+    fn_key = f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', repr(fn))}"
+    return (fn_key, url or database_url(), tuple(args), tuple(sorted(kwargs.items())))
+
+
 def cached(fn: Callable, *args, **kwargs) -> Any:
     """Run ``fn(conn, *args, **kwargs)`` once per (function, arguments, last write to what it reads)."""
-    fn_key = f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', repr(fn))}"
     url = database_url()
-    key = (fn_key, url, tuple(args), tuple(sorted(kwargs.items())))
+    key = call_key(fn, args, kwargs, url)
+    warm.remember(key, fn, args, kwargs)
     _, versions = _versions()
     hit, value = _RESULTS.get(key, versions)
     if hit:
         return value
+    return compute_into_cache(key, fn, args, kwargs, url, versions)
+
+
+def is_cached(key: tuple, versions: dict[str, int]) -> bool:
+    """A current result for ``key`` is held (the warmer's check; does not copy the value)."""
+    return _RESULTS.holds(key, versions)
+
+
+def compute_into_cache(key: tuple, fn: Callable, args: tuple, kwargs: dict, url: str,
+                       versions: dict[str, int]) -> Any:
     with readset.reading() as read, _engine_for(url).connect() as conn:
         value = fn(conn, *args, **kwargs)
     _RESULTS.put(key, value, readset.depends_on(read), versions)

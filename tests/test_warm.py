@@ -1,0 +1,88 @@
+"""The warmer (``ui.warm``): views in use are written down, a new process computes them before anyone
+asks, and an import makes it recompute exactly the stale ones, with the numbers a user would get."""
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+from sqlalchemy import select
+
+from ccm_core import db, kpis, pm_store
+from ccm_core.filters import Filters
+from ui import data, warm
+
+
+@pytest.fixture
+def app_db(_demo_engines, tmp_path, monkeypatch):
+    eng, report = _demo_engines("sqlite")
+    path = tmp_path / "demo.db"
+    with sqlite3.connect(eng.url.database) as src, sqlite3.connect(path) as dst:
+        src.backup(dst)
+    url = f"sqlite:///{path}"
+    monkeypatch.setenv("CCM_DATABASE_URL", url)
+    monkeypatch.setenv("CCM_WARM_FILE", str(tmp_path / "warm.json"))
+    monkeypatch.setattr(warm, "_calls", type(warm._calls)())
+    data.clear_cache()
+    yield url, report
+    data.clear_cache()
+
+
+def test_a_new_process_warms_the_views_the_last_one_used(app_db):
+    url, report = app_db
+    f = Filters.for_month(db.add_months(report.end_month, -1))
+    first = data.cached(kpis.minutes_per_enrolled_patient, f)
+    data.cached(kpis.billable_rate, f)
+    warm.save(url)
+
+    # a "new process": nothing remembered, nothing cached
+    warm._calls.clear()
+    data.clear_cache()
+    assert warm.load(url, lambda fn, a, k: data.call_key(fn, a, k, url)) == 2
+    versions = data.read_versions(url)
+    key = data.call_key(kpis.minutes_per_enrolled_patient, (f,), {}, url)
+    assert not data.is_cached(key, versions)
+    assert warm.warm_pass(url, versions) == 2
+    assert data.is_cached(key, versions)
+    assert warm.warm_pass(url, versions) == 0  # nothing stale: nothing recomputed
+    assert data.cached(kpis.minutes_per_enrolled_patient, f) == first
+
+
+def test_an_import_makes_the_warmer_recompute_what_it_changed(app_db):
+    url, report = app_db
+    f = Filters.for_month(db.add_months(report.end_month, -1))
+    before = data.cached(kpis.minutes_per_enrolled_patient, f)
+    data.cached(kpis.enrollment_rate, f)
+    engine = db.make_engine(url)
+    with engine.begin() as conn:  # double every time entry of the month (a second import of the same work)
+        te = db_table_rows(conn, f.month_to)
+        conn.execute(te[0].insert(), te[1])
+        pm_store.record_write(conn, pm_store.Scope((f.month_to, f.month_to), enrollment=False, claims=False,
+                                                   eligibility=False, tables=("time_entry",)))
+    versions = data.read_versions(url)
+    minutes_key = data.call_key(kpis.minutes_per_enrolled_patient, (f,), {}, url)
+    enroll_key = data.call_key(kpis.enrollment_rate, (f,), {}, url)
+    assert not data.is_cached(minutes_key, versions) and data.is_cached(enroll_key, versions)
+    assert warm.warm_pass(url, versions) == 1  # only what read time entries
+    after = data.cached(kpis.minutes_per_enrolled_patient, f)
+    with engine.connect() as conn:
+        assert after == kpis.minutes_per_enrolled_patient(conn, f)  # the number a user computing it gets
+    assert after != before
+
+
+def db_table_rows(conn, month: int):
+    from ccm_core import schema as s
+
+    te = s.time_entry
+    cols = [c for c in te.c if c.name not in ("id", "external_id", "import_batch_id")]
+    rows = [dict(r._mapping) for r in conn.execute(select(*cols).where(te.c.service_month == month))]
+    for i, r in enumerate(rows):
+        r["external_id"] = f"dup-{i}"
+    return te, rows
+
+
+def test_the_warm_file_names_views_only_and_calls_only_ccm_core(app_db, tmp_path):
+    url, _ = app_db
+    (tmp_path / "warm.json").write_text('[{"fn": "os:system", "args": {"__tuple__": ["true"]}, "kwargs": {}}]')
+    assert warm.load(url, lambda fn, a, k: data.call_key(fn, a, k, url)) == 0
+    with pytest.raises(ValueError):
+        warm._resolve("subprocess:run")
