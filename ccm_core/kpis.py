@@ -123,7 +123,7 @@ _def("pacing_forecast", "Month-end forecast of billable patient-months",
      "day; range from the lowest and highest share; whole patients, never above so far + can still bill",
      "n/a (projection; the cap is so far + can still bill)", "Patients who enroll after the data date; months "
      "with no data yet (straight line by days, capped)", "Our design; thresholds docs/reference/ccm-rules.md §2; backtest in "
-     "docs/performance.md")
+     "docs/weekly-read.md")
 _def("billable_patient_months", "Billable patient-months",
      "Patient-months whose counted minutes support a CCM code (any track), including patients who left the "
      "program later that month", "n/a (count)", "Patient-months with no supported code",

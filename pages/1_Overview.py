@@ -94,7 +94,8 @@ def draw_tiles(f, engine, as_of, lag_days) -> dict:
     now = cached(weekly.headline_values, f)
     before = cached(weekly.headline_values, f.with_months(add_months(f.month_to, -1)))
     series = series_for(f)
-    targets = cached(weekly.targets)
+    with engine.connect() as conn:  # read fresh: an admin's new targets show at once (one small query)
+        targets = weekly.targets(conn)
     values = {h.key: weekly.number(now[h.key]) for h in weekly.HEADLINES}
     today = dt.date.today()
     view = weekly.view_key(f)
@@ -151,7 +152,7 @@ def draw_month_so_far(f, as_of) -> None:
         f"{weekly.plural(suppress_small(e['so_far']), 'billable patient-month')} · month-end forecast "
         f"**{suppress_small(fc.value)}**{rng} of {weekly.plural(suppress_small(e['enrolled']), 'enrolled patient')}",
         help=f"{kpis.D['pacing_forecast'].numerator}. {weekly.plural(suppress_small(e['can_still_bill']), 'enrolled patient')} "
-             f"can still reach 20 minutes (the cap is {e['cap']:,}). Backtest: docs/performance.md.")
+             f"can still reach 20 minutes (the cap is {suppress_small(e['cap'])}). Backtest: docs/weekly-read.md.")
 
 
 ATTENTION_ICONS = {"holds": ":material/pause_circle:", "near_threshold": ":material/timer:",

@@ -209,6 +209,47 @@ def settings_tab(engine) -> None:
             else:
                 st.success(f"{code} for {chosen} set to ${amount:,.2f}; every page recomputes with it.")
     sessions_form(engine)
+    targets_form(engine)
+
+
+def targets_form(engine) -> None:
+    """The Overview's KPI targets (green / amber / red; ccm_core.weekly, defaults in docs/weekly-read.md)."""
+    from ccm_core import weekly
+
+    with engine.connect() as conn:
+        current = weekly.targets(conn)
+    with st.form("kpi_targets", border=True):
+        st.markdown("**KPI targets** (the Overview's and the meeting pack's green / amber / red)")
+        st.caption("Rates in percent. Enrolled patients and expected revenue are green when not below last month; "
+                   "their amber is how far below (percent) still counts as amber.")
+        new: dict[str, dict] = {}
+        for h in weekly.HEADLINES:
+            spec = current[h.key]
+            pct = h.unit == "rate"
+            c1, c2, c3 = st.columns([2, 1, 1], vertical_alignment="bottom")
+            c1.markdown(f"{h.label} ({'lower is better' if h.better == 'lower' else 'higher is better'})")
+            if spec["kind"] == "vs_last_month":
+                c2.markdown("Green: not below last month")
+                amber = c3.number_input("Amber: % below", 0.0, 100.0, float(spec["amber"]) * 100, 0.5,
+                                        key=f"tgt_a_{h.key}")
+                new[h.key] = {"kind": "vs_last_month", "amber": amber / 100}
+            else:
+                scale = 100 if pct else 1
+                green = c2.number_input("Green at", 0.0, 10_000.0, float(spec["green"]) * scale, 0.5,
+                                        key=f"tgt_g_{h.key}")
+                amber = c3.number_input("Amber at", 0.0, 10_000.0, float(spec["amber"]) * scale, 0.5,
+                                        key=f"tgt_a_{h.key}")
+                new[h.key] = {"kind": "level", "green": green / scale, "amber": amber / scale}
+        if st.form_submit_button("Save targets"):
+            if not can(user, "manage_users"):
+                st.error("Your role cannot change settings.")
+                return
+            try:
+                weekly.save_targets(engine, new, user.username)
+            except ValueError as exc:
+                st.error(str(exc))
+            else:
+                st.success("Targets saved; the Overview uses them from now on.")
 
 
 def sessions_form(engine) -> None:
