@@ -3,7 +3,7 @@ sign-in with deep links, the re-login cookie and sign-out, meeting mode, and scr
 (artifacts/screenshots/app_*.png) for a person to look at.
 
 The first requests go to the page URLs Streamlit derives from the pages/ file names
-(/Overview, /Billing, ...) on a server that has not yet run app.py: that is the
+(/overview, /billing, ...) on a server that has not yet run app.py: that is the
 "legacy" path where Streamlit runs a page file directly, so each page's own guard
 must show the sign-in form and nothing else.
 """
@@ -26,6 +26,11 @@ if _skip:
 from playwright.sync_api import sync_playwright  # noqa: E402
 
 from browser_utils import CHROMIUM, CHROMIUM_ARGS, ROOT, VIEWPORT  # noqa: E402
+
+# Months inside the demo data (it ends this month): a link's months outside the data are replaced.
+_THIS_MONTH = db.month_int(dt.date.today())
+LINK_MONTH = db.format_month(db.add_months(_THIS_MONTH, -2))
+LINK_MONTH_2 = db.format_month(db.add_months(_THIS_MONTH, -3))
 
 LEGACY_PATHS = {key: re.sub(r"^\d+_", "", f.split("/")[-1][:-3]) for key, (_, f) in auth.PAGES.items()}
 
@@ -114,7 +119,7 @@ def test_browser_journey(server, browser):
     first = True
     for key, path in existing.items():
         page = _page(browser)
-        page.goto(f"{base}/{path}?to=2025-01")
+        page.goto(f"{base}/{path}?to={LINK_MONTH}")
         _sign_in_form_only(page)
         if first:
             shot(page, "app_01_sign_in")
@@ -124,7 +129,7 @@ def test_browser_journey(server, browser):
             continue
         # 2. Sign in from the legacy URL: the app shell takes over and opens the asked-for page.
         _sign_in(page, "lead", "lead-demo")
-        assert re.search(r"/billing\?(.*&)?to=2025-01", page.url), page.url
+        assert re.search(rf"/billing\?(.*&)?to={LINK_MONTH}", page.url), page.url
         assert page.locator('[data-testid="stSidebar"] >> text=Program lead').count() == 1
         page.context.close()
 
@@ -137,14 +142,14 @@ def test_browser_journey(server, browser):
 
     # 4. A wrong password says so; the right one opens the deep-linked page with its filters.
     page = _page(browser)
-    page.goto(f"{base}/?to=2025-02")
+    page.goto(f"{base}/?to={LINK_MONTH_2}")
     _sign_in_form_only(page)
     page.get_by_role("textbox", name="Username").fill("admin")
     page.get_by_role("textbox", name="Password").fill("not-it")
     page.get_by_role("button", name="Sign in").click()
     page.wait_for_selector("text=Username or password is incorrect.")
     _sign_in(page, "admin", "admin-demo")
-    assert "to=2025-02" in page.url
+    assert f"to={LINK_MONTH_2}" in page.url
     page.goto(f"{base}/")  # default view: the last complete month with data
     wait_idle(page, ready='h1:has-text("Overview")')
     page.wait_for_selector('[data-testid="stMetric"]')
