@@ -211,8 +211,8 @@ class Sample:
 
 @dataclass
 class UserPlan:
-    actions: int | None = None  # clicks after sign-in (None: until the deadline)
-    deadline: float | None = None
+    actions: int | None = None  # clicks after sign-in (None: for ``duration`` seconds)
+    duration: float | None = None  # seconds of clicking, counted from this user's sign-in
     think: tuple[float, float] = (1.0, 3.0)
     filter_every: int = 3
     seed: int = 0
@@ -250,10 +250,11 @@ async def simulate_user(base_url: str, username: str, plan: UserPlan, samples: l
             record("sign_in", "overview", error="sign-in refused: " + "; ".join(res.texts()[:3]))
             return
         record("sign_in", "overview", res)
+        deadline = None if plan.duration is None else time.monotonic() + plan.duration
         pages = list(DATA_PAGES)
         current = "overview"
         i = 0
-        while (plan.actions is None or i < plan.actions) and (plan.deadline is None or time.monotonic() < plan.deadline):
+        while (plan.actions is None or i < plan.actions) and (deadline is None or time.monotonic() < deadline):
             await asyncio.sleep(rng.uniform(*plan.think))
             i += 1
             ms = res.find("multiselect", FILTER_LABEL) if plan.filter_every and i % plan.filter_every == 0 else None
@@ -356,11 +357,9 @@ def run_config(name: str, base_url: str, servers: list[Server], levels: list[int
     results = []
     for n in levels:
         cpu0 = sum(s.cpu_seconds() for s in servers)
-        deadline = None if args.actions else time.monotonic() + args.duration
-
-        def plan_for(i, n=n, deadline=deadline):
-            return UserPlan(actions=args.actions, deadline=deadline, think=tuple(args.think), seed=1000 * n + i,
-                            timeout=args.timeout)
+        def plan_for(i, n=n):
+            return UserPlan(actions=args.actions, duration=None if args.actions else args.duration,
+                            think=tuple(args.think), seed=1000 * n + i, timeout=args.timeout)
         say(f"[{name}] {n} users ...")
         samples, wall = asyncio.run(run_users(base_url, users[:n], plan_for))
         cpu = sum(s.cpu_seconds() for s in servers) - cpu0
@@ -382,7 +381,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--users", default="5,20,50", help="user counts, comma-separated")
     p.add_argument("--processes", type=int, default=2, help="processes behind nginx (0 = skip that configuration)")
     p.add_argument("--single", action=argparse.BooleanOptionalAction, default=True, help="run the 1-process configuration")
-    p.add_argument("--duration", type=float, default=60.0, help="seconds per user count (after sign-in)")
+    p.add_argument("--duration", type=float, default=60.0, help="seconds each user clicks after signing in")
     p.add_argument("--actions", type=int, default=None, help="clicks per user instead of a duration")
     p.add_argument("--think", type=float, nargs=2, default=(1.0, 3.0), metavar=("MIN", "MAX"))
     p.add_argument("--timeout", type=float, default=120.0, help="seconds before a click counts as failed")

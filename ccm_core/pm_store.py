@@ -21,11 +21,13 @@ stored rows may be used:
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
 import logging
 from dataclasses import dataclass
+from collections.abc import Iterator
 from functools import lru_cache
 
 from sqlalchemy import (Column, Date, Float, Index, Integer, MetaData, String, Table, and_, case, cast, false, func,
@@ -394,6 +396,20 @@ def _patient_month_patients(scope: Scope) -> Select | None:
     return select(u.c.patient_id)
 
 
+@contextlib.contextmanager
+def _index_lookups(conn: Connection) -> Iterator[None]:
+    """A few patients' rows: nested loops over the patient indexes (``engine.prepare`` turns them off
+    for whole months); PostgreSQL, 100 patients at 50k: 2.7 -> 0.8 s, their claims 0.9 -> 0.1 s."""
+    if conn.dialect.name != "postgresql":
+        yield
+        return
+    conn.exec_driver_sql("SET LOCAL enable_nestloop = on")
+    try:
+        yield
+    finally:
+        conn.exec_driver_sql("SET LOCAL enable_nestloop = off")
+
+
 def refresh(conn: Connection, rs: rules_mod.RuleSet | None = None, scope: Scope = EVERYTHING,
             *, prior_version: int | None = None) -> dict:
     """Bring the stored rows up to date in the caller's transaction (INSERT ... SELECT: no rows through
@@ -417,7 +433,8 @@ def refresh(conn: Connection, rs: rules_mod.RuleSet | None = None, scope: Scope 
             # the named patients' rows, every stored month (before the month rebuild, which may widen the range)
             patients_rebuilt = True
             conn.execute(t.delete().where(t.c.patient_id.in_(who)))
-            conn.execute(t.insert().from_select([c.name for c in t.c], _store_select(pm_from, pm_to, rs, who)))
+            with _index_lookups(conn):
+                conn.execute(t.insert().from_select([c.name for c in t.c], _store_select(pm_from, pm_to, rs, who)))
         if scope.months is not False:
             lo, hi = scope.months
             conn.execute(t.delete().where(t.c.service_month.between(lo, hi)))
@@ -444,7 +461,8 @@ def refresh(conn: Connection, rs: rules_mod.RuleSet | None = None, scope: Scope 
         rebuild_claims = "patients"  # only patient columns changed: those patients' claims
         ct = claim_table(rs)
         conn.execute(ct.delete().where(ct.c.patient_id.in_(who)))
-        conn.execute(ct.insert().from_select([col.name for col in ct.c], _claim_store_select(rs, who)))
+        with _index_lookups(conn):
+            conn.execute(ct.insert().from_select([col.name for col in ct.c], _claim_store_select(rs, who)))
     elif rebuild_claims:
         ct = claim_table(rs)
         _reset_table(conn, ct)
