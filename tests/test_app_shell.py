@@ -397,3 +397,22 @@ def _hash(engine, username):
 
     with engine.connect() as conn:
         return conn.execute(select(app_user.c.password_hash).where(app_user.c.username == username)).scalar_one()
+
+
+def test_admin_sets_the_session_length_and_new_sign_ins_get_it(app):
+    at = login_as("admin")
+    open_page(at, "admin")
+    form = at.form("session_length")
+    assert form.number_input[0].value == auth.session_hours(app)
+    form.number_input[0].set_value(2.0)
+    form.form_submit_button[0].click().run()
+    assert not at.exception
+    try:
+        assert auth.session_hours(app) == 2
+        assert "Sign-ins from now on last 2 hours." in [s.value for s in at.success]
+        assert _log_rows(app, "admin")[-1][:2] == (ROLE_USERS["admin"][0], "session length set to 2 hours")
+        before = dt.datetime.now()
+        sid, ends = auth.create_session(app, ROLE_USERS["viewer"][0])
+        assert dt.timedelta(hours=2) <= ends - before < dt.timedelta(hours=2, seconds=5)
+    finally:
+        auth.set_session_hours(app, auth.DEFAULT_SESSION_HOURS, actor="test")
