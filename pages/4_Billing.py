@@ -232,7 +232,8 @@ def draw_reasons(tf) -> None:
                         f"Initial denial rate by {by}")
         with right:
             table = present(cut[["label", "adjudicated", "initial_denials", "rate_by_count", "rate_by_dollars"]],
-                            user, PAGE, count_cols=("adjudicated", "initial_denials"))
+                            user, PAGE, count_cols=("adjudicated", "initial_denials"),
+                            share_cols=("rate_by_count", "rate_by_dollars"))
             charts.table(table,
                          column_config={"label": st.column_config.TextColumn(by.capitalize()),
                                         "adjudicated": st.column_config.TextColumn("Adjudicated"),
