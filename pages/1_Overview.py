@@ -24,6 +24,7 @@ from ui import charts  # noqa: E402
 from ui.charts import month_label  # noqa: E402
 from ui.components import empty_state, friendly_errors  # noqa: E402
 from ui.data import cached, get_engine  # noqa: E402
+from ui.exports import deferred_download  # noqa: E402
 from ui.filters import filter_query_params, sidebar_filters  # noqa: E402
 from ui.meeting import hides_rate, meeting_mode, suppress_small  # noqa: E402
 
@@ -194,16 +195,20 @@ def draw_trend(f) -> None:
 
 
 def draw_pack_button(f, as_of) -> None:
-    week = dt.date.today()
+    week, pack_engine = dt.date.today(), get_engine()
 
-    def build() -> bytes:
-        return meeting_pack.build_pdf(get_engine(), f, week=week, as_of=as_of, username=user.username)
+    def build() -> bytes:  # runs in Streamlit's worker thread on click: no st.* calls in here
+        return meeting_pack.build_pdf(pack_engine, f, week=week, as_of=as_of, username=user.username)
 
-    st.download_button("Meeting pack (PDF)", build, file_name=f"ccm_meeting_pack_{week:%Y%m%d}.pdf",
-                       mime="application/pdf", icon=":material/picture_as_pdf:", key="ov_pack",
-                       help="This view as a PDF for the weekly meeting: tiles with 12-month trends and "
-                            "since-last-meeting changes, what needs attention and the month's charts; counts "
-                            "under 11 suppressed as in meeting mode.")
+    # built on click for a live session and logged, like every download (ui.exports.deferred_download);
+    # aggregate only, so any role that may open the Overview may have it
+    deferred_download("Meeting pack (PDF)", build, user=user, page="overview",
+                      file_name=f"ccm_meeting_pack_{week:%Y%m%d}.pdf", mime="application/pdf",
+                      detail="meeting pack (aggregate, counts under 11 suppressed)", patients=None, key="ov_pack",
+                      icon=":material/picture_as_pdf:", action=None,
+                      help="This view as a PDF for the weekly meeting: tiles with 12-month trends and "
+                           "since-last-meeting changes, what needs attention and the month's charts; counts "
+                           "under 11 suppressed as in meeting mode.")
 
 
 with friendly_errors("the overview"):

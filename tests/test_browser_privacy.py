@@ -160,3 +160,20 @@ def test_meeting_mode_pages_in_a_browser(site):
             assert "meeting mode" in text.lower()
             assert not [i for i in ids if i in text]
             shot(page, f"privacy_meeting_{path or 'overview'}")
+
+
+def test_meeting_pack_is_built_on_click_and_logged(site):
+    base, engine, _, _ = site
+    before = len(_export_rows(engine))
+    with chromium_page() as page:
+        login(page, base, "lead", "lead-demo")
+        button = page.locator('[data-testid="stDownloadButton"] button', has_text="Meeting pack").first
+        button.scroll_into_view_if_needed()
+        with page.expect_download() as info:
+            button.click()
+        data = open(info.value.path(), "rb").read()
+        assert data.startswith(b"%PDF")
+        status, _ = _fetch(base + urlparse(info.value.url).path)
+        assert status == 404
+    rows = [r for r in _export_rows(engine)[before:] if r.detail.startswith("ccm_meeting_pack_")]
+    assert len(rows) == 1 and rows[0].username == "lead"  # (the pack builder writes its own row as well)

@@ -125,3 +125,19 @@ def test_generated_file_is_served_once_then_gone(monkeypatch):
     time.sleep(0.6)
     with pytest.raises(MediaFileStorageError):
         storage.get_file(f"{never}.csv")
+
+
+def test_an_aggregate_file_is_for_any_role_that_may_open_the_page_still_logged(users_db, monkeypatch):
+    """The Overview's meeting pack (action=None): a viewer may have it, it is still built on the click of a
+    live session and logged first; a closed tab still gets nothing."""
+    viewer = ROLE_USERS["viewer"][0]
+    _sessions(monkeypatch, {"sess-1": _signed_in(users_db, viewer)})
+    ticket = exports.ExportTicket(engine=users_db, session_id="sess-1", username=viewer, page="overview",
+                                  file_name="ccm_meeting_pack_20260101.pdf", detail="meeting pack", patients=None,
+                                  build=lambda: b"%PDF-1.4", action=None)
+    assert ticket() == b"%PDF-1.4"
+    assert [(r.username, r.page, r.patient_count) for r in _exports(users_db)] == [(viewer, "overview", None)]
+    _sessions(monkeypatch, {})
+    with pytest.raises(exports.ExportRefused):
+        ticket()
+    assert len(_exports(users_db)) == 1

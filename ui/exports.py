@@ -79,7 +79,8 @@ def _state_get(state, key: str):
         return None
 
 
-def live_user(engine, session_id: str | None, username: str, page: str) -> CurrentUser | None:
+def live_user(engine, session_id: str | None, username: str, page: str,
+              action: str | None = "export") -> CurrentUser | None:
     """Who may have a file now: the drawing Streamlit session still connected and signed in as ``username``
     with a live server-side login session (not signed out, expired, revoked by a password, role or
     lockout change), the account active with a role that may export and open ``page``; else None.
@@ -92,7 +93,7 @@ def live_user(engine, session_id: str | None, username: str, page: str) -> Curre
         return None
     record = auth.live_session_user(engine, _state_get(state, SESSION_ID_KEY))
     if record is None or record.username != auth.normalize_username(username) or not record.active \
-            or not auth.role_can(record.role, "export") or not auth.may_open(record.role, page):
+            or (action is not None and not auth.role_can(record.role, action)) or not auth.may_open(record.role, page):
         return None
     return CurrentUser(record.username, record.display_name, record.role, record.staff_id)
 
@@ -109,9 +110,10 @@ class ExportTicket:
     detail: str  # e.g. "12 rows, pseudonymised"
     patients: int | None
     build: Callable[[], bytes]
+    action: str | None = "export"  # the role permission the file needs (None: whoever may open the page)
 
     def __call__(self) -> bytes:
-        user = live_user(self.engine, self.session_id, self.username, self.page)
+        user = live_user(self.engine, self.session_id, self.username, self.page, self.action)
         if user is None:
             log.warning("download of %s refused: session %s is not live for %s", self.file_name,
                         self.session_id, self.username)
@@ -178,18 +180,22 @@ def one_shot_downloads() -> None:
 
 
 def deferred_download(label: str, build: Callable[[], bytes], *, user: CurrentUser, page: str, file_name: str,
-                      mime: str, detail: str, patients: int | None, key: str, icon: str | None = None) -> None:
+                      mime: str, detail: str, patients: int | None, key: str, icon: str | None = None,
+                      help: str | None = None, action: str | None = "export") -> None:
     """A download button whose file is built on click by ``build`` for a live session, logged first.
 
-    Every download in the app goes through here (``download_buttons`` and the Audit exports)."""
-    if not can(user, "export"):
+    Every download in the app goes through here (``download_buttons``, the Audit exports, the Overview's
+    meeting pack).  ``action``: the role permission the file needs; None for an aggregate file anyone who
+    may open the page may have (still built on click, for a live session, and logged)."""
+    if action is not None and not can(user, action):
         return
     one_shot_downloads()
     ctx = get_script_run_ctx()
     ticket = ExportTicket(engine=get_engine(), session_id=ctx.session_id if ctx else None,
                           username=user.username, page=page, file_name=file_name, detail=detail,
-                          patients=patients, build=build)
-    st.download_button(label, ticket, file_name=file_name, mime=mime, key=key, icon=icon, on_click="ignore")
+                          patients=patients, build=build, action=action)
+    st.download_button(label, ticket, file_name=file_name, mime=mime, key=key, icon=icon, help=help,
+                       on_click="ignore")
 
 
 def download_buttons(df: pd.DataFrame, basename: str, user: CurrentUser, page: str,
