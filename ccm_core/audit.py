@@ -43,11 +43,11 @@ from sqlalchemy import (
     or_,
     select,
     true,
-    union_all,
     values,
 )
 from sqlalchemy.engine import Connection
 
+from . import compliance
 from . import engine as engine_mod
 from . import rules as rules_mod
 from . import schema as s
@@ -69,17 +69,10 @@ BACKDATE_DAYS = 3  # entered this many days or more after the service date = aft
 MONTH_END_DAYS = 3  # entered in the last three days of the month (or later) = a month-end batch
 MAX_STAFF_DAY_MINUTES = 480  # more than 8 h of CCM by one staff member on one day is implausible
 
-# Initiating visit (docs/reference/ccm-rules.md §3.3): face-to-face E/M level 2-5 (not 99211), AWV, IPPE, TCM.
-QUALIFYING_EM_CODES = (
-    "99202", "99203", "99204", "99205", "99212", "99213", "99214", "99215",  # office / outpatient
-    "99341", "99342", "99344", "99345", "99347", "99348", "99349", "99350",  # home or residence
-)
-AWV_CODES = ("G0438", "G0439")
-IPPE_CODES = ("G0402",)
-TCM_CODES = ("99495", "99496")
-INITIATING_VISIT_CODES = QUALIFYING_EM_CODES + AWV_CODES + IPPE_CODES + TCM_CODES
-INITIATING_LOOKBACK_DAYS = 365
-CARE_PLAN_REVIEW_DAYS = 365  # a plan neither established nor reviewed in a year is not being monitored
+# Initiating visit, care plan and consent rules live in ``ccm_core.compliance`` (re-exported here for readers).
+from .compliance import (  # noqa: E402,F401 - the one place these rules live
+    AWV_CODES, CARE_PLAN_REVIEW_DAYS, CONSENT_DISCLOSURES as DISCLOSURES, INITIATING_LOOKBACK_DAYS,
+    INITIATING_VISIT_CODES, IPPE_CODES, QUALIFYING_EM_CODES, TCM_CODES)
 G0511_LAST_DOS = dt.date(2025, 9, 30)  # RHC/FQHC G0511 not payable from 1 Oct 2025 (docs/reference/ccm-rules.md §1)
 
 RESULTS = ("pass", "fail", "na")
@@ -192,6 +185,21 @@ def billed_patient_months_select(f: Filters, rs: rules_mod.RuleSet | None = None
             .group_by(cl.c.patient_id, cl.c.dos_month))
 
 
+def unbilled_patient_months_select(conn: Connection, f: Filters, rs: rules_mod.RuleSet | None = None):
+    """SELECT (patient_id, service_month) of every patient-month with CCM time and no CCM code billed yet: the
+    pre-bill (prospective) audit population."""
+    from . import pm_store
+
+    rs = rs or rules_mod.load(conn)
+    pm = pm_store.patient_month_source(conn, f, rs).subquery("prebill_pm")
+    billed = sum((pm.c[f"billed_{c}"] for c in rs.codes_of(family="CCM") if f"billed_{c}" in pm.c),
+                 literal(0, Integer))
+    return select(pm.c.patient_id, pm.c.service_month).where(pm.c.logged_minutes > 0, billed == 0)
+
+
+POPULATIONS = ("billed", "prebill")
+
+
 def billed_patient_months(conn: Connection, f: Filters) -> pd.DataFrame:
     """The audit population: billed CCM patient-months in the filter range, sorted by (month, patient)."""
     q = billed_patient_months_select(f, rules_mod.load(conn)).order_by("service_month", "patient_id")
@@ -215,12 +223,13 @@ def _calendar_cte(months: Iterable[int]):
 class _Scope:
     """The patient-months being audited, as SQL (``base`` CTE) plus their ids for narrowing the engine."""
 
-    def __init__(self, conn: Connection, target, rs: rules_mod.RuleSet):
+    def __init__(self, conn: Connection, target, rs: rules_mod.RuleSet, population: str = "billed"):
         self.rs = rs
         self.ccm_codes = rs.codes_of(family="CCM")
         if isinstance(target, Filters):
             self.filters = target
-            pm = billed_patient_months_select(target, rs).cte("audit_pm")
+            pm = (billed_patient_months_select(target, rs) if population == "billed"
+                  else unbilled_patient_months_select(conn, target, rs)).cte("audit_pm")
             months = target.months()
         else:
             pairs = sorted({(int(p), int(m)) for p, m in target})
@@ -231,18 +240,11 @@ class _Scope:
             months = [m for _, m in pairs]
         self.months = sorted(set(months))
         cal = _calendar_cte(self.months)
-        te, cl, p = s.time_entry, s.claim_line, s.patient
-        te_prac = (select(func.min(te.c.practitioner_id))
-                   .where(te.c.patient_id == pm.c.patient_id, te.c.service_month == pm.c.service_month,
-                          te.c.program == "CCM").scalar_subquery())
-        cl_prac = (select(func.min(cl.c.practitioner_id))
-                   .where(cl.c.patient_id == pm.c.patient_id, cl.c.dos_month == pm.c.service_month,
-                          cl.c.cpt_code.in_(self.ccm_codes), cl.c.claim_id.not_in(engine_mod.replaced_claims()))
-                   .scalar_subquery())
-        # The month's billing practitioner: whose team logged the time, else who billed, else the patient's current.
+        p = s.patient
         self.base = (
             select(pm.c.patient_id, pm.c.service_month, cal.c.month_start, cal.c.month_end,
-                   func.coalesce(te_prac, cl_prac, p.c.billing_practitioner_id).label("practitioner_id"))
+                   compliance.month_practitioner(pm.c.patient_id, pm.c.service_month, p.c.billing_practitioner_id,
+                                                 rs).label("practitioner_id"))
             .select_from(pm.join(cal, cal.c.service_month == pm.c.service_month)
                          .join(p, p.c.id == pm.c.patient_id))
         ).cte("audit_base")
@@ -271,115 +273,28 @@ def _sort_lists(df: pd.DataFrame, col: str, sep: str) -> pd.DataFrame:
 
 
 # --------------------------------------------------------------------------- raw-table evidence queries
+def _q_prerequisites(conn: Connection, sc: _Scope) -> pd.DataFrame:
+    """Every prerequisite (eligibility, initiating visit, consent, care plan, program conflicts) for each
+    audited patient-month: ``compliance.prerequisites_select``, the rules the billing status uses."""
+    return _frame(conn, select(*compliance.prerequisites_select(conn, sc.base, sc.rs).subquery("prereq").c))
+
+
 def _q_conditions(conn: Connection, sc: _Scope) -> pd.DataFrame:
-    """Distinct chronic conditions active in each patient-month, via the shipped ICD-10 map as a VALUES CTE."""
+    """The chronic conditions active in each patient-month, as evidence text (the count that decides is
+    ``compliance.eligibility_select``'s; the same map and the same ``condition_active`` rule)."""
     dg, b = s.diagnosis, sc.base.c
-    codes = conn.execute(select(distinct(dg.c.icd10)).where(dg.c.patient_id.in_(select(sc.patients.c.patient_id)))
-                         ).scalars().all()
-    ccw = rules_mod.ccw_conditions()
-    pairs = []
-    for code in codes:
-        key = rules_mod.condition_key(code)
-        if key:
-            label = ccw.get(key) or f"chronic {key.removeprefix('CCI:')}"
-            pairs.append((code, key, f"{label} ({code})"))
-    if not pairs:
-        return pd.DataFrame(columns=KEY + ["n_conditions", "conditions"])
-    cmap = values(column("icd10", String), column("condition", String), column("label", String),
-                  name="audit_condition_map").data(pairs).cte("audit_condition_map")
-    active = (select(b.patient_id, b.service_month, cmap.c.condition, cmap.c.label)
+    cmap = compliance.condition_map(conn, patients=select(sc.patients.c.patient_id), name="audit_condition_map",
+                                    labels=True)
+    if cmap is None:
+        return pd.DataFrame(columns=KEY + ["conditions"])
+    active = (select(b.patient_id, b.service_month, cmap.c.label)
               .select_from(sc.base.join(dg, dg.c.patient_id == b.patient_id).join(cmap, cmap.c.icd10 == dg.c.icd10))
-              .where(or_(dg.c.onset_date.is_(None), dg.c.onset_date <= b.month_end),
-                     or_(dg.c.resolved_date.is_(None), dg.c.resolved_date >= b.month_start))
+              .where(compliance.condition_active(dg, b.month_start, b.month_end))
               .distinct()).subquery("active_conditions")
     q = (select(active.c.patient_id, active.c.service_month,
-                func.count(distinct(active.c.condition)).label("n_conditions"),
                 func.aggregate_strings(active.c.label, "; ").label("conditions"))
          .group_by(active.c.patient_id, active.c.service_month))
     return _sort_lists(_frame(conn, q), "conditions", "; ")
-
-
-def _q_overrides(conn: Connection, sc: _Scope) -> pd.DataFrame:
-    """The newest CCM eligibility decision made on or before each month's end."""
-    eo, b = s.eligibility_override, sc.base.c
-    rn = func.row_number().over(partition_by=[b.patient_id, b.service_month],
-                                order_by=[eo.c.decided_on.desc(), eo.c.id.desc()]).label("rn")
-    sub = (select(b.patient_id, b.service_month, eo.c.eligible.label("override_eligible"),
-                  eo.c.decided_on.label("override_date"), eo.c.reason.label("override_reason"), rn)
-           .select_from(sc.base.join(eo, eo.c.patient_id == b.patient_id))
-           .where(eo.c.program == "CCM", eo.c.decided_on <= b.month_end)).subquery()
-    return _frame(conn, select(sub.c.patient_id, sub.c.service_month, sub.c.override_eligible, sub.c.override_date,
-                               sub.c.override_reason).where(sub.c.rn == 1))
-
-
-def _q_initiating(conn: Connection, sc: _Scope) -> pd.DataFrame:
-    """Per patient: when CCM started, who initiated it, and the visits in the 12 months before."""
-    te, cn, ev, v, p = s.time_entry, s.consent, s.enrollment_event, s.visit, s.patient
-    pid = sc.patients.c.patient_id
-    # First CCM date of each kind, per audited patient: correlated lookups that the (patient, date) indexes
-    # answer with a few row reads each, instead of grouping the whole time log.
-    firsts = [
-        select(te.c.service_date).where(te.c.patient_id == pid, te.c.program == "CCM")
-        .order_by(te.c.service_date).limit(1),  # walks the (patient, date) index to the first CCM entry
-        select(func.min(cn.c.consent_date)).where(cn.c.patient_id == pid, cn.c.program == "CCM",
-                                                  cn.c.decision == "accepted", cn.c.consent_date.isnot(None)),
-        select(func.min(ev.c.event_date)).where(ev.c.patient_id == pid, ev.c.program == "CCM",
-                                                ev.c.status == "enrolled"),
-    ]
-    starts = union_all(*[select(pid.label("patient_id"), q.scalar_subquery().label("d")) for q in firsts]
-                       ).subquery("ccm_starts")
-    # The practitioner of the first accepted consent (dated ones first): looked up once per patient, in the
-    # grouped subquery, so neither database re-evaluates it for every visit joined below.
-    first_consent_prac = (
-        select(cn.c.practitioner_id)
-        .where(cn.c.patient_id == starts.c.patient_id, cn.c.program == "CCM", cn.c.decision == "accepted")
-        .order_by(case((cn.c.consent_date.is_(None), 1), else_=0), cn.c.consent_date, cn.c.id)
-        .limit(1).scalar_subquery())
-    start = (select(starts.c.patient_id, func.min(starts.c.d).label("ccm_start"),
-                    first_consent_prac.label("consent_practitioner_id"))
-             .where(starts.c.d.isnot(None)).group_by(starts.c.patient_id)).subquery("ccm_start")
-    pat = (select(p.c.id.label("patient_id"), start.c.ccm_start, p.c.first_seen_date,
-                  func.coalesce(start.c.consent_practitioner_id, p.c.billing_practitioner_id).label("initiator_id"))
-           .select_from(p.join(start, start.c.patient_id == p.c.id))).cte("audit_ccm_start")
-    gap = days_from(v.c.visit_date, pat.c.ccm_start)
-    in_window = and_(gap >= 0, gap <= INITIATING_LOOKBACK_DAYS, v.c.face_to_face == true())
-    by_initiator = v.c.practitioner_id == pat.c.initiator_id
-    qualifying = or_(v.c.cpt_code.in_(INITIATING_VISIT_CODES), v.c.visit_type.in_(("AWV", "IPPE", "TCM")))
-    qual_label = _date_text(v.c.visit_date) + literal(" ") + v.c.cpt_code
-    q = (select(pat.c.patient_id, pat.c.ccm_start, pat.c.first_seen_date, pat.c.initiator_id,
-                func.max(case((and_(in_window, by_initiator, qualifying), v.c.visit_date))).label("qual_visit_date"),
-                func.max(case((and_(in_window, by_initiator, qualifying), qual_label))).label("qual_visit"),
-                func.max(case((and_(in_window, by_initiator), v.c.visit_date))).label("seen_date"),
-                func.max(case((and_(in_window, not_(by_initiator), qualifying), qual_label))).label("other_visit"))
-         .select_from(pat.outerjoin(v, v.c.patient_id == pat.c.patient_id))
-         .group_by(pat.c.patient_id, pat.c.ccm_start, pat.c.first_seen_date, pat.c.initiator_id))
-    return _frame(conn, q)
-
-
-def _q_consents(conn: Connection, sc: _Scope) -> pd.DataFrame:
-    """Every CCM consent row next to each audited patient-month (a few per patient: a small frame)."""
-    cn, b = s.consent, sc.base.c
-    q = (select(b.patient_id, b.service_month, b.month_start, b.month_end, b.practitioner_id,
-                cn.c.id.label("consent_id"), cn.c.decision, cn.c.consent_date, cn.c.method,
-                cn.c.staff_id.label("consent_staff_id"), cn.c.practitioner_id.label("consent_practitioner_id"),
-                cn.c.disclosed_cost_sharing, cn.c.disclosed_one_practitioner, cn.c.disclosed_right_to_stop,
-                cn.c.revoked_date)
-         .select_from(sc.base.join(cn, and_(cn.c.patient_id == b.patient_id, cn.c.program == "CCM"))))
-    return _frame(conn, q)
-
-
-def _q_care_plans(conn: Connection, sc: _Scope) -> pd.DataFrame:
-    """The care-plan version in force at each month's end (newest established on or before it)."""
-    cp, b = s.care_plan, sc.base.c
-    rn = func.row_number().over(partition_by=[b.patient_id, b.service_month],
-                                order_by=[cp.c.established_date.desc(), cp.c.version.desc()]).label("rn")
-    sub = (select(b.patient_id, b.service_month, b.month_end, cp.c.version, cp.c.established_date,
-                  cp.c.reviewed_date, cp.c.shared_with_patient_date, cp.c.signed_by_practitioner_id,
-                  cp.c.covers_all_conditions, cp.c.has_measurable_goals, cp.c.electronic_access, rn)
-           .select_from(sc.base.join(cp, cp.c.patient_id == b.patient_id))
-           .where(cp.c.established_date <= b.month_end)).subquery()
-    cols = [c for c in sub.c if c.name != "rn"]
-    return _frame(conn, select(*cols).where(sub.c.rn == 1))
 
 
 def _q_time(conn: Connection, sc: _Scope) -> pd.DataFrame:
@@ -516,10 +431,12 @@ def _engine_frame(conn: Connection, sc: _Scope, base: pd.DataFrame) -> pd.DataFr
 
 
 # --------------------------------------------------------------------------- the checklist
-def checklist_for_months(conn: Connection, target, rs: rules_mod.RuleSet | None = None) -> pd.DataFrame:
+def checklist_for_months(conn: Connection, target, rs: rules_mod.RuleSet | None = None,
+                         population: str = "billed") -> pd.DataFrame:
     """The checklist for many patient-months at once.
 
-    ``target`` is a ``Filters`` (every billed CCM patient-month in its range) or an iterable of
+    ``target`` is a ``Filters`` (every billed CCM patient-month in its range, or with ``population="prebill"``
+    every patient-month with CCM time not billed yet: the prospective audit) or an iterable of
     ``(patient_id, service_month)`` pairs (a sample).  Returns one row per patient-month and item:
     patient_id, service_month, item_key, item, result (pass / fail / na), evidence.
     """
@@ -529,25 +446,28 @@ def checklist_for_months(conn: Connection, target, rs: rules_mod.RuleSet | None 
         target = list(target)
         if not target:
             return pd.DataFrame(columns=out_cols)
-    sc = _Scope(conn, target, rs)
+    if population not in POPULATIONS:
+        raise ValueError(f"Unknown audit population {population!r}; choose one of {', '.join(POPULATIONS)}")
+    sc = _Scope(conn, target, rs, population)
     base = _frame(conn, select(*sc.base.c))
     if base.empty:
         return pd.DataFrame(columns=out_cols)
     base = base.sort_values(KEY).reset_index(drop=True)
 
+    pre = _left(base[KEY], _q_prerequisites(conn, sc))
     parts = [
-        _eligibility(base, _q_conditions(conn, sc), _q_overrides(conn, sc)),
-        _initiating(base, _q_initiating(conn, sc)),
+        _eligibility(base, pre, _q_conditions(conn, sc)),
+        _initiating(base, pre),
     ]
     time = _q_time(conn, sc)
-    parts.append(_consent(base, _q_consents(conn, sc), time))
-    parts.append(_care_plan(base, _q_care_plans(conn, sc)))
+    parts.append(_consent(base, pre))
+    parts.append(_care_plan(base, pre))
     parts.append(_time_log(base, time))
     em = _engine_frame(conn, sc, base)
     claims = _claims_by_pm(_q_claims(conn, sc))
     parts.append(_minutes_support(base, em))
     parts.append(_double_counting(base, em, _q_other_programs(conn, sc)))
-    parts.append(_conflicts(base, em, claims))
+    parts.append(_conflicts(base, em, claims, pre))
     parts.append(_inpatient(base, em, _q_stays(conn, sc)))
     parts.append(_claim_fields(base, em, claims))
     parts.append(_documentation(base, time))
@@ -633,141 +553,108 @@ def _n(v) -> int:
     return 0 if v is None or pd.isna(v) else int(v)
 
 
-def _eligibility(base, conds, overrides) -> pd.DataFrame:
-    m = _left(_left(base, conds), overrides)
+# The four prerequisite items below only word the evidence: pass / fail comes from the ``<item>_result``
+# columns of ``compliance.prerequisites_select`` (the rule, written once, that the billing status uses).
+def _eligibility(base, pre, conds) -> pd.DataFrame:
+    m = _left(pre, conds)
     res, ev = [], []
-    for n, conditions, ov, ov_date, ov_reason in zip(m["n_conditions"], m["conditions"], m["override_eligible"],
-                                                    m["override_date"], m["override_reason"]):
-        n = _n(n)
-        listed = conditions if isinstance(conditions, str) and conditions else "none on file"
-        if ov is not None and not pd.isna(ov):
-            ok = bool(ov)
-            res.append("pass" if ok else "fail")
-            ev.append(f"Practitioner decision {_d(ov_date)}: {'eligible' if ok else 'not eligible'} "
-                      f"({ov_reason}). Conditions coded: {listed}.")
+    for r in m.itertuples():
+        n = _n(r.n_conditions)
+        listed = r.conditions if isinstance(r.conditions, str) and r.conditions else "none on file"
+        if _n(r.override_found):
+            ok = bool(r.override_eligible)
+            text = (f"Practitioner decision {_d(r.override_date)}: {'eligible' if ok else 'not eligible'} "
+                    f"({r.override_reason}). Conditions coded: {listed}.")
         else:
-            res.append("pass" if n >= 2 else "fail")
-            ev.append(f"{n} chronic condition{'s' if n != 1 else ''} active in the month: {listed}.")
+            text = f"{n} chronic condition{'s' if n != 1 else ''} active in the month: {listed}."
+        res.append(r.eligibility_result)
+        ev.append(text)
     return _rows(base, "eligibility", res, ev)
 
 
-def _initiating(base, ini) -> pd.DataFrame:
-    m = _left(base, ini, on="patient_id")
+def _initiating(base, pre) -> pd.DataFrame:
     res, ev = [], []
-    for start, first_seen, initiator, qual, _qual_date, seen, other in zip(
-            m["ccm_start"], m["first_seen_date"], m["initiator_id"], m["qual_visit"], m["qual_visit_date"],
-            m["seen_date"], m["other_visit"]):
-        start_d = _as_date(start)
+    for r in pre.itertuples():
+        start_d = _as_date(r.ccm_start)
+        res.append(r.initiating_visit_result)
         if start_d is None:
-            res.append("na")
             ev.append("No CCM start on record (no CCM time, dated consent or enrollment).")
             continue
-        prac = f"practitioner #{_n(initiator)}"
-        if isinstance(qual, str) and qual:
-            res.append("pass")
-            ev.append(f"CCM started {start_d}; qualifying face-to-face visit {qual} by the initiating {prac}.")
+        prac = f"practitioner #{_n(r.initiator_id)}"
+        if r.initiating_visit_result == "pass":
+            ev.append(f"CCM started {start_d}; qualifying face-to-face visit {r.qual_visit} by the initiating {prac}.")
             continue
-        fs = _as_date(first_seen)
-        new_patient = fs is None or (start_d - fs).days <= INITIATING_LOOKBACK_DAYS
-        seen_d = _as_date(seen)
-        other_txt = f" A qualifying visit by another practitioner ({other}) does not count." \
-            if isinstance(other, str) and other else ""
-        if new_patient or seen_d is None:
-            why = (f"patient new to the practice (first seen {_d(fs)})" if new_patient
+        fs = _as_date(r.first_seen_date)
+        other_txt = f" A qualifying visit by another practitioner ({r.other_visit}) does not count." \
+            if isinstance(r.other_visit, str) and r.other_visit else ""
+        if r.initiating_visit_result == "fail":
+            why = (f"patient new to the practice (first seen {_d(fs)})" if _n(r.new_patient)
                    else f"not seen by {prac} in the 12 months before")
-            res.append("fail")
             ev.append(f"CCM started {start_d}; {why}, and no qualifying visit (E/M 2-5, AWV, IPPE, TCM) by the "
                       f"initiating {prac} in those 12 months.{other_txt}")
         else:
-            res.append("na")
-            ev.append(f"CCM started {start_d}; established patient (first seen {fs}) seen by {prac} on {seen_d}: "
-                      f"no separate initiating visit required.")
+            ev.append(f"CCM started {start_d}; established patient (first seen {fs}) seen by {prac} on "
+                      f"{_d(r.seen_date)}: no separate initiating visit required.")
     return _rows(base, "initiating_visit", res, ev)
 
 
-DISCLOSURES = (("disclosed_cost_sharing", "cost-sharing"), ("disclosed_one_practitioner", "one practitioner"),
-               ("disclosed_right_to_stop", "right to stop"))
-
-
-def _consent(base, consents, time) -> pd.DataFrame:
-    """Judge each consent row against its patient-month, then keep the best row per patient-month."""
-    first = time[KEY + ["first_minute_date"]] if not time.empty else pd.DataFrame(columns=KEY + ["first_minute_date"])
-    res = pd.Series("fail", index=base.index, dtype=object)
-    ev = pd.Series("No CCM consent on file.", index=base.index, dtype=object)
-    if not consents.empty:
-        c = consents.merge(first, on=KEY, how="left")
-        c["accepted"] = c["decision"] == "accepted"
-        c["dated"] = c["consent_date"].notna()
-        c["tied"] = c["consent_practitioner_id"] == c["practitioner_id"]
-        cd = c["consent_date"].map(_as_date)
-        limit = [(_as_date(f) or me) for f, me in zip(c["first_minute_date"], c["month_end"])]
-        c["in_time"] = [bool(d is not None and d <= lim) for d, lim in zip(cd, limit)]
-        c["not_revoked"] = [(_as_date(r) is None or _as_date(r) >= ms) for r, ms in zip(c["revoked_date"],
-                                                                                         c["month_start"])]
-        c["complete"] = np.logical_and.reduce([c[k].fillna(False).astype(bool) for k, _ in DISCLOSURES])
-        checks = ["accepted", "tied", "dated", "in_time", "not_revoked", "complete"]
-        c["score"] = sum(c[k].astype(int) * (2 ** (len(checks) - i)) for i, k in enumerate(checks))
-        c["ok"] = np.logical_and.reduce([c[k] for k in checks])
-        c = c.sort_values(KEY + ["score", "consent_id"], ascending=[True, True, False, True])
-        best = c.drop_duplicates(KEY).set_index(KEY)
-        texts = {}
-        for key, r in zip(best.index, best.itertuples()):
-            what = (f"consent #{r.consent_id} {r.decision}, dated {_d(r.consent_date)} ({r.method or 'method ?'}), "
-                    f"tied to practitioner #{_n(r.consent_practitioner_id)}")
-            if r.ok:
-                texts[key] = ("pass", f"Valid: {what}; all disclosures documented; first CCM minute "
-                                      f"{_d(r.first_minute_date)}.")
-                continue
-            if not r.accepted:
-                why = "no accepted consent (patient declined)"
-            elif not r.tied:
-                why = (f"billing practitioner this month is #{_n(r.practitioner_id)}: a new consent is needed after "
-                       f"the practitioner change")
-            elif not r.dated:
-                why = "the consent is undated"
-            elif not r.in_time:
-                why = (f"dated after the month's first CCM minute ({_d(r.first_minute_date)})"
-                       if _as_date(r.first_minute_date) else "dated after the month")
-            elif not r.not_revoked:
-                why = f"revoked {_d(r.revoked_date)}, before the month"
-            else:
-                missing = [label for k, label in DISCLOSURES if not bool(getattr(r, k))]
-                why = "disclosures not documented: " + ", ".join(missing)
-            texts[key] = ("fail", f"{why[0].upper()}{why[1:]}; best on file: {what}.")
-        found = [texts.get((p, m)) for p, m in zip(base["patient_id"], base["service_month"])]
-        res = pd.Series([f[0] if f else "fail" for f in found], index=base.index, dtype=object)
-        ev = pd.Series([f[1] if f else "No CCM consent on file." for f in found], index=base.index, dtype=object)
+def _consent(base, pre) -> pd.DataFrame:
+    res, ev = [], []
+    for r in pre.itertuples():
+        res.append(r.consent_result)
+        if pd.isna(r.consent_id):
+            ev.append("No CCM consent on file.")
+            continue
+        what = (f"consent #{_n(r.consent_id)} {r.decision}, dated {_d(r.consent_date)} ({r.method or 'method ?'}), "
+                f"tied to practitioner #{_n(r.consent_practitioner_id)}")
+        prob = r.consent_problem if isinstance(r.consent_problem, str) else None
+        if prob is None:
+            ev.append(f"Valid: {what}; all disclosures documented; first CCM minute {_d(r.first_minute_date)}.")
+            continue
+        if prob == "declined":
+            why = "no accepted consent (patient declined)"
+        elif prob == "practitioner":
+            why = (f"billing practitioner this month is #{_n(r.practitioner_id)}: a new consent is needed after "
+                   f"the practitioner change")
+        elif prob == "undated":
+            why = "the consent is undated"
+        elif prob == "late":
+            why = (f"dated after the month's first CCM minute ({_d(r.first_minute_date)})"
+                   if _as_date(r.first_minute_date) else "dated after the month")
+        elif prob == "revoked":
+            why = f"revoked {_d(r.revoked_date)}, before the month"
+        else:
+            missing = [label for k, label in DISCLOSURES if not (getattr(r, k) is True or _n(getattr(r, k)))]
+            why = "disclosures not documented: " + ", ".join(missing)
+        ev.append(f"{why[0].upper()}{why[1:]}; best on file: {what}.")
     return _rows(base, "consent", res, ev)
 
 
-def _care_plan(base, plans) -> pd.DataFrame:
-    m = _left(base, plans)
+_PLAN_PROBLEM_TEXT = {
+    "unsigned": "not signed by a practitioner", "incomplete": "does not cover all conditions or has no measurable "
+    "goals", "not_shared": "no copy given to the patient", "no_electronic": "not available electronically to the "
+    "care team",
+}
+
+
+def _care_plan(base, pre) -> pd.DataFrame:
     res, ev = [], []
-    for r in m.itertuples():
-        if pd.isna(r.version):
-            res.append("fail")
-            ev.append(f"No care plan established on or before {r.month_end}.")
+    for r in pre.itertuples():
+        res.append(r.care_plan_result)
+        if pd.isna(r.care_plan_version):
+            ev.append(f"No care plan established on or before {_d(r.month_end)}.")
             continue
-        est, rev, shared = _as_date(r.established_date), _as_date(r.reviewed_date), _as_date(r.shared_with_patient_date)
-        month_end = _as_date(r.month_end)
-        latest = max(d for d in (est, rev if rev and rev <= month_end else None) if d is not None)
-        problems = []
-        if r.signed_by_practitioner_id is None or pd.isna(r.signed_by_practitioner_id):
-            problems.append("not signed by a practitioner")
-        if not bool(r.covers_all_conditions):
-            problems.append("does not cover all conditions")
-        if not bool(r.has_measurable_goals):
-            problems.append("no measurable goals")
-        if (month_end - latest).days > CARE_PLAN_REVIEW_DAYS:
-            problems.append(f"not established or reviewed since {latest}")
-        if shared is None:
-            problems.append("no copy given to the patient")
-        if not bool(r.electronic_access):
-            problems.append("not available electronically to the care team")
-        what = (f"version {int(r.version)} established {est}, reviewed {_d(rev)}, shared with patient {_d(shared)}, "
-                f"signed by practitioner #{_n(r.signed_by_practitioner_id)}")
-        res.append("fail" if problems else "pass")
-        ev.append((_sentence("; ".join(problems)) + f": {what}.") if problems else f"In force: {what}.")
+        est, rev, shared = (_as_date(r.care_plan_established), _as_date(r.care_plan_reviewed),
+                            _as_date(r.care_plan_shared))
+        what = (f"version {int(r.care_plan_version)} established {est}, reviewed {_d(rev)}, shared with patient "
+                f"{_d(shared)}, signed by practitioner #{_n(r.care_plan_signed_by)}")
+        prob = r.care_plan_problem if isinstance(r.care_plan_problem, str) else None
+        if prob is None:
+            ev.append(f"In force: {what}.")
+        else:
+            text = (f"not established or reviewed since {_d(r.care_plan_latest)}" if prob == "stale"
+                    else _PLAN_PROBLEM_TEXT[prob])
+            ev.append(_sentence(text) + f": {what}.")
     return _rows(base, "care_plan", res, ev)
 
 
@@ -894,17 +781,23 @@ def _claims_by_pm(claims: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index()[cols]
 
 
-def _conflicts(base, em, claims) -> pd.DataFrame:
+def _conflicts(base, em, claims, pre) -> pd.DataFrame:
     cols = ["ccm_practitioners", "ccm_with_pcm_same_practitioner", "ccm_with_apcm_same_practitioner",
             "billed_ccm_units"]
-    m = _left(_engine_cols(base, em, cols), claims)
+    m = _left(_left(_engine_cols(base, em, cols), claims),
+              pre[KEY + ["no_conflicting_claim_problem", "no_conflicting_claim_result"]])
     res, ev = [], []
     for r in m.itertuples():
+        prob = r.no_conflicting_claim_problem if isinstance(r.no_conflicting_claim_problem, str) else None
         if _n(r.n_ccm_claims) == 0:
-            res.append("na")
-            ev.append("No CCM claim in the month.")
+            # not billed yet: the pre-bill rule (compliance) decides
+            res.append("fail" if prob else "pass")
+            ev.append(_sentence(compliance.HOLD_REASONS[("no_conflicting_claim", prob)]) + "." if prob
+                      else "No CCM claim yet; no PCM/APCM by this practitioner and no CCM by another this month.")
             continue
         problems = []
+        if prob == "pcm_apcm":
+            problems.append("PCM or APCM billed by the month's practitioner")
         n_prac = max(_n(r.ccm_practitioners), _n(r.n_ccm_practitioners))
         if n_prac > 1:
             problems.append(f"CCM billed by {n_prac} practitioners (only one may be paid per month)")
@@ -948,6 +841,7 @@ def _inpatient(base, em, stays) -> pd.DataFrame:
 
 def _claim_fields(base, em, claims) -> pd.DataFrame:
     cols = ["threshold_date", "units_over_cap", "addon_without_base", "ccm_tracks_mixed", "has_complexity",
+            "complex_care_plan",
             "billed_99487", "billed_99489", "billed_codes"]
     m = _left(_engine_cols(base, em, cols), claims)
     res, ev = [], []
@@ -971,6 +865,9 @@ def _claim_fields(base, em, claims) -> pd.DataFrame:
         complex_billed = _n(r.billed_99487) + _n(r.billed_99489) > 0
         if complex_billed and not (bool(r.has_complexity) if not pd.isna(r.has_complexity) else False):
             problems.append("complex CCM billed without a moderate/high MDM assessment")
+        elif complex_billed and not _n(r.complex_care_plan):
+            problems.append("complex CCM billed without a care plan established or substantially revised "
+                            "in the month")
         if bool(r.pos_mismatch) if not pd.isna(r.pos_mismatch) else False:
             problems.append("place of service differs from the clinic's")
         if bool(r.g0511_late) if not pd.isna(r.g0511_late) else False:

@@ -38,6 +38,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql import ColumnElement, Select
 
+from . import compliance
 from . import rules as rules_mod
 from . import schema as s
 from .filters import Filters
@@ -159,10 +160,7 @@ def patient_month_select(f: Filters, rs: rules_mod.RuleSet | None = None, *, for
     in_stay = exists().where(
         fs.c.patient_id == te.c.patient_id, fs.c.admit_date <= te.c.service_date,
         or_(fs.c.discharge_date.is_(None), fs.c.discharge_date >= te.c.service_date))
-    consented = exists().where(
-        cn.c.patient_id == te.c.patient_id, cn.c.program == te.c.program, cn.c.decision == "accepted",
-        cn.c.consent_date.isnot(None), cn.c.consent_date <= te.c.service_date,
-        or_(cn.c.revoked_date.is_(None), cn.c.revoked_date >= te.c.service_date))
+    consented = exists().where(compliance.consent_covers(cn, te.c.patient_id, te.c.program, te.c.service_date))
     own_practitioner = and_(st.c.practitioner_id.isnot(None),
                             st.c.practitioner_id == func.coalesce(te.c.practitioner_id, p.c.billing_practitioner_id))
     ov = func.coalesce(overlap.c.overlap, 0)
@@ -336,7 +334,9 @@ def patient_month_select(f: Filters, rs: rules_mod.RuleSet | None = None, *, for
         select(combined.c.patient_id, combined.c.service_month,
                p.c.clinic_id, p.c.billing_practitioner_id, p.c.care_manager_id, p.c.payer,
                *[combined.c[name] for name, _, _ in src_cols if name != "in_programs"],
-               case((ca.c.id.isnot(None), 1), else_=0).label("has_complexity"))
+               case((ca.c.id.isnot(None), 1), else_=0).label("has_complexity"),
+               case((compliance.care_plan_revised_in_month(combined.c.patient_id, combined.c.service_month), 1),
+                    else_=0).label("complex_care_plan"))
         .select_from(
             combined.join(p, p.c.id == combined.c.patient_id)
             .outerjoin(ca, and_(ca.c.patient_id == combined.c.patient_id,
@@ -348,7 +348,8 @@ def patient_month_select(f: Filters, rs: rules_mod.RuleSet | None = None, *, for
     j = joined.c
     track_minutes = {
         "non_complex": (j.counted_minutes, None),
-        "complex": (j.counted_minutes, j.has_complexity == 1),
+        # complex CCM: moderate/high MDM and a care plan established or substantially revised (ccm-rules.md s1)
+        "complex": (j.counted_minutes, and_(j.has_complexity == 1, j.complex_care_plan == 1)),
         "practitioner": (j.practitioner_minutes, None),
         "pcm_practitioner": (j.pcm_practitioner_minutes, None),
         "pcm_staff": (j.pcm_minutes, None),
@@ -498,7 +499,8 @@ def patient_months(conn: Connection, filters: Filters, rs: rules_mod.RuleSet | N
         df[col] = df[col].astype(float).round(2)
     for col in ("threshold_date", "last_contact_date"):
         df[col] = [d.date() if pd.notna(d) else None for d in pd.to_datetime(df[col])]
-    flags = list(FLAG_COLUMNS) + ["not_billed", "initially_denied", "adjudicated", "has_complexity"]
+    flags = list(FLAG_COLUMNS) + ["not_billed", "initially_denied", "adjudicated", "has_complexity",
+                                  "complex_care_plan"]
     for col in flags:
         df[col] = df[col].astype(int).astype(bool)
     counts = [c for c in df.columns if c.endswith("_minutes") or c.startswith(("supported_9", "billed_9", "billed_G"))

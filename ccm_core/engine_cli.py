@@ -9,7 +9,7 @@ import datetime as dt
 import json
 import sys
 
-from . import engine, kpis
+from . import compliance, kpis
 from .access import log_cli_output
 from .cli import add_db_argument
 from .db import format_month, has_schema, make_engine, month_bounds, parse_month
@@ -17,12 +17,13 @@ from .filters import Filters
 from .spreadsheet import write_csv_records
 
 BILLING_COLUMNS = [
-    "patient_id", "service_month", "clinic_id", "billing_practitioner_id", "care_manager_id", "payer",
+    "patient_id", "mrn", "service_month", "billing_status", "hold_reasons", "failed_prerequisites", "clinic_id",
+    "billing_practitioner_id", "care_manager_id", "payer",
     "logged_minutes", "counted_minutes", "practitioner_minutes", "excluded_non_clinical", "excluded_inpatient",
     "excluded_pre_consent", "excluded_other_program", "threshold_date", "supported_track", "supported_codes",
     "billed_codes", "expected_amount", "billed_charge", "paid_amount", "not_billed", "under_billed", "over_billed",
     "duplicate_ccm", "ccm_with_pcm_same_practitioner", "ccm_with_apcm_same_practitioner", "addon_without_base",
-    "units_over_cap", "ccm_tracks_mixed", "findings", "fee_status",
+    "units_over_cap", "ccm_tracks_mixed", "findings", "complex_note", "fee_status",
 ]
 
 
@@ -105,9 +106,11 @@ def cmd_billing(args) -> int:
     month = parse_month(args.month)
     eng = _engine(args.db)
     with eng.connect() as conn:
-        df = engine.patient_months(conn, Filters.for_month(month))
-    if args.ready_only and not df.empty:
-        df = df[df["supported_track"].notna() | df["supported_pcm_track"].notna()]
+        df = compliance.billing_status(conn, Filters.for_month(month))
+    if args.ready_only:
+        df = df[df["billing_status"] == "ready"]
+    elif args.holds:
+        df = df[df["billing_status"] == "hold"]
     cols = [c for c in BILLING_COLUMNS if c in df.columns]
     df = df[cols] if not df.empty else df.reindex(columns=cols)
     records = [{c: _jsonable(v) for c, v in rec.items()} for rec in df.to_dict("records")]
@@ -133,12 +136,18 @@ def add_cli(subparsers) -> None:
     p.set_defaults(func=cmd_kpis)
 
     b = subparsers.add_parser("billing", help="the ready-to-bill list for a month",
-                              description="Each patient-month: counted minutes, supported codes and units, billed "
-                                          "codes and units, expected payment and findings.")
+                              description="Each patient-month: billing status (ready, hold, short, billed) with "
+                                          "the hold reasons and their fixes, MRN, counted minutes, supported codes "
+                                          "and units, billed codes and units, expected payment and findings.")
     add_db_argument(b)
     b.add_argument("--month", required=True, help="service month, YYYY-MM")
     b.add_argument("--format", choices=("json", "csv"), default="csv")
-    b.add_argument("--ready-only", action="store_true", help="only patient-months whose minutes support a code")
+    which = b.add_mutually_exclusive_group()
+    which.add_argument("--ready-only", action="store_true",
+                       help="only patient-months ready to bill: minutes support a code and every prerequisite holds")
+    which.add_argument("--holds", action="store_true",
+                       help="only patient-months on hold: minutes support a code but a prerequisite fails "
+                            "(hold_reasons says what and how to fix it)")
     b.add_argument("--user", default=None, help="who asks (recorded in the access log; default: login name)")
     b.set_defaults(func=cmd_billing)
 

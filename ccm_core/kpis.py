@@ -38,6 +38,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Connection
 
+from . import compliance
 from . import engine as eng
 from . import pm_store
 from . import rules as rules_mod
@@ -47,7 +48,7 @@ from .db import month_end as _month_end
 from .definitions import Definitions, KpiResult
 from .definitions import rate as _rate
 from .filters import Filters
-from .sqlparts import NOT_DENIAL_CARCS, condition_map, days_between, is_denial, is_duplicate
+from .sqlparts import NOT_DENIAL_CARCS, days_between, is_denial, is_duplicate
 
 MINUTE_BANDS = ((0, 0, "0"), (1, 9, "1-9"), (10, 14, "10-14"), (15, 19, "15-19"), (20, 39, "20-39"),
                 (40, 59, "40-59"), (60, None, "60+"))
@@ -203,12 +204,10 @@ def _pm(conn: Connection, f: Filters, rs: rules_mod.RuleSet):
 def _latest_status(f: Filters, as_of: dt.date):
     """Each filtered patient's latest enrollment event on or before ``as_of`` (programs of the filter)."""
     ee, p = s.enrollment_event, s.patient
-    rn = func.row_number().over(partition_by=[ee.c.patient_id, ee.c.program],
-                                order_by=[ee.c.event_date.desc(), ee.c.id.desc()]).label("rn")
-    sub = (select(ee.c.patient_id, ee.c.program, ee.c.status, ee.c.reason, ee.c.event_date, rn)
-           .join(p, p.c.id == ee.c.patient_id)
-           .where(ee.c.event_date <= as_of, ee.c.program.in_(f.programs), f.patient_clause(p))).subquery()
-    return select(sub.c.patient_id, sub.c.program, sub.c.status, sub.c.reason).where(sub.c.rn == 1).subquery()
+    spans = compliance.enrollment_spans(f.programs, ee.c.event_date <= as_of)
+    return (select(spans.c.patient_id, spans.c.program, spans.c.status, spans.c.reason)
+            .select_from(spans.join(p, p.c.id == spans.c.patient_id))
+            .where(compliance.in_span(spans, as_of), f.patient_clause(p)).subquery())
 
 
 def _enrolled(conn: Connection, f: Filters, as_of: dt.date):
@@ -237,36 +236,18 @@ def claim_where(f: Filters, rs: rules_mod.RuleSet, c=s.claim, p=s.patient):
 # --------------------------------------------------------------------------- eligibility
 def eligible_patients_select(conn: Connection, f: Filters, rs: rules_mod.RuleSet | None = None,
                              as_of: dt.date | None = None):
-    """SELECT of eligible patient ids as of ``as_of`` (default: end of ``f.month_to``)."""
+    """SELECT of eligible patient ids as of ``as_of`` (default: end of ``f.month_to``): the stored month end
+    when current, else ``compliance.eligibility_select`` (outreach) at that date."""
     rs = rs or rules_mod.load(conn)
     as_of = as_of or _month_end(f.month_to)
     stored = pm_store.eligible_select(conn, f, rs, as_of)
     if stored is not None:
         return stored
-    dg, p, v, eo = s.diagnosis, s.patient, s.visit, s.eligibility_override
-    cmap = condition_map(conn, f)
-    if cmap is not None:
-        conds = (select(dg.c.patient_id, func.count(distinct(cmap.c.condition)).label("n"))
-                 .join(cmap, cmap.c.icd10 == dg.c.icd10)
-                 .where(or_(dg.c.onset_date.is_(None), dg.c.onset_date <= as_of),
-                        or_(dg.c.resolved_date.is_(None), dg.c.resolved_date > as_of))
-                 .group_by(dg.c.patient_id)).subquery("conditions")
-        by_codes = exists().where(conds.c.patient_id == p.c.id, conds.c.n >= 2)
-    else:
-        by_codes = literal(False)
-    rn = func.row_number().over(partition_by=[eo.c.patient_id],
-                                order_by=[eo.c.decided_on.desc(), eo.c.id.desc()]).label("rn")
-    ov_sub = select(eo.c.patient_id, eo.c.eligible, rn).where(eo.c.decided_on <= as_of,
-                                                               eo.c.program == "CCM").subquery()
-    override = select(ov_sub.c.patient_id, ov_sub.c.eligible).where(ov_sub.c.rn == 1).subquery("override")
-    seen = exists().where(v.c.patient_id == p.c.id, v.c.visit_date <= as_of,
-                          v.c.visit_date > as_of - dt.timedelta(days=365))
-    clinical = or_(and_(override.c.patient_id.isnot(None), override.c.eligible == true()),
-                   and_(override.c.patient_id.is_(None), by_codes))
-    alive = or_(p.c.deceased_date.is_(None), p.c.deceased_date > as_of)
-    return (select(p.c.id.label("patient_id"))
-            .select_from(p.outerjoin(override, override.c.patient_id == p.c.id))
-            .where(f.patient_clause(p), p.c.payer.in_(rs.eligible_payers), seen, alive, clinical))
+    p = s.patient
+    patients = (select(p.c.id).where(f.patient_clause(p))
+                if (f.clinic_ids or f.practitioner_ids or f.care_manager_ids or f.payers) else None)
+    return compliance.eligibility_select(conn, rs, compliance.point_cte(as_of), [], outreach=True,
+                                         patients=patients)
 
 
 def eligible_population(conn: Connection, f: Filters) -> KpiResult:

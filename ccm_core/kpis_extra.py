@@ -11,11 +11,12 @@ from __future__ import annotations
 
 
 import pandas as pd
-from sqlalchemy import (Date, Float, Integer, String, and_, case, cast, column, distinct, func, literal, or_,
+from sqlalchemy import (Date, Float, Integer, and_, case, cast, column, distinct, func, literal, or_,
                         select, union_all, values)
 from sqlalchemy.engine import Connection
 
 from . import audit
+from . import compliance
 from . import engine as eng
 from . import pm_store
 from . import kpis
@@ -114,55 +115,29 @@ def billable_rate_trend(conn: Connection, f: Filters) -> pd.DataFrame:
 
 
 # --------------------------------------------------------------------------- enrollment
-def _condition_values(conn: Connection, f: Filters):
-    """The shipped ICD-10 -> chronic condition map for the codes present, as a VALUES CTE.
-
-    Same map as ``kpis.eligible_patients_select`` uses (``rules.condition_key``), under its own CTE
-    name so both can sit in one statement.
-    """
-    dg, p = s.diagnosis, s.patient
-    codes = conn.execute(select(distinct(dg.c.icd10)).join(p, p.c.id == dg.c.patient_id)
-                         .where(f.patient_clause(p))).scalars().all()
-    pairs = [(c, k) for c in codes if (k := rules_mod.condition_key(c))]
-    if not pairs:
-        return None
-    return (values(column("icd10", String), column("condition", String), name="outreach_conditions")
-            .data(pairs).cte("outreach_conditions"))
-
-
 def eligible_not_enrolled(conn: Connection, f: Filters) -> pd.DataFrame:
     """Eligible patients at the end of ``f.month_to`` not currently enrolled: the outreach list, best bets first."""
     rs = rules_mod.load(conn)
     as_of = _month_end(f.month_to)
-    ee, p, v, pr, st, cl, dg = (s.enrollment_event, s.patient, s.visit, s.practitioner, s.staff, s.clinic,
-                                s.diagnosis)
-    elig = kpis.eligible_patients_select(conn, f, rs, as_of).subquery("elig")
-    rn = func.row_number().over(partition_by=[ee.c.patient_id],
-                                order_by=[ee.c.event_date.desc(), ee.c.id.desc()]).label("rn")
-    ranked = (select(ee.c.patient_id, ee.c.status, ee.c.reason, ee.c.event_date, rn)
-              .where(ee.c.event_date <= as_of, ee.c.program.in_(f.programs))).subquery("ranked")
-    latest = select(ranked.c.patient_id, ranked.c.status, ranked.c.reason, ranked.c.event_date) \
-        .where(ranked.c.rn == 1).subquery("latest")
+    ee, p, v, pr, st, cl = s.enrollment_event, s.patient, s.visit, s.practitioner, s.staff, s.clinic
+    elig = kpis.eligible_patients_select(conn, f, rs, as_of).cte("elig")
+    spans = compliance.enrollment_spans(f.programs, ee.c.event_date <= as_of, "outreach_spans")
+    latest = (select(spans.c.patient_id, spans.c.status, spans.c.reason, spans.c.start_date.label("event_date"))
+              .where(compliance.in_span(spans, as_of)).subquery("latest"))
     last_visit = (select(v.c.patient_id, func.max(v.c.visit_date).label("last_visit"))
                   .where(v.c.visit_date <= as_of).group_by(v.c.patient_id)).subquery("last_visit")
-    cmap = _condition_values(conn, f)
-    if cmap is not None:
-        conds = (select(dg.c.patient_id, func.count(distinct(cmap.c.condition)).label("n"))
-                 .join(cmap, cmap.c.icd10 == dg.c.icd10)
-                 .where(or_(dg.c.onset_date.is_(None), dg.c.onset_date <= as_of),
-                        or_(dg.c.resolved_date.is_(None), dg.c.resolved_date > as_of))
-                 .group_by(dg.c.patient_id)).subquery("conds")
-        n_conditions = func.coalesce(conds.c.n, 0)
-    else:
-        conds, n_conditions = None, literal(0)
+    points = select(elig.c.patient_id, literal(as_of, Date).label("start_date"),
+                    literal(as_of, Date).label("end_date")).cte("outreach_points")
+    conds = compliance.eligibility_select(conn, rs, points, [], outreach=False, patient_key="patient_id",
+                                          patients=select(elig.c.patient_id)).subquery("conds")
+    n_conditions = func.coalesce(conds.c.n_conditions, 0)
     frm = (elig.join(p, p.c.id == elig.c.patient_id)
            .outerjoin(latest, latest.c.patient_id == p.c.id)
            .outerjoin(last_visit, last_visit.c.patient_id == p.c.id)
            .outerjoin(pr, pr.c.id == p.c.billing_practitioner_id)
            .outerjoin(st, st.c.id == p.c.care_manager_id)
            .outerjoin(cl, cl.c.id == p.c.clinic_id))
-    if conds is not None:
-        frm = frm.outerjoin(conds, conds.c.patient_id == p.c.id)
+    frm = frm.outerjoin(conds, conds.c.patient_id == p.c.id)
     q = (select(p.c.id.label("patient_id"), p.c.mrn, _full_name(p.c.first_name, p.c.last_name).label("patient_name"),
                 p.c.phone, cl.c.name.label("clinic"), _full_name(pr.c.first_name, pr.c.last_name).label("practitioner"),
                 _full_name(st.c.first_name, st.c.last_name).label("care_manager"), p.c.payer,

@@ -41,7 +41,7 @@ from . import engine as eng
 from . import rules as rules_mod
 from . import schema as s
 from .filters import Filters
-from .sqlparts import condition_map, is_denial, is_duplicate
+from .sqlparts import is_denial, is_duplicate
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ ALL_MONTHS = (190001, 299912)
 # Tables the patient-month statement reads; a write elsewhere (diagnoses, care plans, visits,
 # enrollment, appeals, audit work) leaves the stored rows valid.
 READ_TABLES = {"time_entry", "staff", "patient", "facility_stay", "consent", "claim_line", "claim", "remittance",
-               "complexity_assessment"}
+               "complexity_assessment", "care_plan"}
 # Of those, tables whose rows belong to one month; the rest (who the patient is, consent, stays,
 # staff roles) can change any month.
 MONTH_TABLES = {"time_entry", "claim_line", "claim", "remittance", "complexity_assessment"}
@@ -81,7 +81,7 @@ class StoreState:
 # BUMP IT in the commit that changes what those statements compute; tests/test_store_version.py pins
 # the compiled SQL to this number and fails until you do.  A stored table built under another version
 # is not read (readers take the live statements) until ``refresh-store`` or the next write rebuilds it.
-STORE_VERSION = 2
+STORE_VERSION = 3  # 3: complex track needs a care-plan revision (complex_care_plan); eligibility via compliance
 
 
 def fingerprint(rs: rules_mod.RuleSet) -> str:
@@ -238,43 +238,14 @@ def _month_ends(month_from: int, month_to: int, name: str, year_before: bool = F
 
 def _eligible_select_all(conn: Connection, rs: rules_mod.RuleSet, month_from: int, month_to: int,
                          patients=None) -> Select | None:
-    """(month, patient) eligible at each month end: ``kpis.eligible_patients_select`` for every month at once.
-    ``patients`` (a select of patient ids) limits it to them: eligibility is decided per patient, so an
-    import of diagnoses or visits only needs its own patients recomputed."""
-    dg, p, v, eo = s.diagnosis, s.patient, s.visit, s.eligibility_override
-    only = (lambda col: col.in_(patients)) if patients is not None else (lambda col: literal(True))
+    """(month, patient) eligible at each month end: ``compliance.eligibility_select`` (outreach) for every
+    month at once.  ``patients`` (a select of patient ids) limits it to them: eligibility is decided per
+    patient, so an import of diagnoses or visits only needs its own patients recomputed."""
+    from . import compliance
+
     ends = _month_ends(month_from, month_to, "eligibility_month_ends", year_before=True)
-    seen = (select(ends.c.month, ends.c.month_end, v.c.patient_id)
-            .select_from(v.join(ends, and_(v.c.visit_date <= ends.c.month_end, v.c.visit_date > ends.c.year_before)))
-            .where(only(v.c.patient_id)).distinct().cte("seen_in_year"))
-    cmap = condition_map(conn, Filters(month_from, month_to))
-    conds = None
-    if cmap is not None:
-        conds = (select(ends.c.month, dg.c.patient_id, func.count(func.distinct(cmap.c.condition)).label("n"))
-                 .select_from(dg.join(cmap, cmap.c.icd10 == dg.c.icd10).join(ends, and_(
-                     or_(dg.c.onset_date.is_(None), dg.c.onset_date <= ends.c.month_end),
-                     or_(dg.c.resolved_date.is_(None), dg.c.resolved_date > ends.c.month_end))))
-                 .where(only(dg.c.patient_id))
-                 .group_by(ends.c.month, dg.c.patient_id).cte("conditions_at_month_end"))
-    rn = func.row_number().over(partition_by=[eo.c.patient_id, ends.c.month],
-                                order_by=[eo.c.decided_on.desc(), eo.c.id.desc()]).label("rn")
-    ranked = (select(ends.c.month, eo.c.patient_id, eo.c.eligible, rn)
-              .select_from(eo.join(ends, eo.c.decided_on <= ends.c.month_end))
-              .where(eo.c.program == "CCM", only(eo.c.patient_id)).subquery("overrides_ranked"))
-    override = select(ranked.c.month, ranked.c.patient_id, ranked.c.eligible).where(ranked.c.rn == 1) \
-        .subquery("override_at_month_end")
-    frm = (seen.join(p, p.c.id == seen.c.patient_id)
-           .outerjoin(override, and_(override.c.patient_id == seen.c.patient_id, override.c.month == seen.c.month)))
-    by_codes = literal(False)
-    if conds is not None:
-        frm = frm.outerjoin(conds, and_(conds.c.patient_id == seen.c.patient_id, conds.c.month == seen.c.month))
-        by_codes = func.coalesce(conds.c.n, 0) >= 2
-    from sqlalchemy import true as sa_true
-    clinical = or_(and_(override.c.patient_id.isnot(None), override.c.eligible == sa_true()),
-                   and_(override.c.patient_id.is_(None), by_codes))
-    alive = or_(p.c.deceased_date.is_(None), p.c.deceased_date > seen.c.month_end)
-    return (select(seen.c.month, seen.c.patient_id).select_from(frm)
-            .where(p.c.payer.in_(rs.eligible_payers), alive, clinical))
+    return compliance.eligibility_select(conn, rs, ends, ["month"], outreach=True, patients=patients,
+                                         start="month_end", end="month_end")
 
 
 # --------------------------------------------------------------------------- state
@@ -521,22 +492,14 @@ def _as_date(v):
 
 
 def _enrolled_select_all(month_from: int, month_to: int) -> Select:
-    """(month, program, patient) for every month end at which the latest event (by date, then id) says
-    'enrolled': each event holds until the next one of the same patient and program."""
-    ee = s.enrollment_event
-    nxt = func.lead(ee.c.event_date).over(partition_by=[ee.c.patient_id, ee.c.program],
-                                          order_by=[ee.c.event_date, ee.c.id])
-    spans = select(ee.c.patient_id, ee.c.program, ee.c.status, ee.c.event_date.label("start_date"),
-                   nxt.label("next_date")).cte("enrollment_spans")
-    months = []
-    m = month_from
-    while m <= month_to:
-        months.append(select(literal(m, Integer).label("month"), literal(db.month_bounds(m)[1], Date).label("month_end")))
-        m = db.add_months(m, 1)
-    ends = union_all(*months).cte("month_ends")
+    """(month, program, patient) for every month end at which the latest event (``compliance.in_span``) says
+    'enrolled'."""
+    from . import compliance
+
+    spans = compliance.enrollment_spans()
+    ends = _month_ends(month_from, month_to, "month_ends")
     return (select(ends.c.month, spans.c.program, spans.c.patient_id)
-            .select_from(spans.join(ends, and_(spans.c.start_date <= ends.c.month_end,
-                                               or_(spans.c.next_date.is_(None), spans.c.next_date > ends.c.month_end))))
+            .select_from(spans.join(ends, compliance.in_span(spans, ends.c.month_end)))
             .where(spans.c.status == "enrolled"))
 
 
@@ -698,14 +661,13 @@ def enrolled_select(conn: Connection, f: Filters, as_of) -> Select | None:
         pairs = stored.subquery("enrolled_pairs")
     else:
         # events after the stored month end decide for the patients who have them (latest by date, then id)
+        from . import compliance
+
         since = db.month_bounds(base_month)[1]
-        rn = func.row_number().over(partition_by=[ee.c.patient_id, ee.c.program],
-                                    order_by=[ee.c.event_date.desc(), ee.c.id.desc()]).label("rn")
-        recent = (select(ee.c.patient_id, ee.c.program, ee.c.status, rn)
-                  .where(ee.c.event_date > since, ee.c.event_date <= as_of, ee.c.program.in_(f.programs))
-                  .subquery("recent_events"))
-        latest = select(recent.c.patient_id, recent.c.program, recent.c.status).where(recent.c.rn == 1) \
-            .subquery("recent_latest")
+        recent = compliance.enrollment_spans(f.programs, and_(ee.c.event_date > since, ee.c.event_date <= as_of),
+                                             "recent_events")
+        latest = (select(recent.c.patient_id, recent.c.program, recent.c.status)
+                  .where(compliance.in_span(recent, as_of)).subquery("recent_latest"))
         kept = stored.where(~select(latest.c.patient_id).where(
             latest.c.patient_id == e.c.patient_id, latest.c.program == e.c.program).exists())
         joined = select(latest.c.patient_id, latest.c.program).where(latest.c.status == "enrolled")

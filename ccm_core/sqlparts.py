@@ -126,14 +126,28 @@ def is_duplicate(r=s.remittance):
 
 
 # --------------------------------------------------------------------------- eligibility
-def condition_map(conn: Connection, f: Filters):
-    """A VALUES CTE (icd10, condition) for the distinct codes present: the shipped map, in SQL."""
+def condition_map(conn: Connection, f: Filters | None = None, *, patients=None, name: str = "condition_map",
+                  labels: bool = False):
+    """The shipped ICD-10 -> chronic condition map (``rules.condition_key``) for the codes on file, as a VALUES
+    CTE (icd10, condition[, label]): the one place the map becomes SQL.  ``f`` (its patient filters) or
+    ``patients`` (a select of ids) limits the codes read; None when no code on file is chronic."""
     dg, p = s.diagnosis, s.patient
-    codes = conn.execute(select(distinct(dg.c.icd10)).join(p, p.c.id == dg.c.patient_id)
-                         .where(f.patient_clause(p))).scalars().all()
-    pairs = [(c, rules_mod.condition_key(c)) for c in codes]
-    pairs = [(c, k) for c, k in pairs if k]
-    if not pairs:
+    q = select(distinct(dg.c.icd10))
+    if f is not None:
+        q = q.join(p, p.c.id == dg.c.patient_id).where(f.patient_clause(p))
+    if patients is not None:
+        q = q.where(dg.c.patient_id.in_(patients))
+    codes = conn.execute(q).scalars().all()
+    ccw = rules_mod.ccw_conditions() if labels else {}
+    rows = []
+    for code in codes:
+        key = rules_mod.condition_key(code)
+        if key:
+            row = (code, key)
+            if labels:
+                row += (f"{ccw.get(key) or 'chronic ' + key.removeprefix('CCI:')} ({code})",)
+            rows.append(row)
+    if not rows:
         return None
-    return values(column("icd10", String), column("condition", String), name="condition_map").data(pairs) \
-        .cte("condition_map")
+    cols = [column("icd10", String), column("condition", String)] + ([column("label", String)] if labels else [])
+    return values(*cols, name=name).data(rows).cte(name)

@@ -320,7 +320,8 @@ def test_no_conflicting_claim(engine):
     assert "2 CCM claims paid" in res[(paid_twice, "no_conflicting_claim")][1]
     assert result(res, dup_denied, "no_conflicting_claim") == "pass"
     assert "duplicate resubmission was not paid" in res[(dup_denied, "no_conflicting_claim")][1]
-    assert result(res, unbilled, "no_conflicting_claim") == "na"
+    # not billed yet: judged before the claim (pre-bill): nothing conflicts
+    assert result(res, unbilled, "no_conflicting_claim") == "pass"
 
 
 # --------------------------------------------------------------------------- 9 inpatient days
@@ -372,13 +373,18 @@ def test_claim_fields(engine):
         bill_month(b, complex_no_mdm, minutes=(30, 35), codes=(("99487", 1),))
         complex_mdm = setup_patient(b)
         b.complexity(complex_mdm, MONTH)
+        b.care_plan(complex_mdm, established=D(2025, 3, 3), substantially_revised=True)
         bill_month(b, complex_mdm, minutes=(30, 35), codes=(("99487", 1),))
+        complex_no_revision = setup_patient(b)  # MDM recorded, but the care plan was not revised this month
+        b.complexity(complex_no_revision, MONTH)
+        bill_month(b, complex_no_revision, minutes=(30, 35), codes=(("99487", 1),))
         wrong_pos = setup_patient(b)
         b.times(wrong_pos, [12, 13], on=D(2025, 3, 4))
         b.paid(b.claim(wrong_pos, [("99490", 1)], dos=D(2025, 3, 31), place_of_service="02"))
         unbilled = setup_patient(b)
         bill_month(b, unbilled, codes=())
-    res = run(engine, [ok, at_threshold, early, over_cap, no_base, complex_no_mdm, complex_mdm, wrong_pos, unbilled])
+    res = run(engine, [ok, at_threshold, early, over_cap, no_base, complex_no_mdm, complex_mdm, complex_no_revision,
+                       wrong_pos, unbilled])
     assert result(res, ok, "claim_fields") == "pass"
     assert result(res, at_threshold, "claim_fields") == "pass"
     assert result(res, early, "claim_fields") == "fail"
@@ -388,7 +394,9 @@ def test_claim_fields(engine):
     assert result(res, no_base, "claim_fields") == "fail" and "without its base" in res[(no_base, "claim_fields")][1]
     assert result(res, complex_no_mdm, "claim_fields") == "fail"
     assert "MDM" in res[(complex_no_mdm, "claim_fields")][1]
-    assert result(res, complex_mdm, "claim_fields") == "pass"
+    assert result(res, complex_mdm, "claim_fields") == "pass", res[(complex_mdm, "claim_fields")]
+    assert result(res, complex_no_revision, "claim_fields") == "fail"
+    assert "care plan established or substantially revised" in res[(complex_no_revision, "claim_fields")][1]
     assert result(res, wrong_pos, "claim_fields") == "fail" and "place of service" in res[(wrong_pos, "claim_fields")][1].lower()
     assert result(res, unbilled, "claim_fields") == "na"
 

@@ -173,13 +173,22 @@ def test_complex_track_needs_complexity_and_wins_only_when_it_pays_more(engine):
         cx95 = b.enrolled_patient()
         b.time(cx95, 95, D(2025, 3, 5))
         b.complexity(cx95, MAR)
+        b.care_plan(cx95, established=D(2025, 3, 2), substantially_revised=True)
         nc95 = b.enrolled_patient()  # same minutes, no complexity recorded
         b.time(nc95, 95, D(2025, 3, 5))
+        b.care_plan(nc95, established=D(2025, 3, 2), substantially_revised=True)
         cx65 = b.enrolled_patient()
         b.time(cx65, 65, D(2025, 3, 5))
         b.complexity(cx65, MAR)
-        return cx95, nc95, cx65
-    cx95, nc95, cx65 = build(engine, cohort)
+        b.care_plan(cx65, established=D(2025, 3, 2), substantially_revised=True)
+        # complexity recorded, but the care plan was neither established nor substantially revised in March
+        # (a new version that is only a review does not count): ccm-rules.md s1
+        np95 = b.enrolled_patient()
+        b.time(np95, 95, D(2025, 3, 5))
+        b.complexity(np95, MAR)
+        b.care_plan(np95, established=D(2025, 3, 2), substantially_revised=False)
+        return cx95, nc95, cx65, np95
+    cx95, nc95, cx65, np95 = build(engine, cohort)
     df = pm(engine)
     # 99487 + 99489 x1 = 131.65 + 70.52 = 202.17 > 99490 + 2 x 99439 = 152.35
     r = df.loc[cx95]
@@ -192,6 +201,8 @@ def test_complex_track_needs_complexity_and_wins_only_when_it_pays_more(engine):
     # at 65 minutes complex pays 131.65 < 152.35: the engine recommends non-complex
     assert df.loc[cx65, "supported_track"] == "non_complex"
     assert df.loc[cx65, "expected_amount"] == pytest.approx(152.35)
+    assert df.loc[np95, "supported_track"] == "non_complex" and df.loc[np95, "expected_complex"] == 0
+    assert not df.loc[np95, "complex_care_plan"] and df.loc[cx95, "complex_care_plan"]
 
 
 def test_practitioner_track_counts_only_the_practitioners_own_minutes(engine):
