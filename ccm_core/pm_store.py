@@ -59,7 +59,7 @@ MONTH_TABLES = {"time_entry", "claim_line", "claim", "remittance", "complexity_a
 # The others belong to a patient (the patient row, consents, facility stays) or to staff (whose roles
 # decide how the entries they logged count): a write to them changes only the patient-months of the
 # patients it names, every month; for staff, the patients whose time entries those staff logged.
-PATIENT_TABLES = {"patient", "consent", "facility_stay", "staff"}
+PATIENT_TABLES = {"patient", "consent", "facility_stay", "staff", "care_plan"}  # care_plan: the complex track
 CLAIM_READ_TABLES = {"claim", "claim_line", "remittance", "remittance_adjustment", "patient"}
 
 
@@ -356,7 +356,7 @@ def _patient_month_patients(scope: Scope) -> Select | None:
     ic = s.import_change
     mine = ic.c.batch_id.in_(scope.patient_batches)
     parts = [select(ic.c.row_id.label("patient_id")).where(mine, ic.c.table_name == "patient")]
-    for t in (s.consent, s.facility_stay):
+    for t in (s.consent, s.facility_stay, s.care_plan):
         parts.append(select(t.c.patient_id).select_from(t.join(ic, ic.c.row_id == t.c.id))
                      .where(mine, ic.c.table_name == t.name))
     te = s.time_entry  # driven from the batch's staff rows: nothing to scan when it wrote none
@@ -566,7 +566,7 @@ def batch_scope(conn: Connection, batch_ids: list[int]) -> Scope:
                                                      for t, a in touched):
         return Scope(None, enrollment, claims, eligibility, **el)
     if tables & PATIENT_TABLES:
-        moved = _former_owners(conn, batch_ids, ("consent", "facility_stay"))
+        moved = _former_owners(conn, batch_ids, ("consent", "facility_stay", "care_plan"))
         if moved is None:
             return Scope(None, enrollment, claims, eligibility, **el)
         el.update(patient_batches=tuple(sorted(batch_ids)), patients_also=moved,

@@ -33,6 +33,7 @@ def url(engine):
         b.time(under, 45, D(2025, 3, 5))
         b.claim(under, [("99490", 1)], dos=D(2025, 3, 31))
         ready = b.enrolled_patient()
+        b.visit(ready, D(2025, 1, 2))  # the initiating visit: without it the month would be on hold
         b.time(ready, 25, D(2025, 3, 5))
         short = b.enrolled_patient()
         b.time(short, 12, D(2025, 3, 5))
@@ -59,9 +60,15 @@ def test_billing_csv_and_ready_only(url, capsys):
     rc, out = run(["billing", "--db", url, "--month", "2025-03", "--ready-only"], capsys)
     assert rc == 0
     rows = list(csv.DictReader(io.StringIO(out)))
-    assert [r["patient_id"] for r in rows] == ["1", "2"]
-    assert rows[1]["supported_codes"] == "99490 x1" and rows[1]["billed_codes"] == ""
+    # only the unbilled month whose minutes support a code and whose prerequisites hold: patient 1 is billed
+    # already, patient 3 is short of 20 minutes
+    assert [r["patient_id"] for r in rows] == ["2"]
+    assert rows[0]["billing_status"] == "ready" and rows[0]["hold_reasons"] == ""
+    assert rows[0]["supported_codes"] == "99490 x1" and rows[0]["billed_codes"] == ""
     assert set(engine_cli.BILLING_COLUMNS) == set(rows[0].keys())
+    rc, out = run(["billing", "--db", url, "--month", "2025-03", "--format", "json"], capsys)
+    status = {r["patient_id"]: r["billing_status"] for r in json.loads(out)["patient_months"]}
+    assert status == {1: "billed", 2: "ready", 3: "short"}
 
 
 def test_kpis_json_and_table(url, capsys):
