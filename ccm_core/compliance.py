@@ -62,9 +62,9 @@ from .filters import Filters
 from .sqlparts import condition_map, days_from  # noqa: F401 - condition_map: the ICD-10 map as SQL (re-exported)
 
 # --------------------------------------------------------------------------- rule data
-MIN_CONDITIONS = 2  # CCM: two or more chronic conditions (ccm-rules.md 3.1)
+MIN_CONDITIONS = 2  # CCM: two or more chronic conditions (docs/reference/ccm-rules.md §3.1)
 SEEN_WITHIN_DAYS = 365  # outreach eligibility: a visit in the 12 months before
-# Initiating visit (ccm-rules.md 3.3): face-to-face E/M level 2-5 (not 99211), AWV, IPPE, TCM.
+# Initiating visit (docs/reference/ccm-rules.md §3.3): face-to-face E/M level 2-5 (not 99211), AWV, IPPE, TCM.
 QUALIFYING_EM_CODES = (
     "99202", "99203", "99204", "99205", "99212", "99213", "99214", "99215",  # office / outpatient
     "99341", "99342", "99344", "99345", "99347", "99348", "99349", "99350",  # home or residence
@@ -76,7 +76,7 @@ INITIATING_VISIT_CODES = QUALIFYING_EM_CODES + AWV_CODES + IPPE_CODES + TCM_CODE
 INITIATING_VISIT_TYPES = ("AWV", "IPPE", "TCM")
 INITIATING_LOOKBACK_DAYS = 365
 CARE_PLAN_REVIEW_DAYS = 365  # a plan neither established nor reviewed in a year is not being monitored
-# Consent elements a month's consent must document (ccm-rules.md 4): column, label.
+# Consent elements a month's consent must document (docs/reference/ccm-rules.md §4): column, label.
 CONSENT_DISCLOSURES = (("disclosed_cost_sharing", "cost-sharing"), ("disclosed_one_practitioner", "one practitioner"),
                        ("disclosed_right_to_stop", "right to stop"))
 
@@ -152,8 +152,9 @@ def clinically_eligible(n_conditions, override_found, override_eligible):
 
 
 def payer_eligible(payer_col, rs: rules_mod.RuleSet):
-    """The patient's payer is one of the rules' eligible payers (``rules.eligible_payers``)."""
-    return payer_col.in_(rs.eligible_payers)
+    """The patient's payer is one of the rules' eligible payers (``rules.eligible_payers``), in any spelling the
+    payer vocabulary maps to one (``rules.payer_aliases``, case-insensitive)."""
+    return func.lower(payer_col).in_(rs.eligible_payer_spellings())
 
 
 def alive_at(patient, date):
@@ -504,7 +505,8 @@ def billing_status_select(conn: Connection, f: Filters, rs: rules_mod.RuleSet | 
     all_pass = and_(*[pre.c[f"{k}_result"] != "fail" for k in PREREQUISITES])
     status = case((billed, "billed"), (not_(supported), "short"), (all_pass, "ready"), else_="hold")
     p = s.patient
-    return (select(pm, p.c.mrn, *[c for c in pre.c if c.name not in ("patient_id", "service_month", "payer")],
+    return (select(pm, p.c.mrn, (p.c.last_name + literal(", ") + p.c.first_name).label("patient_name"),
+                   *[c for c in pre.c if c.name not in ("patient_id", "service_month", "payer")],
                    status.label("billing_status"))
             .select_from(pm.join(pre, and_(pre.c.patient_id == pm.c.patient_id,
                                            pre.c.service_month == pm.c.service_month))
@@ -535,7 +537,7 @@ def billing_status(conn: Connection, f: Filters, rs: rules_mod.RuleSet | None = 
 
     rs = rs or rules_mod.load(conn)
     em = eng.patient_months(conn, f, rs)
-    cols = ["patient_id", "service_month", "mrn", "billing_status", "practitioner_id", "first_minute_date",
+    cols = ["patient_id", "service_month", "mrn", "patient_name", "billing_status", "practitioner_id", "first_minute_date",
             *[f"{k}_{x}" for k in PREREQUISITES for x in ("result", "problem")], "n_conditions", "consent_id",
             "care_plan_version", "ccm_start", "qual_visit", "complex_care_plan"]
     eng.prepare(conn)
@@ -544,23 +546,22 @@ def billing_status(conn: Connection, f: Filters, rs: rules_mod.RuleSet | None = 
     st = pd.DataFrame([tuple(r) for r in conn.execute(select(*[sub.c[c] for c in cols if c in sub.c]))],
                       columns=[c for c in cols if c in sub.c])
     if em.empty:
-        out = em.reindex(columns=list(em.columns) + [c for c in cols if c not in em.columns])
-        out["hold_reasons"] = []
-        out["failed_prerequisites"] = []
-        return out
+        return em.reindex(columns=list(em.columns) + [c for c in cols if c not in em.columns]
+                          + ["problems", "hold_reasons", "failed_prerequisites", "complex_note"])
     out = em.merge(st.drop(columns=[c for c in ("complex_care_plan",) if c in st.columns and c in em.columns]),
                    on=["patient_id", "service_month"], how="left")
-    out["hold_reasons"] = hold_reasons(out)
+    # ``problems``: every failing prerequisite with its fix, whatever the status (a short month that reaches 20
+    # minutes will be held for them); ``hold_reasons``: the same, on held months only
+    out["problems"] = hold_reasons(out)
+    out["hold_reasons"] = out["problems"].where(out["billing_status"] == "hold", "")
     out["failed_prerequisites"] = failed_prerequisites(out)
-    # only a month that would be billed is held: a short or billed month keeps its problems for the audit
-    out.loc[out["billing_status"] != "hold", "hold_reasons"] = ""
     out["complex_note"] = _complex_notes(out, rs)
     return out
 
 
 def _complex_notes(df: pd.DataFrame, rs: rules_mod.RuleSet) -> pd.Series:
     """Why a month with 60+ counted minutes and half of the complex-CCM conditions is not on the complex track
-    (ccm-rules.md s1: moderate/high complexity AND a care plan established or substantially revised)."""
+    (docs/reference/ccm-rules.md §1: moderate/high complexity AND a care plan established or substantially revised)."""
     enough = df["counted_minutes"].fillna(0).astype(int) >= rs.code("99487").threshold_minutes
     mdm = df["has_complexity"].fillna(False).astype(bool)
     plan = df["complex_care_plan"].fillna(False).astype(bool)
@@ -578,3 +579,48 @@ def dollars_on_hold_select(conn: Connection, f: Filters, rs: rules_mod.RuleSet |
     return select(func.count().label("n"), func.coalesce(func.sum(cast(sub.c.expected_amount, Float)), 0.0)
                   .label("dollars")).where(sub.c.billing_status == "hold")
 
+
+
+PREREQUISITE_TITLES = {"eligibility": "Eligibility", "initiating_visit": "Initiating visit", "consent": "Consent",
+                       "care_plan": "Care plan", "no_conflicting_claim": "Conflicting claim"}
+
+
+def holds_by_reason(conn: Connection, f: Filters, rs: rules_mod.RuleSet | None = None) -> pd.DataFrame:
+    """Per prerequisite and problem: patient-months on hold and their expected dollars (a month held for two
+    reasons counts under both; ``attrs['total']`` has the distinct months and dollars).  Aggregated in SQL."""
+    sub = billing_status_select(conn, f, rs).subquery("held")
+    held = sub.c.billing_status == "hold"
+    money = cast(sub.c.expected_amount, Float)
+    parts = [select(literal(k, String).label("prerequisite"), sub.c[f"{k}_problem"].label("problem"),
+                    func.count().label("patient_months"), func.coalesce(func.sum(money), 0.0).label("dollars"))
+             .where(held, sub.c[f"{k}_result"] == "fail").group_by(sub.c[f"{k}_problem"]) for k in PREREQUISITES]
+    rows = conn.execute(union_all(*parts)).all()
+    df = pd.DataFrame([tuple(r) for r in rows], columns=["prerequisite", "problem", "patient_months", "dollars"])
+    df["reason"] = [HOLD_REASONS[(k, p)] for k, p in zip(df["prerequisite"], df["problem"])]
+    df["item"] = df["prerequisite"].map(PREREQUISITE_TITLES)
+    df["dollars"] = df["dollars"].astype(float).round(2)
+    df = df.sort_values(["dollars", "patient_months"], ascending=False).reset_index(drop=True)
+    total = conn.execute(dollars_on_hold_select(conn, f, rs)).one()
+    df.attrs["total"] = {"patient_months": int(total.n), "dollars": round(float(total.dollars), 2)}
+    return df
+
+
+# --------------------------------------------------------------------------- export record
+def record_export(conn: Connection, service_month: int, user: str, patient_months: int, expected_amount: float,
+                  file_name: str) -> None:
+    """Mark a month's ready list as exported for the billing system (who, when, how many, how much)."""
+    conn.execute(s.billing_export.insert().values(
+        service_month=service_month, exported_by=user, exported_at=dt.datetime.now().replace(microsecond=0),
+        patient_months=patient_months, expected_amount=round(float(expected_amount), 2), file_name=file_name))
+
+
+def exports(conn: Connection, month_from: int, month_to: int) -> pd.DataFrame:
+    """The ready-list exports of the months, newest first."""
+    be = s.billing_export
+    q = (select(be.c.service_month, be.c.exported_by, be.c.exported_at, be.c.patient_months,
+                cast(be.c.expected_amount, Float).label("expected_amount"), be.c.file_name)
+         .where(be.c.service_month.between(month_from, month_to))
+         .order_by(be.c.exported_at.desc(), be.c.id.desc()))
+    return pd.DataFrame([tuple(r) for r in conn.execute(q)],
+                        columns=["service_month", "exported_by", "exported_at", "patient_months", "expected_amount",
+                                 "file_name"])

@@ -66,6 +66,14 @@ _def("eligible_population", "Eligible population",
      "eligibility override replaces the condition test", "n/a (a count as of the last day of the month)",
      "Resolved diagnoses; payers outside rules.eligible_payers (default Medicare Part B and Medicare Advantage); patients with no visit "
      "in 12 months (they need an initiating visit first)", "docs/reference/kpi-definitions.md §3.2 [C1][C2][C8][O1]; docs/reference/ccm-rules.md §3.1")
+_def("dollars_on_hold", "Dollars on hold",
+     "Expected payment (fee schedule value of the codes the counted minutes support) of the month's patient-months "
+     "on hold: not billed yet, minutes support a code, and a prerequisite fails (eligibility, initiating visit, "
+     "consent in force, care plan, conflicting claim; compliance.billing_status_select)",
+     "n/a (dollars in the last month of the range; the numerator, extra.patient_months, counts the months on "
+     "hold)",
+     "Months already billed, months whose minutes support no code, months ready to bill",
+     "docs/reference/ccm-rules.md §3, §4, §5, §10; docs/rules-and-tests.md (billing status)", "dollars")
 _def("enrolled_patients", "Enrolled patients",
      "Patients whose latest enrollment event on or before month end is 'enrolled'", "n/a (count)",
      "Declined, disenrolled and ineligible patients", "docs/reference/kpi-definitions.md §3.2 [S50]")
@@ -760,6 +768,14 @@ def revenue_summary(conn: Connection, f: Filters) -> KpiResult:
                       "range_expected": float(by_month["expected"].sum()),
                       "range_billed": float(by_month["billed"].sum()),
                       "range_paid": float(by_month["paid"].sum()), "by_month": by_month})
+
+
+def dollars_on_hold(conn: Connection, f: Filters) -> KpiResult:
+    """Dollars the month's held patient-months would bring once their prerequisites are fixed (see definition)."""
+    rs = _rules(conn)
+    row = conn.execute(compliance.dollars_on_hold_select(conn, f.with_months(f.month_to), rs)).one()
+    return KpiResult(D["dollars_on_hold"], round(float(row.dollars), 2), int(row.n), None,
+                     {"patient_months": int(row.n), "month": f.month_to})
 
 
 def revenue_leakage(conn: Connection, f: Filters, as_of: dt.date | None = None) -> pd.DataFrame:

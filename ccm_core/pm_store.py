@@ -88,7 +88,7 @@ def fingerprint(rs: rules_mod.RuleSet) -> str:
     """Changes when the rules in force (codes, fees, conflicts, payers, overrides, condition maps) or
     ``STORE_VERSION`` change: both alter stored rows.  Never the text of Python files."""
     h = hashlib.sha1(f"store-version {STORE_VERSION}".encode())
-    for part in (rs.codes, rs.fees, rs.conflicts, rs.eligible_payers, rs.overrides):
+    for part in (rs.codes, rs.fees, rs.conflicts, rs.eligible_payers, rs.overrides, rs.payer_aliases):
         h.update(json.dumps(_canonical(part), sort_keys=True, default=str).encode())
     h.update(_condition_files_hash().encode())
     return h.hexdigest()[:16]

@@ -440,6 +440,20 @@ audit_finding = Table(
     UniqueConstraint("sample_item_id", "item_key", name="uq_finding_item_key"),
 )
 
+# --------------------------------------------------------------------------- billing exports
+# Which months' ready-to-bill lists were exported for the billing system, by whom, when and how much.
+billing_export = Table(
+    "billing_export", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("service_month", Integer, nullable=False),
+    Column("exported_by", String(64), nullable=False),
+    Column("exported_at", DateTime, nullable=False),
+    Column("patient_months", Integer, nullable=False),
+    Money("expected_amount", nullable=False),
+    Column("file_name", String(255), nullable=False),
+    Index("ix_billing_export_month", "service_month"),
+)
+
 # --------------------------------------------------------------------------- access and operations
 ROLES = ("admin", "program_lead", "auditor", "biller", "care_manager", "viewer")
 

@@ -26,6 +26,7 @@ from ui.components import empty_state, format_value, friendly_errors  # noqa: E4
 from ui.data import cached  # noqa: E402
 from ui.exports import download_buttons  # noqa: E402
 from ui.filters import sidebar_filters  # noqa: E402
+from ui.holds import draw_holds, hold_markers  # noqa: E402
 from ui.meeting import count_pair, masks_identifiers, present, suppress_small  # noqa: E402
 
 PAGE = "minutes"
@@ -94,6 +95,7 @@ WORKLIST_COLUMNS = {
     "care_manager": st.column_config.TextColumn("Care manager"),
     "expected_at_stake": st.column_config.NumberColumn("Expected $", format="dollar"),
     "payer": st.column_config.TextColumn("Payer"),
+    "on_hold": st.column_config.TextColumn("Month on hold? (fix before billing)", width="large"),
 }
 
 
@@ -112,6 +114,8 @@ def draw_worklist(f, as_of) -> None:
         empty_state("Nobody is close to the threshold", "No enrolled patient is at 10-19 counted minutes "
                     "this month for these filters.", icon=":material/task_alt:")
         return
+    # the month would be held even at 20 minutes when a prerequisite fails: say so, with the fix
+    df = df.assign(on_hold=hold_markers(f.with_months(month_int(as_of)), user, df["patient_id"]).to_numpy())
     tier1 = df[df["tier"] == 1]
     c1, c2, c3 = st.columns(3)
     c1.metric("Patients at 15-19 min", f"{suppress_small(len(tier1))}", border=True)
@@ -234,6 +238,7 @@ with friendly_errors("the minutes page"):
         draw_tiles(f, as_of)
     charts.lazy_tabs([("Worklist", lambda: draw_worklist(f, as_of)),
                       ("Distribution & trend", lambda: draw_distribution(f)),
+                      ("Holds", lambda: draw_holds(f, user, PAGE)),  # a care manager sees their own
                       ("Care managers", lambda: draw_care_managers(f)),
                       ("Time flags", lambda: draw_time_flags(f))],  # the chosen months: flags are per month
                      key="minutes_tab", default="Worklist" if IS_CARE_MANAGER else "Distribution & trend")

@@ -22,6 +22,7 @@ from ui.components import empty_state, format_value, friendly_errors  # noqa: E4
 from ui.data import cached  # noqa: E402
 from ui.exports import download_buttons  # noqa: E402
 from ui.filters import sidebar_filters  # noqa: E402
+from ui.holds import draw_holds, draw_ready  # noqa: E402
 from ui.meeting import count_pair, hides_rate, masks_identifiers, present, suppress_small  # noqa: E402
 
 PAGE = "billing"
@@ -302,6 +303,8 @@ with friendly_errors("the billing page"):
                f"findings and claim lines show {charts.window_words(tf)}" + (" (the trend window: a month's claims are "
                                                                     "paid over the next ones)." if note else "."))
     charts.lazy_tabs([("Supported vs billed", lambda: draw_supported(tf)),
+                      ("Ready to bill", lambda: draw_ready(f, user, PAGE)),  # the month: f.month_to
+                      ("Holds", lambda: draw_holds(f, user, PAGE)),
                       ("Findings & conflicts", lambda: draw_findings(tf, f)),
                       ("Denial trend", lambda: draw_denials(tf, f)),
                       ("Denial reasons", lambda: draw_reasons(f)),

@@ -64,8 +64,10 @@ kind = None if kind_choice.startswith("Detect") else kind_choice
 
 def _show_run(run: imports.ImportRun, label: str) -> None:
     """Per-file outcome, problems with downloads, and warnings."""
+    would = "" if run.committed else "would insert" if run.dry_run else "would have inserted"  # nothing written
     rows = [{"file": f.source, "kind": f.kind or "?", "status": f.status, "rows": f.rows_in,
-             "inserted": f.inserted, "updated": f.updated, "unchanged": f.unchanged, "rejected": f.rows_rejected,
+             (would or "inserted"): f.inserted, (would.replace("insert", "update") or "updated"): f.updated,
+             "unchanged": f.unchanged, "rejected": f.rows_rejected,
              **({"batch": f.batch_id} if run.committed else {})} for f in run.files]
     st.dataframe(rows, hide_index=True, width="stretch")
     for f in run.files:

@@ -2,10 +2,10 @@
 import files (``python -m ccm_core import``), then ``python -m ccm_core billing`` as a biller runs it.
 
 Every patient logs 30 clinical CCM minutes in October 2026 (15 + 15, enough for 99490 x1) and differs from
-the clean patient ``P-OK`` in exactly one prerequisite (ccm-rules.md 3.1, 3.3, 3.4, 4), so its month must be
+the clean patient ``P-OK`` in exactly one prerequisite (docs/reference/ccm-rules.md §3.1, §3.3, §3.4, §4), so its month must be
 ``hold`` with that reason and missing from ``--ready-only``.  The complex-track patients log 95 minutes:
 complex CCM (99487 + 99489) needs moderate/high complexity AND a care plan established or substantially
-revised in the month (ccm-rules.md s1); short of either the month is billed on the non-complex track.
+revised in the month (docs/reference/ccm-rules.md §1); short of either the month is billed on the non-complex track.
 """
 from __future__ import annotations
 
@@ -186,3 +186,92 @@ def test_fixing_the_record_releases_the_hold(engine, imported, capsys, tmp_path)
     rows = _billing(capsys, imported)
     assert rows["P-NOCOST"]["billing_status"] == "ready"
     assert "P-NOCOST" in _billing(capsys, imported, "--ready-only")
+
+
+def test_dollars_on_hold_and_holds_by_reason(engine):
+    """Hand-worked (2026 fees): a consent without the cost-sharing disclosure holds 30 min = 99490 $66.13; no
+    care plan holds 45 min = 99490 + 99439 = $66.13 + $50.44 = $116.57; a clean month is ready, a 12-minute
+    month short: $182.70 on hold in two months."""
+    import datetime as dt
+
+    from builders import Builder
+    from ccm_core import compliance, kpis
+    from ccm_core.filters import Filters
+
+    d = dt.date
+    with engine.begin() as conn:
+        b = Builder(conn)
+
+        def patient(consent=True, plan=True, **consent_kw):
+            p = b.patient(first_seen_date=d(2019, 1, 1))
+            b.diagnoses(p, ["E119", "I10"])
+            b.visit(p, d(2026, 8, 4))
+            b.funnel(p, "enrolled", d(2026, 9, 1))
+            if consent:
+                b.consent(p, on=d(2026, 9, 1), **consent_kw)
+            if plan:
+                b.care_plan(p, established=d(2026, 9, 1))
+            return p
+        no_cost = patient(disclosed_cost_sharing=False)
+        b.times(no_cost, [15, 15], on=d(2026, 10, 5))
+        no_plan = patient(plan=False)
+        b.times(no_plan, [20, 25], on=d(2026, 10, 5))
+        ready = patient()
+        b.times(ready, [30], on=d(2026, 10, 5))
+        short = patient(plan=False)
+        b.times(short, [12], on=d(2026, 10, 5))
+    f = Filters.for_month(202610)
+    with engine.connect() as conn:
+        kpi = kpis.dollars_on_hold(conn, f)
+        by = compliance.holds_by_reason(conn, f)
+        st = compliance.billing_status(conn, f).set_index("patient_id")
+    assert kpi.value == pytest.approx(182.70) and kpi.extra["patient_months"] == 2
+    assert kpi.definition.numerator.startswith("Expected payment")
+    assert by.attrs["total"] == {"patient_months": 2, "dollars": pytest.approx(182.70)}
+    rows = {(r.prerequisite, r.problem): (r.patient_months, r.dollars) for r in by.itertuples()}
+    assert rows == {("care_plan", "none"): (1, pytest.approx(116.57)),
+                    ("consent", "disclosed_cost_sharing"): (1, pytest.approx(66.13))}
+    assert list(by["prerequisite"]) == ["care_plan", "consent"]  # most dollars first
+    assert st.loc[ready, "billing_status"] == "ready" and st.loc[short, "billing_status"] == "short"
+    # the short month has no care plan: it is not on hold (no code yet), but the worklist can say it will be
+    assert st.loc[short, "hold_reasons"] == "" and "no care plan" in st.loc[short, "problems"]
+    # a care manager's scope: filters narrow the holds (here: a care manager with no patients has none)
+    with engine.connect() as conn:
+        assert kpis.dollars_on_hold(conn, Filters.for_month(202610, care_manager_ids=(-1,))).value == 0
+
+
+def test_payer_vocabulary_maps_spellings_and_warns_about_the_rest(engine, tmp_path):
+    """'Medicare FFS' is Medicare Part B (eligible); 'Blue Cross PPO' is outside the vocabulary: imported with a
+    warning naming it, and not an eligible payer.  A refused file says what it would have inserted."""
+    import datetime as dt
+
+    from ccm_core import kpis
+    from ccm_core.filters import Filters
+    from ccm_core.imports import import_files
+
+    folder = write_import_files(tmp_path / "p", {"P-FFS": {}, "P-BLUE": {}, "P-PARTB": {}})
+    pats = (folder / "patients.csv").read_text()
+    pats = pats.replace("P-FFS,Pat1,Test,1950-01-01,Medicare Part B", "P-FFS,Pat1,Test,1950-01-01,Medicare FFS")
+    pats = pats.replace("P-BLUE,Pat2,Test,1950-01-01,Medicare Part B", "P-BLUE,Pat2,Test,1950-01-01,Blue Cross PPO")
+    (folder / "patients.csv").write_text(pats)
+    run = import_files(engine, [folder / n for n in ("clinics.csv", "practitioners.csv", "staff.csv", "patients.csv",
+                                                     "diagnoses.csv", "visits.csv")], today=dt.date(2026, 11, 1))
+    assert run.committed
+    warnings = " ".join(run.warnings)
+    assert "'Blue Cross PPO' (1 row)" in warnings and "outside the payer vocabulary" in warnings
+    assert "'Medicare FFS' = 'Medicare Part B'" in warnings
+    with engine.connect() as conn:
+        elig = kpis.eligible_population(conn, Filters.for_month(202610))
+    assert elig.value == 2  # P-FFS and P-PARTB; P-BLUE is not an eligible payer
+
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    _write(bad / "patients.csv", ["mrn", "first_name", "last_name", "birth_date", "payer", "clinic_code"],
+           [{"mrn": "P-NEW1", "first_name": "A", "last_name": "B", "birth_date": "1950-01-01",
+             "payer": "Medicare Part B", "clinic_code": "RBM-MAIN"},
+            {"mrn": "P-NEW2", "first_name": "A", "last_name": "B", "birth_date": "not a date",
+             "payer": "Medicare Part B", "clinic_code": "RBM-MAIN"}])
+    refused = import_files(engine, [bad / "patients.csv"], today=dt.date(2026, 11, 1))
+    assert not refused.committed
+    summary = refused.files[0].summary()
+    assert "1 would have been inserted" in summary and " 1 inserted" not in summary, summary

@@ -82,7 +82,9 @@ class FileResult:
     def summary(self) -> str:
         parts = [f"{self.source} ({self.kind or 'unknown kind'}): {self.status}"]
         if self.counts:
-            per = "; ".join(f"{t} {c.inserted} inserted, {c.updated} updated, {c.unchanged} unchanged"
+            # a refused or checked file wrote nothing: say what it would have done, not what it did
+            would = {"imported": "", "unchanged": "", "would import": "would be "}.get(self.status, "would have been ")
+            per = "; ".join(f"{t} {c.inserted} {would}inserted, {c.updated} {would}updated, {c.unchanged} unchanged"
                             for t, c in self.counts.items())
             parts.append(per)
         if self.rows_rejected:
@@ -344,7 +346,7 @@ def _run_job(conn, job: _Job, res: FileResult, *, user, today, progress) -> bool
         res.rows_in = outcome.rows_in
         res.rows_rejected = outcome.rows_rejected
         res.counts = outcome.counts
-        res.warnings += outcome.warnings
+        res.warnings += outcome.warnings + _payer_warnings(conn, job)
         res.problems, res.rejected_rows = _table_report(job, outcome)
         written = outcome.total("inserted") + outcome.total("updated")
     if "id" in batch:
@@ -364,6 +366,19 @@ def _run_job(conn, job: _Job, res: FileResult, *, user, today, progress) -> bool
     else:
         res.status = "unchanged" if not res.rows_rejected else "rejected"
     return res.batch_id is not None
+
+
+def _payer_warnings(conn, job: _Job) -> list[str]:
+    """A payer outside the vocabulary silently drops a patient out of every eligibility count: say so."""
+    if job.kind not in ("patients", "claims") or job.table is None:
+        return []
+    heads = [h.strip().lower() for h in job.table.headers]
+    if "payer" not in heads:
+        return []
+    from .. import rules as rules_mod
+
+    values = job.table.data.iloc[:, heads.index("payer")].tolist()
+    return [f"{job.source}: {w}" for w in rules_mod.load(conn).payer_warnings(values)]
 
 
 def import_file(engine: Engine, source, **kw) -> ImportRun:

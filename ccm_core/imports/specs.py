@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from .. import rules as rules_mod
 from .. import schema
 
 # Column types the validator knows (see parse.py).
@@ -195,13 +196,18 @@ _add(Kind(
         Col("phone", max_len=20),
         Col("next_contact_date", "date", future_ok=True, aliases=("next_contact", "next_scheduled_contact"),
             doc="next scheduled care-management contact (may be in the future)"),
-        Col("payer", required=True, max_len=60, doc='e.g. "Medicare Part B", "Medicare Advantage"'),
+        Col("payer", required=True, max_len=60,
+            doc="one of the payer vocabulary (" + ", ".join(f'"{p}"' for p in rules_mod.PAYER_VOCABULARY)
+                + "); other spellings of these (e.g. \"Medicare FFS\") are read through the payer aliases, any "
+                  "other value is imported with a warning and does not count as an eligible payer"),
         _bool("is_qmb", False, "Qualified Medicare Beneficiary"),
         _clinic(required=True),
         _npi("billing_practitioner_npi", target="billing_practitioner_id", doc="the CCM billing practitioner"),
         _staff("care_manager_external_id", target="care_manager_id", doc="the care manager's staff external_id",
                aliases=("care_manager",)),
-        _date("first_seen_date", doc="first visit with the practice"),
+        _date("first_seen_date", doc="first visit with the practice; decides whether CCM needs an initiating visit "
+                                     "(new patient = first seen less than 12 months before CCM started); when "
+                                     "absent the patient counts as new, so an initiating visit is required"),
         _date("deceased_date"),
     ),
     "Patients, keyed by MRN.",
@@ -343,11 +349,18 @@ _add(Kind(
         _staff(required=True, doc="who did the work (staff.csv external_id)"),
         _program(),
         _date("service_date", True, aliases=("date",)),
-        Col("started_at", "datetime", aliases=("start_time", "start")),
+        Col("started_at", "datetime", aliases=("start_time", "start"),
+            doc="when absent: the minutes cannot be checked for overlap with another program's time (they all "
+                "count) and the audit's time-log item fails (no start time)"),
         Col("minutes", "int", required=True, min_value=0, max_value=24 * 60, aliases=("duration", "duration_minutes")),
-        Col("activity", required=True, max_len=40),
+        Col("activity", required=True, max_len=40,
+            doc="what was done, from the activity vocabulary: phone_call, med_reconciliation, care_plan_update, "
+                "coordination, lab_review, transition_followup (other text is accepted; it does not change the "
+                "count, but an empty activity fails the audit's time-log item)"),
         Col("note", aliases=("notes", "narrative")),
-        _npi(doc="billing practitioner"),
+        _npi(doc="billing practitioner whose month this is: their own minutes count for 99491, and the month's "
+                 "consent must be tied to them; when absent the patient's billing practitioner (patients.csv) is "
+                 "used"),
         Col("entry_method", "choice", choices=("realtime", "manual", "batch", "import"), default="import"),
         Col("entered_at", "datetime"),
         _bool("interactive", False, "interactive contact with the patient"),
@@ -365,7 +378,7 @@ _add(Kind(
         _mrn(),
         _npi("billing_npi", required=True, aliases=("practitioner_npi",), doc="billing practitioner NPI"),
         _clinic(),
-        Col("payer", required=True, max_len=60),
+        Col("payer", required=True, max_len=60, doc="the payer billed, in the payer vocabulary (see patients.csv)"),
         _date("submitted_date", True),
         Col("frequency_code", "choice", choices=("1", "7", "8"), default="1",
             doc="1 original, 7 replacement, 8 void"),

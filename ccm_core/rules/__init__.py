@@ -23,6 +23,17 @@ HERE = Path(__file__).parent
 SETTING_PREFIX = "rules."
 # Medicare Advantage plans must cover every Part B benefit, CCM included (plan rules on cost-sharing differ).
 DEFAULT_ELIGIBLE_PAYERS = ("Medicare Part B", "Medicare Advantage")
+# The payer vocabulary: the values ``patient.payer`` / ``claim.payer`` are expected to hold.  An import warns
+# about any other value (it would silently fall outside the eligible payers); docs/import-format.md lists them.
+PAYER_VOCABULARY = ("Medicare Part B", "Medicare Advantage", "Medicaid", "Commercial", "Self-pay", "Other")
+# Other spellings read as a vocabulary value (case-insensitive).  An admin adds more with the setting
+# ``rules.payer_aliases`` = "Medicare FFS plan=Medicare Part B; Humana MA=Medicare Advantage".
+DEFAULT_PAYER_ALIASES = {
+    "Medicare FFS": "Medicare Part B", "Medicare Fee-for-Service": "Medicare Part B",
+    "Original Medicare": "Medicare Part B", "Traditional Medicare": "Medicare Part B", "Medicare": "Medicare Part B",
+    "Medicare Part C": "Medicare Advantage", "Medicare Advantage Plan": "Medicare Advantage", "MA": "Medicare Advantage",
+    "Medicare Replacement": "Medicare Advantage",
+}
 
 
 def normalize_icd10(code: str | None) -> str:
@@ -120,6 +131,49 @@ class RuleSet:
     rarc: dict[str, str]
     eligible_payers: tuple[str, ...] = DEFAULT_ELIGIBLE_PAYERS
     overrides: dict[str, str] = field(default_factory=dict)
+    payer_aliases: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_PAYER_ALIASES))
+
+    # ---------------------------------------------------------------- payers
+    def payer_canonical(self, value: str | None) -> str | None:
+        """The vocabulary value a payer spelling stands for (case-insensitive), or None when it is outside."""
+        v = (value or "").strip().lower()
+        for name in (*PAYER_VOCABULARY, *self.eligible_payers):
+            if name.lower() == v:
+                return name
+        for alias, name in self.payer_aliases.items():
+            if alias.lower() == v:
+                return name
+        return None
+
+    def eligible_payer_spellings(self) -> tuple[str, ...]:
+        """Lower-cased spellings of the eligible payers: their names and every alias that maps to one."""
+        out = {p.lower() for p in self.eligible_payers}
+        out |= {a.lower() for a, name in self.payer_aliases.items() if name in self.eligible_payers}
+        return tuple(sorted(out))
+
+    def payer_warnings(self, values) -> list[str]:
+        """Import warnings for payer values outside the vocabulary (and the spellings read as another name)."""
+        outside, read_as = {}, {}
+        for v in values:
+            v = (v or "").strip()
+            if not v:
+                continue
+            name = self.payer_canonical(v)
+            if name is None:
+                outside[v] = outside.get(v, 0) + 1
+            elif name != v:
+                read_as[v] = name
+        out = []
+        if outside:
+            listed = ", ".join(f"'{v}' ({n} row{'s' if n != 1 else ''})" for v, n in sorted(outside.items()))
+            out.append(f"payer values outside the payer vocabulary: {listed}. They do not count as an eligible payer "
+                       f"({', '.join(self.eligible_payers)}), so these patients drop out of the eligible population; "
+                       "correct the file or have an admin map the spelling (setting rules.payer_aliases; see "
+                       "docs/import-format.md, Payer vocabulary).")
+        if read_as:
+            out.append("payer spellings read as vocabulary values: "
+                       + ", ".join(f"'{v}' = '{n}'" for v, n in sorted(read_as.items())) + ".")
+        return out
 
     # ---------------------------------------------------------------- codes
     def code(self, code: str) -> Code:
@@ -229,6 +283,7 @@ def _apply_overrides(rs: RuleSet, overrides: dict[str, str]) -> RuleSet:
     codes = dict(rs.codes)
     fees = {k: list(v) for k, v in rs.fees.items()}
     payers = rs.eligible_payers
+    aliases = dict(rs.payer_aliases)
     for key, value in overrides.items():
         parts = key.split(".")
         try:
@@ -248,9 +303,17 @@ def _apply_overrides(rs: RuleSet, overrides: dict[str, str]) -> RuleSet:
                 codes[parts[2]] = replace(codes[parts[2]], unit_cap=_int(value), cap_status="override")
             elif key == "rules.eligible_payers":
                 payers = tuple(p.strip() for p in value.split(",") if p.strip())
+            elif key == "rules.payer_aliases":
+                for pair in value.split(";"):
+                    if pair.strip():
+                        alias, _, name = pair.partition("=")
+                        if not name.strip():
+                            raise ValueError
+                        aliases[alias.strip()] = name.strip()
         except ValueError:
             raise ValueError(f"Rule override {key}={value!r} is not a valid number") from None
-    return replace(rs, codes=codes, fees=_carry_forward(fees), eligible_payers=payers, overrides=dict(overrides))
+    return replace(rs, codes=codes, fees=_carry_forward(fees), eligible_payers=payers, overrides=dict(overrides),
+                   payer_aliases=aliases)
 
 
 @lru_cache(maxsize=1)
