@@ -186,15 +186,15 @@ def billed_patient_months_select(f: Filters, rs: rules_mod.RuleSet | None = None
 
 
 def unbilled_patient_months_select(conn: Connection, f: Filters, rs: rules_mod.RuleSet | None = None):
-    """SELECT (patient_id, service_month) of every patient-month with CCM time and no CCM code billed yet: the
-    pre-bill (prospective) audit population."""
+    """SELECT (patient_id, service_month) of every patient-month whose counted CCM minutes support a code and no
+    CCM code is billed yet: the months about to be billed, the pre-bill (prospective) audit population."""
     from . import pm_store
 
     rs = rs or rules_mod.load(conn)
     pm = pm_store.patient_month_source(conn, f, rs).subquery("prebill_pm")
     billed = sum((pm.c[f"billed_{c}"] for c in rs.codes_of(family="CCM") if f"billed_{c}" in pm.c),
                  literal(0, Integer))
-    return select(pm.c.patient_id, pm.c.service_month).where(pm.c.logged_minutes > 0, billed == 0)
+    return select(pm.c.patient_id, pm.c.service_month).where(pm.c.supported_track.isnot(None), billed == 0)
 
 
 POPULATIONS = ("billed", "prebill")

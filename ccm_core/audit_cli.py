@@ -23,6 +23,9 @@ def add_cli(sub) -> None:
     a.add_argument("--month", required=True, help="service month, YYYY-MM")
     a.add_argument("--format", choices=("json", "csv", "table"), default="json")
     a.add_argument("--fails-only", action="store_true", help="only items that fail")
+    a.add_argument("--population", choices=audit.POPULATIONS, default="billed",
+                   help="billed patient-months (default), or prebill: months whose minutes support a code and are "
+                        "not billed yet (the prospective check)")
     a.add_argument("--user", default=None, help="who asks (recorded in the access log; default: login name)")
     a.set_defaults(func=_audit)
 
@@ -34,12 +37,25 @@ def add_cli(sub) -> None:
     s.add_argument("--seed", type=int, required=True, help="random seed (same inputs + seed = same sample)")
     s.add_argument("--strata", default="", help=f"comma-separated, any of: {', '.join(sampling.STRATA)}")
     s.add_argument("--flagged-only", action="store_true", help="only patient-months with an engine finding")
+    s.add_argument("--population", choices=audit.POPULATIONS, default="billed",
+                   help="billed patient-months (default), or prebill: supported and not billed yet")
     s.add_argument("--format", choices=("json", "csv", "table"), default="json")
     s.add_argument("--save", action="store_true", help="store the pull (audit_sample) so it can be reopened")
     s.add_argument("--user", default="", help="who pulls the sample (required with --save; recorded in the "
                                               "access log)")
     s.add_argument("--name", default="", help="a name for the saved sample")
     s.set_defaults(func=_sample)
+
+
+def _with_mrn(conn, df):
+    """The MRN beside the internal patient id, so a practice can match its own records."""
+    if df.empty:
+        return df.assign(mrn=[]) if "mrn" not in df.columns else df
+    heads = audit.patient_headers(conn, df["patient_id"].tolist())[["patient_id", "mrn"]]
+    out = df.merge(heads, on="patient_id", how="left")
+    cols = list(df.columns)
+    cols.insert(cols.index("patient_id") + 1, "mrn")
+    return out[cols]
 
 
 def _engine(args):
@@ -53,7 +69,8 @@ def _audit(args: argparse.Namespace) -> int:
     month = parse_month(args.month)
     engine = _engine(args)
     with engine.connect() as conn:
-        df = audit.checklist_for_months(conn, Filters.for_month(month))
+        df = audit.checklist_for_months(conn, Filters.for_month(month), population=args.population)
+        df = _with_mrn(conn, df)
     if args.fails_only:
         df = df[df["result"] == "fail"]
     # Patient-level output: the access-log row is written before any of it is printed.
@@ -64,7 +81,7 @@ def _audit(args: argparse.Namespace) -> int:
         write_csv(df, sys.stdout)
         return 0
     if args.format == "table":
-        print(df.to_string(index=False) if not df.empty else "No billed CCM patient-months in that month.")
+        print(df.to_string(index=False) if not df.empty else f"No {args.population} CCM patient-months in that month.")
         return 0
     summary = {k: {r: int(((df["item_key"] == k) & (df["result"] == r)).sum()) for r in audit.RESULTS}
                for k in audit.ITEM_KEYS}
@@ -78,18 +95,19 @@ def _audit(args: argparse.Namespace) -> int:
 def _sample(args: argparse.Namespace) -> int:
     strata = tuple(x.strip() for x in args.strata.split(",") if x.strip())
     request = sampling.SampleRequest(month_from=parse_month(args.month_from), month_to=parse_month(args.month_to),
-                                     size=args.size, seed=args.seed, strata=strata, flagged_only=args.flagged_only)
+                                     size=args.size, seed=args.seed, strata=strata, flagged_only=args.flagged_only,
+                                     population=args.population)
     if args.save and not args.user.strip():
         raise ValueError("--save needs --user NAME (the pull is recorded with who made it).")
     engine = _engine(args)
     with engine.begin() as conn:
         smp = sampling.pull_sample(conn, request)
         sample_id = sampling.save_sample(conn, smp, args.user.strip(), args.name) if args.save else None
+        items = _with_mrn(conn, smp.items[["position", "patient_id", "service_month", "stratum"]])
     if args.save:
         log_access(engine, username=args.user.strip(), role=None, action="sample_pull", page="cli",
                    detail=f"sample #{sample_id}: {json.dumps(request.to_json(), sort_keys=True)}",
                    patient_count=int(smp.items["patient_id"].nunique()))
-    items = smp.items[["position", "patient_id", "service_month", "stratum"]]
     if not args.save:  # a saved pull is logged above as sample_pull; an unsaved one still lists patients
         log_cli_output(engine, user=args.user, command="sample",
                        detail=f"unsaved pull: {json.dumps(request.to_json(), sort_keys=True)}",
@@ -102,8 +120,8 @@ def _sample(args: argparse.Namespace) -> int:
         return 0
     out = {"sample_id": sample_id, "inputs": request.to_json(), "population_size": smp.population_size,
            "allocation": smp.allocation, "outlier_threshold": smp.outlier_threshold,
-           "items": [{"position": int(p), "patient_id": int(pid), "service_month": int(m), "stratum": st}
-                     for p, pid, m, st in zip(items["position"], items["patient_id"], items["service_month"],
-                                              items["stratum"])]}
+           "items": [{"position": int(p), "patient_id": int(pid), "mrn": mrn, "service_month": int(m), "stratum": st}
+                     for p, pid, mrn, m, st in zip(items["position"], items["patient_id"], items["mrn"],
+                                                   items["service_month"], items["stratum"])]}
     print(json.dumps(out, indent=2))
     return 0

@@ -53,6 +53,7 @@ class SampleRequest:
     strata: tuple[str, ...] = ()
     flagged_only: bool = False
     filters: Filters | None = None  # clinic / practitioner / care manager / payer narrowing of the population
+    population: str = "billed"  # billed (retrospective) or prebill (supported, not billed yet: prospective)
 
     def __post_init__(self):
         if self.month_from > self.month_to:
@@ -61,6 +62,8 @@ class SampleRequest:
             raise ValueError("Sample size must be at least 1.")
         if int(self.seed) < 0:
             raise ValueError("Seed must be a non-negative whole number.")
+        if self.population not in audit.POPULATIONS:
+            raise ValueError(f"Unknown population {self.population!r}; choose one of {', '.join(audit.POPULATIONS)}.")
         unknown = [x for x in self.strata if x not in STRATA]
         if unknown:
             raise ValueError(f"Unknown stratum {', '.join(unknown)}; choose from {', '.join(STRATA)}.")
@@ -74,7 +77,7 @@ class SampleRequest:
         f = self.filters
         return {
             "month_from": self.month_from, "month_to": self.month_to, "size": self.size, "seed": self.seed,
-            "strata": list(self.strata), "flagged_only": self.flagged_only,
+            "strata": list(self.strata), "flagged_only": self.flagged_only, "population": self.population,
             "filters": None if f is None else {
                 "clinic_ids": list(f.clinic_ids), "practitioner_ids": list(f.practitioner_ids),
                 "care_manager_ids": list(f.care_manager_ids), "payers": list(f.payers)},
@@ -90,7 +93,7 @@ class SampleRequest:
                         care_manager_ids=tuple(fd.get("care_manager_ids", ())), payers=tuple(fd.get("payers", ())))
         return cls(month_from=int(d["month_from"]), month_to=int(d["month_to"]), size=int(d["size"]),
                    seed=int(d["seed"]), strata=tuple(d.get("strata", ())), flagged_only=bool(d.get("flagged_only")),
-                   filters=f)
+                   filters=f, population=d.get("population", "billed"))
 
 
 @dataclass
@@ -112,9 +115,12 @@ class Sample:
 
 # --------------------------------------------------------------------------- population
 def population(conn: Connection, request: SampleRequest, rs: rules_mod.RuleSet | None = None) -> pd.DataFrame:
-    """Billed CCM patient-months in the period with the attributes strata use, sorted by (month, patient)."""
+    """Billed CCM patient-months in the period (or, with ``population="prebill"``, the months whose minutes support
+    a code and are not billed yet) with the attributes strata use, sorted by (month, patient)."""
     rs = rs or rules_mod.load(conn)
     f = request.population_filters()
+    if request.population == "prebill":
+        return _prebill_population(conn, request, f, rs)
     cl, c = s.claim_line, s.claim
     pm = audit.billed_patient_months_select(f, rs).subquery("billed_pm")
     ccm = rs.codes_of(family="CCM")
@@ -150,12 +156,37 @@ def population(conn: Connection, request: SampleRequest, rs: rules_mod.RuleSet |
     return pop.sort_values(["service_month", "patient_id"]).reset_index(drop=True)[cols]
 
 
+def _prebill_population(conn: Connection, request: SampleRequest, f: Filters, rs) -> pd.DataFrame:
+    """The pre-bill population with the same attributes: the month's practitioner and payer are the patient's,
+    codes are the supported ones, flagged = a prerequisite fails or minutes were excluded."""
+    from . import compliance
+
+    cols = ["patient_id", "service_month", "practitioner_id", "payer", "care_manager_id", "counted_minutes",
+            "codes", "flagged"]
+    pm = audit.unbilled_patient_months_select(conn, f, rs).subquery("prebill_pm")
+    pop = pd.DataFrame(conn.execute(select(pm.c.patient_id, pm.c.service_month)).all(),
+                       columns=["patient_id", "service_month"])
+    if pop.empty:
+        return pd.DataFrame(columns=cols)
+    st = compliance.billing_status(conn, f, rs)
+    supported = [c for c in st.columns if c.startswith("supported_") and c[len("supported_"):] in rs.codes]
+    st["codes"] = _code_combo(st, supported)
+    excl_cols = [c for c in EXCLUDED_MINUTE_COLUMNS if c in st.columns]
+    st["flagged"] = (st["failed_prerequisites"] != "") | (st[excl_cols].astype(int) > 0).any(axis=1)
+    st = st.rename(columns={"practitioner_id": "month_practitioner_id"})
+    st["practitioner_id"] = st["month_practitioner_id"]
+    pop = pop.merge(st[cols], on=["patient_id", "service_month"], how="inner")
+    if request.flagged_only:
+        pop = pop[pop["flagged"]]
+    return pop.sort_values(["service_month", "patient_id"]).reset_index(drop=True)[cols]
+
+
 def _code_combo(em: pd.DataFrame, billed_cols: list[str]) -> list[str]:
     """'99490+99439' per row, codes in rule-file order (column-wise, no per-row apply)."""
     out = [[] for _ in range(len(em))]
     for col in billed_cols:
         for i in np.flatnonzero(em[col].astype(int).to_numpy() > 0):
-            out[i].append(col.removeprefix("billed_"))
+            out[i].append(col.split("_", 1)[1])  # billed_<code> or supported_<code>
     return ["+".join(x) if x else "none" for x in out]
 
 
@@ -266,7 +297,7 @@ def save_sample(conn: Connection, sample: Sample, created_by: str, name: str | N
     if not created_by:
         raise ValueError("A sample needs the name of the user who pulled it.")
     if sample.items.empty:
-        raise ValueError("The sample is empty: there are no billed patient-months to audit in that period.")
+        raise ValueError("The sample is empty: there are no patient-months to audit in that period.")
     r = sample.request
     name = (name or "").strip() or (f"{format_month(r.month_from)} to {format_month(r.month_to)}, n={r.size}, "
                                     f"seed {r.seed}" + (f", by {', '.join(r.strata)}" if r.strata else ""))

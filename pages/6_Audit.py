@@ -95,9 +95,14 @@ def draw_pull(f, months: list[int]) -> None:
                                step=1, help="Same period, size, strata and seed = the same sample, every time.")
         strata = st.multiselect("Stratify by", list(sampling.STRATA), format_func=lambda k: sampling.STRATA[k],
                                 help="Proportional allocation with at least one patient-month per stratum.")
+        population = st.segmented_control(
+            "Population", list(POPULATION_LABELS), default="billed", format_func=POPULATION_LABELS.get,
+            help="Billed: claims already out (retrospective). Pre-bill: months whose minutes support a code and "
+                 "are not billed yet, checked before the claim goes out (prospective).") or "billed"
         c5, c6 = st.columns([1, 2], vertical_alignment="bottom")
         flagged = c5.toggle("Flagged months only", help="Only patient-months where the engine found something "
-                                                        "(billing finding or excluded minutes).")
+                                                        "(billing finding, excluded minutes, a failed "
+                                                        "prerequisite).")
         name = c6.text_input("Name (optional)", max_chars=200)
         submitted = st.form_submit_button("Pull and save sample", type="primary", icon=":material/casino:")
     if not submitted:
@@ -107,13 +112,14 @@ def draw_pull(f, months: list[int]) -> None:
         return
     try:
         request = sampling.SampleRequest(month_from=int(m_from), month_to=int(m_to), size=int(size), seed=int(seed),
-                                         strata=tuple(strata), flagged_only=bool(flagged),
+                                         strata=tuple(strata), flagged_only=bool(flagged), population=population,
                                          filters=f.with_months(int(m_from), int(m_to)) if m_from <= m_to else None)
         engine = get_engine()
         with engine.begin() as conn:
             smp = sampling.pull_sample(conn, request)
             if smp.items.empty:
-                st.warning("No billed CCM patient-months match that period and these filters: nothing to sample.")
+                st.warning(f"No {POPULATION_LABELS[population].lower()} CCM patient-months match that period and "
+                           "these filters: nothing to sample.")
                 return
             sid = sampling.save_sample(conn, smp, user.username, name)
     except ValueError as exc:
@@ -370,26 +376,34 @@ def draw_samples() -> pd.DataFrame:
 
 
 # --------------------------------------------------------------------------- month checklist
+POPULATION_LABELS = {"billed": "Billed", "prebill": "Pre-bill (not billed yet)"}
+
+
 def draw_month(f) -> None:
     month_f = f.with_months(f.month_to)
-    df = cached(audit.checklist_for_months, month_f)
-    charts.section(f"Checklist for every billed patient-month of {format_month(f.month_to)}",
+    population = st.segmented_control("Patient-months", list(POPULATION_LABELS), default="billed",
+                                      format_func=POPULATION_LABELS.get, key="audit_month_population",
+                                      help="Pre-bill: months whose minutes support a code, before any claim "
+                                           "(the Billing page's ready list and holds).") or "billed"
+    df = cached(audit.checklist_for_months, month_f, population=population)
+    which = "billed" if population == "billed" else "not-yet-billed"
+    charts.section(f"Checklist for every {which} patient-month of {format_month(f.month_to)}",
                    "The same checklist as the samples, over the whole month (sidebar filters apply). Not checked "
                    "from these records: 24/7 access (on-call log), cost-sharing collected, records retrievable "
                    "for an ADR.")
     if df.empty:
-        empty_state("No billed CCM patient-months in that month", "Pick another month in the sidebar.")
+        empty_state(f"No {which} CCM patient-months in that month", "Pick another month in the sidebar.")
         return
     counts = (df.assign(fail=(df["result"] == "fail").astype(int), na=(df["result"] == "na").astype(int))
               .groupby(["item_key", "item"], as_index=False)[["fail", "na"]].sum())
     counts["patient_months"] = df[["patient_id", "service_month"]].drop_duplicates().shape[0]
     counts["fail_rate"] = counts["fail"] / counts["patient_months"]
     charts.show(charts.horizontal_bars(counts, "item", "fail", x_title="Patient-months failing", color=charts.BAD,
-                                       tooltip_cols=[("fail_rate:Q", "Share of billed months", ".1%")]),
+                                       tooltip_cols=[("fail_rate:Q", f"Share of {which} months", ".1%")]),
                 "Checklist failures by item")
     fails = df[df["result"] == "fail"][["patient_id", "service_month", "item", "evidence"]]
     if fails.empty:
-        st.success("Every billed patient-month passes every item.", icon=":material/verified:")
+        st.success(f"Every {which} patient-month passes every item.", icon=":material/verified:")
         return
     heads = cached(sample_headers, tuple(sorted(set(int(p) for p in fails["patient_id"]))))
     fails = fails.merge(heads[["patient_id", "mrn", "patient_name"]], on="patient_id", how="left")
@@ -405,7 +419,7 @@ def draw_month(f) -> None:
                                 "item": st.column_config.TextColumn("Item"),
                                 "evidence": st.column_config.TextColumn("Evidence", width="large")})
     download_buttons(fails[["patient_id", "mrn", "patient_name", "month", "item", "evidence"]],
-                     f"audit_checklist_{f.month_to}", user, PAGE, id_cols=ids, name_cols=names)
+                     f"audit_checklist_{population}_{f.month_to}", user, PAGE, id_cols=ids, name_cols=names)
 
 
 # --------------------------------------------------------------------------- exports

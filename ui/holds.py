@@ -15,12 +15,11 @@ import pandas as pd
 import streamlit as st
 
 from ccm_core import compliance
-from ccm_core.access import log_access
 
 from . import charts
 from .components import empty_state, format_value
 from .data import cached, get_engine
-from .exports import download_buttons, to_csv_bytes
+from .exports import deferred_download, download_buttons, to_csv_bytes
 from .meeting import masks_identifiers, meeting_mode, present, suppress_small
 from .session import CurrentUser, can
 
@@ -71,19 +70,22 @@ def draw_holds(f, user: CurrentUser, page: str) -> None:
         empty_state("Nothing on hold", "Every month whose minutes support a code meets every prerequisite.",
                     icon=":material/task_alt:")
         return
-    left, right = st.columns([3, 2], gap="large")
+    # the chart names the problem (before the colon); the table beside it says the fix too
+    by_reason = by_reason.assign(problem_label=[r.split(":")[0] for r in by_reason["reason"]],
+                                 fix=[r.split(": ", 1)[-1] for r in by_reason["reason"]])
+    left, right = st.columns([1, 1], gap="large")
     with left:
-        charts.show(charts.horizontal_bars(by_reason, "reason", "dollars", x_title="Dollars on hold", fmt="$,.0f",
-                                           color=charts.WARN,
+        charts.show(charts.horizontal_bars(by_reason, "problem_label", "dollars", x_title="Dollars on hold",
+                                           fmt="$,.0f", color=charts.WARN,
                                            tooltip_cols=[("patient_months:Q", "Patient-months", ",d"),
-                                                         ("item:N", "Prerequisite", None)]),
+                                                         ("fix:N", "Fix", None)]),
                     "Dollars on hold by reason")
     with right:
-        table = present(by_reason[["item", "reason", "patient_months", "dollars"]], user, page,
+        table = present(by_reason[["problem_label", "fix", "patient_months", "dollars"]], user, page,
                         count_cols=("patient_months",))
         charts.table(table, column_config={
-            "item": st.column_config.TextColumn("Prerequisite"),
-            "reason": st.column_config.TextColumn("Reason and fix", width="medium"),
+            "problem_label": st.column_config.TextColumn("Reason", width="medium"),
+            "fix": st.column_config.TextColumn("Fix", width="medium"),
             "patient_months": st.column_config.TextColumn("Months"),
             "dollars": st.column_config.NumberColumn("Dollars", format="dollar")})
     df = cached(compliance.billing_status, fm)
@@ -101,13 +103,18 @@ def draw_holds(f, user: CurrentUser, page: str) -> None:
     download_buttons(held, f"holds_{fm.month_to}", user, page, id_cols=IDS, name_cols=NAMES)
 
 
-def _record_export(user: CurrentUser, page: str, month: int, n: int, dollars: float, file_name: str) -> None:
+def _export_builder(export: pd.DataFrame, username: str, month: int, file_name: str):
+    """Build the billing-system file on click (after ``ui.exports`` has checked the session is live) and record
+    the export: which month, by whom, when, how many months and dollars."""
     engine = get_engine()
-    with engine.begin() as conn:
-        compliance.record_export(conn, month, user.username, n, dollars, file_name)
-    log_access(engine, username=user.username, role=user.role, action="export", page=page,
-               detail=f"{file_name}: ready-to-bill list for the billing system, {n} patient-months",
-               patient_count=n)
+
+    def build() -> bytes:
+        data = to_csv_bytes(export)
+        with engine.begin() as conn:
+            compliance.record_export(conn, month, username, len(export), float(export["expected_amount"].sum()),
+                                     file_name)
+        return data
+    return build
 
 
 def draw_ready(f, user: CurrentUser, page: str) -> None:
@@ -142,12 +149,14 @@ def draw_ready(f, user: CurrentUser, page: str) -> None:
             st.caption("The billing-system file carries identifiers: switch meeting mode off to export it.")
         else:
             name = f"ready_to_bill_{fm.month_to}_{dt.date.today():%Y%m%d}.csv"
-            st.download_button("Export for the billing system (CSV)", lambda: to_csv_bytes(export), file_name=name,
-                               mime="text/csv", key=f"ready_export_{page}", icon=":material/send:", type="primary",
-                               on_click=_record_export,
-                               args=(user, page, fm.month_to, len(export), float(export["expected_amount"].sum()),
-                                     name),
-                               help="Downloads the list and records that this month was exported, by you, now.")
+            deferred_download("Export for the billing system (CSV)",
+                              _export_builder(export, user.username, fm.month_to, name), user=user, page=page,
+                              file_name=name, mime="text/csv",
+                              detail=f"ready-to-bill list for the billing system, {len(export)} patient-months, "
+                                     "identified",
+                              patients=int(export["patient_id"].nunique()), key=f"ready_export_{page}",
+                              icon=":material/send:")
+            st.caption("The export is recorded (month, you, now) so the team sees which months went out.")
     shown = present(ready, user, page, id_cols=IDS, name_cols=NAMES, table_key="ready")
     if shown is None:
         return
