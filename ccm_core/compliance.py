@@ -210,20 +210,20 @@ def eligibility_select(conn: Connection, rs: rules_mod.RuleSet, points, keys: li
     ov = _override_at(points, keys, end, patient_key, patients, f"{points.name}_override")
     if outreach:
         extra = [] if end in keys else [points.c[end]]
-        seen = (select(*[points.c[k] for k in keys], *extra, v.c.patient_id)
-                .select_from(v.join(points, and_(v.c.visit_date <= points.c[end],
-                                                 v.c.visit_date > points.c["year_before"])))
-                .distinct())
+        seen_q = (select(*[points.c[k] for k in keys], *extra, v.c.patient_id)
+                  .select_from(v.join(points, and_(v.c.visit_date <= points.c[end],
+                                                   v.c.visit_date > points.c["year_before"])))
+                  .distinct())
         if patients is not None:
-            seen = seen.where(v.c.patient_id.in_(patients))
-        seen = seen.cte(f"{points.name}_seen")
+            seen_q = seen_q.where(v.c.patient_id.in_(patients))
+        seen = seen_q.cte(f"{points.name}_seen")
         driver_pid = seen.c.patient_id
 
-        def key_match(t):
+        def seen_match(t):
             return and_(*[t.c[k] == seen.c[k] for k in keys], t.c.patient_id == driver_pid)
-        frm = seen.join(p, p.c.id == driver_pid).outerjoin(ov, key_match(ov))
+        frm = seen.join(p, p.c.id == driver_pid).outerjoin(ov, seen_match(ov))
         if conds is not None:
-            frm = frm.outerjoin(conds, key_match(conds))
+            frm = frm.outerjoin(conds, seen_match(conds))
         clinical = clinically_eligible(conds.c.n_conditions if conds is not None else literal(0),
                                        ov.c.patient_id.isnot(None), ov.c.override_eligible)
         return (select(*[seen.c[k] for k in keys], driver_pid.label("patient_id")).select_from(frm)
@@ -405,8 +405,8 @@ def prerequisites_select(conn: Connection, base, rs: rules_mod.RuleSet):
                      cn.c.consent_date, cn.c.method, cn.c.practitioner_id.label("consent_practitioner_id"),
                      cn.c.revoked_date, *[cn.c[k] for k, _ in CONSENT_DISCLOSURES],
                      problem.label("consent_problem"), rn)
-              .select_from(withfirst.join(cn, and_(cn.c.patient_id == w.patient_id, cn.c.program == "CCM"))))
-    ranked = ranked.subquery("consent_ranked")
+              .select_from(withfirst.join(cn, and_(cn.c.patient_id == w.patient_id, cn.c.program == "CCM")))
+              ).subquery("consent_ranked")
     best = select(*[c for c in ranked.c if c.name != "rn"]).where(ranked.c.rn == 1).subquery("consent_best")
 
     # ---- care plan in force at month end (newest established on or before it)

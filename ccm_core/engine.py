@@ -348,7 +348,8 @@ def patient_month_select(f: Filters, rs: rules_mod.RuleSet | None = None, *, for
     j = joined.c
     track_minutes = {
         "non_complex": (j.counted_minutes, None),
-        # complex CCM: moderate/high MDM and a care plan established or substantially revised (docs/reference/ccm-rules.md §1)
+        # complex CCM: moderate/high MDM and a care plan established or substantially revised
+        # (docs/reference/ccm-rules.md §1)
         "complex": (j.counted_minutes, and_(j.has_complexity == 1, j.complex_care_plan == 1)),
         "practitioner": (j.practitioner_minutes, None),
         "pcm_practitioner": (j.pcm_practitioner_minutes, None),

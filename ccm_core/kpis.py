@@ -772,7 +772,7 @@ def revenue_summary(conn: Connection, f: Filters) -> KpiResult:
 
 def dollars_on_hold(conn: Connection, f: Filters) -> KpiResult:
     """Dollars the month's held patient-months would bring once their prerequisites are fixed (see definition)."""
-    rs = _rules(conn)
+    rs = rules_in_force(conn)
     row = conn.execute(compliance.dollars_on_hold_select(conn, f.with_months(f.month_to), rs)).one()
     return KpiResult(D["dollars_on_hold"], round(float(row.dollars), 2), int(row.n), None,
                      {"patient_months": int(row.n), "month": f.month_to})

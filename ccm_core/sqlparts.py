@@ -139,14 +139,12 @@ def condition_map(conn: Connection, f: Filters | None = None, *, patients=None, 
         q = q.where(dg.c.patient_id.in_(patients))
     codes = conn.execute(q).scalars().all()
     ccw = rules_mod.ccw_conditions() if labels else {}
-    rows = []
+    rows: list[tuple[str, ...]] = []
     for code in codes:
         key = rules_mod.condition_key(code)
         if key:
-            row = (code, key)
-            if labels:
-                row += (f"{ccw.get(key) or 'chronic ' + key.removeprefix('CCI:')} ({code})",)
-            rows.append(row)
+            label = f"{ccw.get(key) or 'chronic ' + key.removeprefix('CCI:')} ({code})"
+            rows.append((code, key, label) if labels else (code, key))
     if not rows:
         return None
     cols = [column("icd10", String), column("condition", String)] + ([column("label", String)] if labels else [])

@@ -153,7 +153,8 @@ class RuleSet:
 
     def payer_warnings(self, values) -> list[str]:
         """Import warnings for payer values outside the vocabulary (and the spellings read as another name)."""
-        outside, read_as = {}, {}
+        outside: dict[str, int] = {}
+        read_as: dict[str, str] = {}
         for v in values:
             v = (v or "").strip()
             if not v:
