@@ -275,3 +275,58 @@ def test_payer_vocabulary_maps_spellings_and_warns_about_the_rest(engine, tmp_pa
     assert not refused.committed
     summary = refused.files[0].summary()
     assert "1 would have been inserted" in summary and " 1 inserted" not in summary, summary
+
+
+def test_exporting_the_ready_list_is_recorded_by_month(engine):
+    """Which months' ready lists went to the billing system, by whom and when (billing_export), newest first."""
+    from ccm_core import compliance
+
+    with engine.begin() as conn:
+        compliance.record_export(conn, 202610, "biller", 24, 2606.12, "ready_to_bill_202610_20261101.csv")
+        compliance.record_export(conn, 202610, "lead", 25, 2672.25, "ready_to_bill_202610_20261102.csv")
+        compliance.record_export(conn, 202609, "biller", 30, 3000.0, "ready_to_bill_202609_20261001.csv")
+    with engine.connect() as conn:
+        oct_ = compliance.exports(conn, 202610, 202610)
+        both = compliance.exports(conn, 202609, 202610)
+    assert len(oct_) == 2 and len(both) == 3
+    assert set(oct_["exported_by"]) == {"biller", "lead"}
+    assert oct_["expected_amount"].sum() == pytest.approx(2606.12 + 2672.25)
+    assert list(both["exported_at"]) == sorted(both["exported_at"], reverse=True)
+
+
+def test_prebill_audit_sample_draws_from_months_not_billed_yet(engine):
+    """A pre-bill sample is drawn from the months whose minutes support a code and are not billed yet (the
+    held and the ready ones), never from billed or short months; it is stored and re-drawn like any other."""
+    import datetime as dt
+
+    from builders import Builder
+    from ccm_core import audit, sampling
+
+    d = dt.date
+    with engine.begin() as conn:
+        b = Builder(conn)
+        made = {}
+        for name, minutes, billed in (("ready", 25, False), ("hold", 30, False), ("billed", 30, True),
+                                      ("short", 10, False)):
+            p = b.patient(first_seen_date=d(2019, 1, 1))
+            b.diagnoses(p, ["E119", "I10"])
+            b.visit(p, d(2026, 8, 4))
+            b.funnel(p, "enrolled", d(2026, 9, 1))
+            b.consent(p, on=d(2026, 9, 1))
+            if name != "hold":
+                b.care_plan(p, established=d(2026, 9, 1))
+            b.time(p, minutes, d(2026, 10, 5))
+            if billed:
+                b.claim(p, [("99490", 1)], dos=d(2026, 10, 31))
+            made[name] = p
+    req = sampling.SampleRequest(month_from=202610, month_to=202610, size=5, seed=1, population="prebill")
+    with engine.begin() as conn:
+        smp = sampling.pull_sample(conn, req)
+        sid = sampling.save_sample(conn, smp, "auditor")
+        assert set(smp.items["patient_id"]) == {made["ready"], made["hold"]}
+        assert sampling.redraw_matches(conn, sid)
+        assert sampling.load_sample(conn, sid).request.population == "prebill"
+        cl = audit.checklist_for_months(conn, smp.pairs())
+    res = {(r.patient_id, r.item_key): r.result for r in cl.itertuples()}
+    assert res[(made["hold"], "care_plan")] == "fail" and res[(made["ready"], "care_plan")] == "pass"
+    assert res[(made["ready"], "minutes_support")] == "na"  # nothing billed yet
