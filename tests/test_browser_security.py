@@ -7,7 +7,8 @@ One fresh ``streamlit run app.py`` on a small hand-built practice with the demo 
 * a cookie whose header says ``alg: none`` or ``HS512`` shows the sign-in form, never an error;
 * URL values are not rendered as markdown: ``?to=![x](http://beacon.invalid/b.png)`` makes the browser
   request nothing outside the app; bad months, a superscript clinic id and a 1901-2999 range are replaced
-  by defaults with a plain notice.
+  by defaults with a plain notice;
+* a broken or uninitialised database: the first request to a page URL shows the app's own message.
 
 Screenshots: artifacts/screenshots/security_*.png.
 """
@@ -247,3 +248,22 @@ def test_bad_filter_values_in_a_link_become_defaults_with_a_notice(server, brows
     shot(page, "security_06_bad_filters_in_link")
     page.context.close()
     assert "Traceback" not in log.read_text()
+
+
+@pytest.mark.parametrize("kind", ["broken", "missing"])
+def test_a_bad_database_shows_the_apps_message_at_a_page_url_on_a_fresh_server(tmp_path, browser, kind):
+    """Item 9: the first request to a page URL (Streamlit runs the page file itself) shows the app's own
+    database message, as the root URL does, and no Streamlit error box."""
+    path = tmp_path / ("broken.db" if kind == "broken" else "not-yet/initialised.db")
+    if kind == "broken":
+        path.write_bytes(b"this is not an SQLite database" * 100)
+    with streamlit_server(f"sqlite:///{path}", log_path=tmp_path / "streamlit.log") as base:
+        page = _page(browser)
+        page.goto(f"{base}/Billing?to=2025-10")
+        wait_idle(page, ready='[data-testid="stAlertContentError"]')
+        errors = page.locator('[data-testid="stAlertContentError"]').all_inner_texts()
+        assert len(errors) == 1 and ("database" in errors[0].lower()), errors
+        assert page.locator('[data-testid="stException"]').count() == 0
+        assert page.locator('input[aria-label="Username"]').count() == 0
+        shot(page, f"security_08_{kind}_database_page_url")
+        page.context.close()
