@@ -51,6 +51,7 @@ from . import compliance
 from . import engine as engine_mod
 from . import rules as rules_mod
 from . import schema as s
+from .labels import activity_words
 from .db import month_bounds
 from .filters import Filters
 from .sqlparts import days_from
@@ -978,6 +979,8 @@ def evidence(conn: Connection, pairs: Iterable[tuple[int, int]]) -> dict[str, pd
         .select_from(te.join(st, st.c.id == te.c.staff_id))
         .where(te.c.patient_id.in_(ids), te.c.service_month.in_(months))
         .order_by(te.c.patient_id, te.c.service_date, te.c.started_at, te.c.id))
+    if not tl.empty:  # activities in words ("Phone call"), as a person reads the evidence
+        tl["activity"] = tl["activity"].map(activity_words)
     out["time_log"] = _pairs_filter(tl, pairs)
 
     cal = _calendar_cte(months)

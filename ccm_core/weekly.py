@@ -181,7 +181,7 @@ def fmt(v, unit: str) -> str:
     if unit == "rate":
         return f"{x * 100:.1f}%"
     if unit == "dollars":
-        return f"${x:,.0f}" if abs(x) >= 1000 else f"${x:,.2f}"
+        return f"${x:,.0f}" if abs(x) >= 100 else f"${x:,.2f}"  # as ui.components.format_value
     if unit in ("minutes", "days"):
         return f"{x:,.1f}"
     return f"{x:,.0f}" if x.is_integer() else f"{x:,.1f}"

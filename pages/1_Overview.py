@@ -34,8 +34,8 @@ BADGE = {"green": ("green", "On target"), "amber": ("orange", "Watch"), "red": (
 _CSS = """
 <style>
 .st-key-ov_tiles div[data-testid="stMetricValue"] { font-size: 1.75rem; }
-.st-key-ov_tiles div[data-testid="stMetricLabel"] p { font-size: 0.9rem; line-height: 1.2; }
-.st-key-ov_tiles div[data-testid="stMetricLabel"] * { white-space: normal !important; overflow: visible !important;
+.st-key-ov_tiles [data-testid="stMetricLabel"] p { font-size: 0.9rem; line-height: 1.2; }
+.st-key-ov_tiles [data-testid="stMetricLabel"] * { white-space: normal !important; overflow: visible !important;
   text-overflow: clip !important; }
 .st-key-ov_tiles div[data-testid="stMetricDelta"] { font-size: 0.85rem; }
 .st-key-ov_tiles div[data-testid="stCaptionContainer"] p { margin-bottom: 0; font-size: 0.8rem; }

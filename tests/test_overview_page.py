@@ -28,7 +28,7 @@ def _pct(v):
 
 
 def _money(v):
-    return f"${v:,.0f}" if abs(v) >= 1000 else f"${v:,.2f}"
+    return f"${v:,.0f}" if abs(v) >= 100 else f"${v:,.2f}"
 
 
 def _pp(a, b):

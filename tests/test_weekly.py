@@ -51,7 +51,7 @@ def test_number_formats_and_no_negative_zero():
     assert weekly.fmt_delta(100.2, 100.4, "dollars") == "$0"
     assert weekly.fmt_delta(1200, 1500, "dollars") == "-$300"
     assert weekly.fmt(1234.6, "dollars") == "$1,235"
-    assert weekly.fmt(582.85, "dollars") == "$582.85"
+    assert weekly.fmt(582.85, "dollars") == "$583" and weekly.fmt(60.49, "dollars") == "$60.49"
     assert weekly.plural(1, "care manager") == "1 care manager"
     assert weekly.plural(2, "care manager") == "2 care managers"
     assert weekly.plural("<11", "patient") == "<11 patients"

@@ -207,7 +207,8 @@ def trend_lines(df: pd.DataFrame, value_cols: dict[str, str], *, month_col: str 
     y_scale = alt.Scale(domain=list(y_domain)) if y_domain else alt.Scale(zero=True)
     return (alt.Chart(long).mark_line(point=alt.OverlayMarkDef(size=70), strokeWidth=3)
             .encode(x=_month_x(order),
-                    y=alt.Y("value:Q", title=y_title, axis=alt.Axis(format=fmt), scale=y_scale),
+                    y=alt.Y("value:Q", title=y_title, axis=alt.Axis(format=fmt.replace(".2f", ".0f")),
+                            scale=y_scale),
                     color=alt.Color("series:N", scale=scale, title=None,
                                     legend=alt.Legend() if len(value_cols) > 1 else None),
                     tooltip=[alt.Tooltip("month_label:O", title="Month"), alt.Tooltip("series:N", title="Measure"),

@@ -52,7 +52,7 @@ def format_value(value: Any, unit: str = "count") -> str:
     if unit == "rate":
         return f"{v * 100:.1f}%"
     if unit == "dollars":
-        return f"${v:,.0f}" if abs(v) >= 1000 else f"${v:,.2f}"
+        return f"${v:,.0f}" if abs(v) >= 100 else f"${v:,.2f}"  # cents only for fee-sized amounts
     if unit == "minutes":  # the label says "minutes": a bare number stays readable in a narrow tile
         return f"{v:,.1f}"
     if unit == "days":
@@ -65,7 +65,17 @@ def format_value(value: Any, unit: str = "count") -> str:
 
 
 def format_delta(now: Any, then: Any, unit: str = "count") -> str | None:
-    """Signed change in the tile's unit (rates in percentage points); None if either side is missing."""
+    """Signed change in the tile's unit (rates in percentage points); None if either side is missing; a change
+    that rounds to zero reads "0.0 pp", never "-0.0 pp"."""
+    text = _format_delta(now, then, unit)
+    if text is None:
+        return None
+    from ccm_core.weekly import no_negative_zero
+
+    return no_negative_zero(text)
+
+
+def _format_delta(now: Any, then: Any, unit: str = "count") -> str | None:
     a, b = _number(now), _number(then)
     if a is None or b is None:
         return None

@@ -33,6 +33,7 @@ from streamlit.runtime.scriptrunner_utils.script_run_context import get_script_r
 
 from ccm_core import auth, spreadsheet
 from ccm_core.access import log_access
+from ccm_core.labels import with_headers
 
 from .data import get_engine
 from .meeting import masks_identifiers, pseudonymize
@@ -206,6 +207,7 @@ def download_buttons(df: pd.DataFrame, basename: str, user: CurrentUser, page: s
     id_cols, name_cols = tuple(id_cols), tuple(name_cols)
     masked = bool(id_cols or name_cols) and masks_identifiers(user)
     data = pseudonymize(df, id_cols, name_cols) if masked else df
+    data = with_headers(data)  # headers in words, no literal "None" (ccm_core.labels)
     id_col = next((c for c in id_cols if c in df.columns), None)
     patients = int(df[id_col].nunique()) if id_col else None
     stem = _safe_name(basename)
