@@ -29,6 +29,13 @@ def _role_label(role: str) -> str:
     return auth.ROLE_LABELS.get(role, role)
 
 
+def _in_words(df, config: dict) -> dict:
+    """Every column's header in words (ccm_core.labels), with the given column configs on top."""
+    from ccm_core.labels import header
+
+    return {**{c: header(c) for c in df.columns}, **config}
+
+
 def _done(message: str) -> None:
     st.session_state["_admin_notice"] = message[0].upper() + message[1:] + "."
     st.rerun()
@@ -39,13 +46,13 @@ def users_tab(engine) -> None:
     if notice:
         st.success(notice, icon=":material/check_circle:")
     users = admin.users_frame(engine)
-    st.dataframe(users.drop(columns=["email"]).assign(role=users["role"].map(_role_label)), hide_index=True,
-                 width="stretch",
-                 column_config={"active": st.column_config.CheckboxColumn("active"),
-                                "locked": st.column_config.CheckboxColumn("locked"),
-                                "locked_until": st.column_config.DatetimeColumn("locked until", format="HH:mm"),
-                                "last_login_at": st.column_config.DatetimeColumn("last sign-in",
-                                                                                 format="MMM D, HH:mm")})
+    shown = users.drop(columns=["email"]).assign(role=users["role"].map(_role_label))
+    st.dataframe(shown, hide_index=True, width="stretch", placeholder="—",
+                 column_config=_in_words(shown, {
+                     "active": st.column_config.CheckboxColumn("Active"),
+                     "locked": st.column_config.CheckboxColumn("Locked"),
+                     "locked_until": st.column_config.DatetimeColumn("Locked until", format="HH:mm"),
+                     "last_login_at": st.column_config.DatetimeColumn("Last sign-in", format="MMM D, HH:mm")}))
     names = users["username"].tolist()
     left, right = st.columns(2)
     with left:
@@ -134,8 +141,10 @@ def access_log_tab(engine) -> None:
     if log.empty:
         empty_state("No access-log rows match", "Widen the dates or clear the user and action filters.")
         return
-    st.dataframe(log.drop(columns=["id"]), hide_index=True, width="stretch",
-                 column_config={"at": st.column_config.DatetimeColumn("at", format="YYYY-MM-DD HH:mm:ss")})
+    shown = log.drop(columns=["id"])
+    st.dataframe(shown, hide_index=True, width="stretch", placeholder="—",
+                 column_config=_in_words(shown, {"at": st.column_config.DatetimeColumn("When",
+                                                                                      format="YYYY-MM-DD HH:mm:ss")}))
     st.caption(f"{len(log):,} rows, newest first.")
     download_buttons(log, "access_log", user, PAGE)
 
@@ -146,7 +155,7 @@ def imports_tab(engine) -> None:
         empty_state("No imports yet", "Imports made on the Import page or with `python -m ccm_core import` "
                     "appear here.")
         return
-    st.dataframe(history, hide_index=True, width="stretch")
+    st.dataframe(history, hide_index=True, width="stretch", placeholder="—", column_config=_in_words(history, {}))
     try:
         from ccm_core import imports
         revert = getattr(imports, "revert_batch", None)
@@ -190,8 +199,8 @@ def settings_tab(engine) -> None:
         admin.set_fee_schedule_year(engine, chosen, user.username)
         st.rerun()
     fees = admin.fee_schedule(engine, chosen)
-    st.dataframe(fees, hide_index=True, width="stretch",
-                 column_config={"amount": st.column_config.NumberColumn("amount", format="$%.2f")})
+    st.dataframe(fees, hide_index=True, width="stretch", placeholder="—",
+                 column_config=_in_words(fees, {"amount": st.column_config.NumberColumn("Amount", format="$%.2f")}))
     unverified = fees[fees["status"].str.startswith("UNVERIFIED")]
     if not unverified.empty:
         st.caption(f"{len(unverified)} amounts for {chosen} are UNVERIFIED defaults: confirm them against your MAC's "
