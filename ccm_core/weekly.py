@@ -297,13 +297,10 @@ def attention_items(conn: Connection, f: Filters, as_of: dt.date | None) -> list
 
     Keys: kind, label (plain words), count, dollars (or None), page (the page key that works it)."""
     items: list[dict] = []
-    hold = getattr(kpis, "dollars_on_hold", None)
-    if hold is not None and as_of is not None:
-        h = hold(conn, f)
-        held = number(h)
-        if held:
-            items.append({"kind": "holds", "label": "Patient-months on hold before billing",
-                          "count": getattr(h, "numerator", None), "dollars": held, "page": "billing"})
+    hold = kpis.dollars_on_hold(conn, f)  # the compliance rules' holds for the report month (Billing's queue)
+    if hold.numerator:
+        items.append({"kind": "holds", "label": f"Patient-months on hold before billing ({month_words(f.month_to)})",
+                      "count": int(hold.numerator), "dollars": number(hold), "page": "billing"})
     if as_of is not None:
         fm = f.with_months(month_int(as_of))
         wl = kpis.near_threshold_worklist(conn, fm, as_of)
@@ -337,6 +334,10 @@ def forecast_line(forecast: KpiResult) -> str:
     rng = "" if e.get("low") == e.get("high") else f" (likely {e['low']:,}-{e['high']:,})"
     return (f"Forecast {forecast.value:,} billable patient-months by month end{rng}: {e.get('so_far', 0):,} so far, "
             f"{e.get('can_still_bill', 0):,} enrolled patients can still reach 20 minutes.")
+
+
+def month_words(month: int) -> str:
+    return month_bounds(month)[0].strftime("%b %Y")
 
 
 def view_key(f: Filters) -> str:
