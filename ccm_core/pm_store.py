@@ -458,7 +458,7 @@ def refresh(conn: Connection, rs: rules_mod.RuleSet | None = None, scope: Scope 
     if conn.dialect.name == "postgresql":
         for name, rebuilt in ((TABLE_NAME, mode == "all"), (ENROLLED_TABLE, rebuild_enrolled),
                               (CLAIM_TABLE, rebuild_claims), (ELIGIBLE_TABLE, rebuild_eligible)):
-            if rebuilt:
+            if rebuilt is True:  # rebuilt whole; a few patients' rows ("patients") leave the statistics valid
                 conn.exec_driver_sql(f"ANALYZE {name}")
     _write_state(conn, StoreState(version, fp, pm_from, pm_to, en_from, en_to, True, el_from, el_to))
     return {"mode": mode, "months": [pm_from, pm_to], "patients_rebuilt": patients_rebuilt,
