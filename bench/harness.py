@@ -300,6 +300,7 @@ def bench_backend(name: str, url: str, args, say) -> dict:
 
         engine = db.make_engine(url)
         t0 = time.perf_counter()
+        db.upgrade(engine)  # migrations that landed since the database was generated
         rebuilt = pm_store.ensure_current(engine)
         pm_store.vacuum(engine)
         engine.dispose()
