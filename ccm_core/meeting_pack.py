@@ -42,14 +42,27 @@ def masked_count(n) -> str:
     return "<11" if 0 < x < SMALL_CELL else f"{x:,.0f}"
 
 
+def rate_reveals_small(v) -> bool:
+    """A rate whose numerator, denominator or their difference is a count of 1-10 would give that count back:
+    hidden, as meeting mode hides it (ui.suppression.rate_reveals_small)."""
+    n, d = weekly.number(getattr(v, "numerator", None)), weekly.number(getattr(v, "denominator", None))
+    if n is None or d is None or getattr(v, "extra", {}).get("by") == "dollars":
+        return False
+    return any(0 < x < SMALL_CELL for x in (n, d, d - n))
+
+
 def _value(key: str, v) -> str:
     h = weekly.HEADLINE_BY_KEY[key]
+    if h.unit == "rate" and rate_reveals_small(v):
+        return "<11"
     return masked_count(v) if h.unit == "count" else weekly.fmt(v, h.unit)
 
 
 def _delta(key: str, now, then) -> str:
     h = weekly.HEADLINE_BY_KEY[key]
     a, b = weekly.number(now), weekly.number(then)
+    if h.unit == "rate" and (rate_reveals_small(now) or rate_reveals_small(then)):
+        return "-"
     if h.unit == "count" and ((a is not None and 0 < a < SMALL_CELL) or (b is not None and 0 < b < SMALL_CELL)):
         return "-"
     return weekly.fmt_delta(now, then, h.unit) or "-"
@@ -118,6 +131,9 @@ def _tile(pdf: FPDF, x: float, y: float, w: float, h: float, key: str, data: dic
     head = weekly.HEADLINE_BY_KEY[key]
     now, before = data["now"][key], data["before"][key]
     color, target_words = weekly.status(key, now, before, data["targets"][key])
+    hidden = head.unit == "rate" and rate_reveals_small(now)
+    if hidden:  # nothing that could give the small count back: no colour, no trend
+        color = None
     open_month = head.lag_sensitive and weekly.is_open(data["f"].month_to, data["as_of"], data["lag"])
     pdf.set_draw_color(214, 219, 225)
     pdf.set_line_width(0.3)
@@ -132,12 +148,13 @@ def _tile(pdf: FPDF, x: float, y: float, w: float, h: float, key: str, data: dic
     pdf.set_font("Helvetica", "B", 20)
     pdf.set_text_color(*INK)
     pdf.cell(w * 0.55, 10, _t(_value(key, now)))
-    _sparkline(pdf, x + w * 0.58, y + 8, w * 0.38, 10, [v for _, v in data["series"][key]], PRIMARY)
+    if not hidden:
+        _sparkline(pdf, x + w * 0.58, y + 8, w * 0.38, 10, [v for _, v in data["series"][key]], PRIMARY)
     pdf.set_font("Helvetica", "", 8.5)
     pdf.set_text_color(*INK)
     pdf.set_xy(x + 4, y + 20)
     vs_month = "open month, not compared" if open_month else _delta(key, now, before)
-    since = _delta(key, now, data["snapshot"][key]) if key in data["snapshot"] else "-"
+    since = _delta(key, now, data["snapshot"][key]) if key in data["snapshot"] and not hidden else "-"
     pdf.cell(w - 6, 4.5, _t(f"vs last month: {vs_month}"))
     pdf.set_xy(x + 4, y + 25)
     pdf.cell(w - 6, 4.5, _t(f"since last meeting: {since}"))

@@ -114,5 +114,11 @@ def test_meeting_pack_pdf_on_the_demo(demo_engine, tmp_path):
 
 
 def test_masked_counts_in_the_pack():
+    from ccm_core.definitions import KpiResult
+
+    assert meeting_pack.rate_reveals_small(KpiResult(None, 0.6, 9, 15))  # 9 of 15: both sides small
+    assert meeting_pack.rate_reveals_small(KpiResult(None, 0.9, 90, 95))  # 5 did not: the complement is small
+    assert not meeting_pack.rate_reveals_small(KpiResult(None, 0.5, 50, 100))
+    assert meeting_pack._value("consent_rate", KpiResult(None, 0.6, 9, 15)) == "<11"
     assert meeting_pack.masked_count(7) == "<11"
     assert meeting_pack.masked_count(0) == "0" and meeting_pack.masked_count(11) == "11"
