@@ -445,33 +445,37 @@ def prerequisites_select(conn: Connection, base, rs: rules_mod.RuleSet):
                                   cl.c.practitioner_id != b.practitioner_id, live)
     conflict_problem = case((conflict_pcm, "pcm_apcm"), (conflict_ccm, "other_ccm"), else_=null())
 
-    def result(prob):
-        return case((prob.is_(None), "pass"), else_="fail")
-
     consent_problem = func.coalesce(best.c.consent_problem, case((best.c.consent_id.is_(None), "none"),
                                                                  else_=null()))
-    return (select(
+    # Stage 1 computes each problem once (MATERIALIZED: neither database re-evaluates the EXISTS and CASE
+    # expressions for every column that reads them); stage 2 derives the pass / fail results from them.
+    problems = select(
         b.patient_id, b.service_month, b.month_start, b.month_end, b.practitioner_id,
         elig.c.n_conditions, elig.c.override_found, elig.c.override_eligible, elig.c.override_date,
         elig.c.override_reason, elig.c.payer, elig.c.payer_eligible,
-        elig_problem.label("eligibility_problem"), result(elig_problem).label("eligibility_result"),
+        elig_problem.label("eligibility_problem"),
         ini.c.ccm_start, ini.c.first_seen_date, ini.c.initiator_id, ini.c.qual_visit, ini.c.qual_visit_date,
         ini.c.seen_date, ini.c.other_visit, ini.c.new_patient,
         case((ini.c.initiating_result == "fail", "missing"), else_=null()).label("initiating_visit_problem"),
         func.coalesce(ini.c.initiating_result, "na").label("initiating_visit_result"),
         withfirst.c.first_minute_date,
         *[c for c in best.c if c.name not in ("patient_id", "service_month", "consent_problem")],
-        consent_problem.label("consent_problem"), result(consent_problem).label("consent_result"),
+        consent_problem.label("consent_problem"),
         *[c for c in plan.c if c.name not in ("patient_id", "service_month")],
-        plan_problem.label("care_plan_problem"), result(plan_problem).label("care_plan_result"),
+        plan_problem.label("care_plan_problem"),
         conflict_problem.label("no_conflicting_claim_problem"),
-        result(conflict_problem).label("no_conflicting_claim_result"),
     ).select_from(
         base.join(elig, and_(elig.c.patient_id == b.patient_id, elig.c.service_month == b.service_month))
         .join(withfirst, and_(withfirst.c.patient_id == b.patient_id, withfirst.c.service_month == b.service_month))
         .outerjoin(ini, ini.c.patient_id == b.patient_id)
         .outerjoin(best, and_(best.c.patient_id == b.patient_id, best.c.service_month == b.service_month))
-        .outerjoin(plan, and_(plan.c.patient_id == b.patient_id, plan.c.service_month == b.service_month))))
+        .outerjoin(plan, and_(plan.c.patient_id == b.patient_id, plan.c.service_month == b.service_month))
+    ).cte(f"{base.name}_problems").prefix_with("MATERIALIZED")
+    pr = problems.c
+
+    def result(key):
+        return case((pr[f"{key}_problem"].is_(None), "pass"), else_="fail").label(f"{key}_result")
+    return select(*pr, *[result(k) for k in PREREQUISITES if k != "initiating_visit"])
 
 
 # --------------------------------------------------------------------------- billing status
@@ -498,8 +502,9 @@ def billing_status_select(conn: Connection, f: Filters, rs: rules_mod.RuleSet | 
     base = (select(pm.c.patient_id, pm.c.service_month, cal.c.month_start, cal.c.month_end,
                    month_practitioner(pm.c.patient_id, pm.c.service_month, pm.c.billing_practitioner_id, rs)
                    .label("practitioner_id"))
-            .select_from(pm.join(cal, cal.c.service_month == pm.c.service_month))).cte("status_base")
-    pre = prerequisites_select(conn, base, rs).subquery("status_prereq")
+            .select_from(pm.join(cal, cal.c.service_month == pm.c.service_month))
+            ).cte("status_base").prefix_with("MATERIALIZED")
+    pre = prerequisites_select(conn, base, rs).cte("status_prereq").prefix_with("MATERIALIZED")
     billed = _billed_units(pm, rs) > 0
     supported = or_(pm.c.supported_track.isnot(None), pm.c.supported_pcm_track.isnot(None))
     all_pass = and_(*[pre.c[f"{k}_result"] != "fail" for k in PREREQUISITES])
