@@ -25,12 +25,22 @@ PAGE_ICONS = {
     "overview": ":material/dashboard:", "enrollment": ":material/how_to_reg:", "minutes": ":material/timer:",
     "billing": ":material/receipt_long:", "revenue": ":material/payments:", "audit": ":material/fact_check:",
     "import": ":material/upload_file:", "admin": ":material/admin_panel_settings:",
+    "my_month": ":material/checklist:", "denials": ":material/assignment_late:",
 }
+
+
+LANDING_KEY = "_ccm_go_landing"
 
 
 def sign_in_page() -> None:
     """Stands in for every page until someone signs in; the URL stays the one they asked for."""
     if login.login_gate() is not None:
+        # Signed in at the site root (no page asked for): open the role's work queue, not the Overview.
+        from urllib.parse import urlparse
+
+        path = urlparse(st.context.url or "").path.strip("/")
+        if not path:
+            st.session_state[LANDING_KEY] = True
         st.rerun()
 
 
@@ -46,9 +56,10 @@ def missing_page(page_key: str) -> None:
 def user_pages(user: CurrentUser) -> dict[str, st.Page]:
     """The role's pages (visible, in navigation order) plus hidden stand-ins that explain a refusal."""
     allowed = auth.ROLE_PAGES[user.role]
+    landing = auth.landing_page(user.role)  # each role opens on its work queue
     pages = {}
     for key, (title, file_name) in auth.PAGES.items():
-        common = dict(title=title, url_path=key, default=(key == "overview"), icon=PAGE_ICONS[key])
+        common = dict(title=title, url_path=key, default=(key == landing), icon=PAGE_ICONS[key])
         if key in allowed:
             if (HERE / file_name).is_file():
                 pages[key] = st.Page(file_name, **common)
@@ -111,6 +122,9 @@ def main() -> None:
         run_scope()["pages"] = pages
         page = st.navigation(list(pages.values()), position="top")
         follow_deep_link(user, pages, page)
+        landing = auth.landing_page(user.role)
+        if st.session_state.pop(LANDING_KEY, False) and page is not pages[landing]:
+            st.switch_page(pages[landing])
         page.run()
 
 

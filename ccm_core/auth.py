@@ -30,12 +30,14 @@ from .schema import ROLES, app_user, setting, staff, user_session
 # --------------------------------------------------------------------------- roles and pages
 # Page key -> (title, file beside app.py).  The order is the navigation order.
 PAGES: dict[str, tuple[str, str]] = {
+    "my_month": ("My month", "pages/9_My_month.py"),
     "overview": ("Overview", "pages/1_Overview.py"),
     "enrollment": ("Enrollment", "pages/2_Enrollment.py"),
     "minutes": ("Minutes", "pages/3_Minutes.py"),
     "billing": ("Billing", "pages/4_Billing.py"),
     "revenue": ("Revenue", "pages/5_Revenue.py"),
     "audit": ("Audit", "pages/6_Audit.py"),
+    "denials": ("Denials to work", "pages/10_Denials.py"),
     "import": ("Import", "pages/7_Import.py"),
     "admin": ("Admin", "pages/8_Admin.py"),
 }
@@ -50,6 +52,8 @@ ROLE_LABELS = {
 }
 
 _PAGE_ROLES: dict[str, tuple[str, ...]] = {
+    "my_month": ("admin", "program_lead", "care_manager"),
+    "denials": ("admin", "program_lead", "biller"),
     "overview": ROLES,
     "enrollment": ("admin", "program_lead", "auditor", "viewer"),
     "minutes": ("admin", "program_lead", "care_manager", "viewer"),
@@ -79,6 +83,15 @@ ACTIONS: dict[str, frozenset[str]] = {
     "care_manager": frozenset({"reveal_identifiers", "export"}),
     "viewer": frozenset(),
 }
+
+
+# The page each role lands on: its list of what to do today (issue 15).
+LANDING_PAGES = {"care_manager": "my_month", "biller": "denials", "auditor": "audit"}
+
+
+def landing_page(role: str | None) -> str:
+    page = LANDING_PAGES.get(role or "", "overview")
+    return page if may_open(role, page) else "overview"
 
 
 def may_open(role: str | None, page_key: str) -> bool:

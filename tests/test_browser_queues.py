@@ -1,0 +1,97 @@
+"""Work queues in a real browser, one journey per role (issue 15): the care manager lands on her month and
+works her list; the biller lands on the denials and marks one appealed, which persists and is logged.
+Screenshots at 1366x768 and 1920x1080 (artifacts/screenshots/queues_*.png) for a person to look at.
+"""
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from browser_utils import (browser_available, chromium_page, error_boxes, goto, login, shot, streamlit_server,
+                           wait_idle)
+from ccm_core import auth, db
+from ccm_core import schema as s
+
+pytestmark = pytest.mark.browser
+
+_skip = browser_available()
+if _skip:
+    pytest.skip(_skip, allow_module_level=True)
+
+SIZES = ({"width": 1366, "height": 768}, {"width": 1920, "height": 1080})
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    from ccm_core import demo
+
+    url = f"sqlite:///{tmp_path_factory.mktemp('browser_queues') / 'demo.db'}"
+    engine = db.make_engine(url)
+    db.upgrade(engine)
+    demo.generate(engine, patients=400, months=9, seed=5)
+    auth.create_demo_users(engine)
+    log = tmp_path_factory.mktemp("queues_log") / "server.log"
+    with streamlit_server(url, log) as base:
+        yield base, engine
+    engine.dispose()
+
+
+def _text(page) -> str:
+    return page.locator('[data-testid="stMain"]').inner_text()
+
+
+def test_care_manager_lands_on_her_month_and_works_the_list(site):
+    base, engine = site
+    with engine.connect() as conn:
+        me = conn.execute(select(s.app_user.c.staff_id, s.app_user.c.display_name)
+                          .where(s.app_user.c.username == "care")).one()
+        others = conn.execute(select(s.staff.c.first_name, s.staff.c.last_name)
+                              .where(s.staff.c.role == "care_manager", s.staff.c.id != me.staff_id)).all()
+    with chromium_page() as page:
+        for size in SIZES:
+            page.set_viewport_size(size)
+            login(page, base, "care", "care-demo") if size == SIZES[0] else page.reload()
+            wait_idle(page, ready='h1:has-text("My month")')  # her landing page, no navigation needed
+            text = _text(page)
+            assert "Still to finish in" in text and "At 0 minutes" in text and "Not contacted this month" in text
+            assert "your patients only" in text
+            assert "Caseload and minutes capacity" in text
+            assert not error_boxes(page)
+            grid = page.locator('[data-testid="stDataFrame"]').first
+            assert grid.is_visible()
+            shot(page, f"queues_care_manager_{size['width']}")
+        # she works the list: sorting by days since contact is a header click on the grid
+        header = page.locator('[data-testid="stDataFrame"]').first.get_by_text("Days since contact")
+        assert header.count() >= 1
+
+
+def test_biller_works_a_denial_it_persists_and_is_logged(site):
+    base, engine = site
+    with chromium_page() as page:
+        page.set_viewport_size(SIZES[0])
+        login(page, base, "biller", "biller-demo")
+        wait_idle(page, ready='h1:has-text("Denials to work")')
+        text = _text(page)
+        assert "Denied and underpaid lines" in text and "Open lines" in text and "Likely fix" in text
+        assert not error_boxes(page)
+        shot(page, "queues_biller_1366")
+        picked = page.locator('[data-testid="stSelectbox"] [data-baseweb="select"]').first.inner_text()
+        claim_number = picked.split("·")[0].strip()
+        assert claim_number and "Open" in picked
+        page.locator('[data-testid="stRadio"] label').filter(has_text="Appealed").click()
+        wait_idle(page)
+        page.get_by_role("button", name="Save status").click()
+        wait_idle(page)
+        assert f"Saved: {claim_number}" in _text(page)
+        # away and back: what she sees comes from the database, not from the form she just used
+        goto(page, base, "overview", title="Overview")
+        goto(page, base, "denials", title="Denials to work")
+        assert "Appealed" in page.locator('[data-testid="stSelectbox"] [data-baseweb="select"]').first.inner_text()
+        page.set_viewport_size(SIZES[1])
+        wait_idle(page)
+        shot(page, "queues_biller_1920")
+    with engine.connect() as conn:
+        rows = conn.execute(select(s.denial_work.c.status, s.denial_work.c.updated_by)).all()
+        log = conn.execute(select(s.access_log.c.detail).where(s.access_log.c.action == "denial_status")).scalars().all()
+    assert ("appealed", "biller") in [tuple(r) for r in rows]
+    assert any(claim_number in d and "open -> appealed" in d for d in log)
