@@ -202,7 +202,28 @@ class _Packet:
     def __init__(self, unicode_font: bool | None = None):
         from fpdf import FPDF
 
-        self.pdf = FPDF(orientation="P", unit="mm", format="Letter")
+        packet = self
+
+        class _PacketPDF(FPDF):
+            """Every page after the cover: the patient-month it belongs to on top, "Page n of N" below."""
+
+            def header(self):
+                if packet.running_header and self.page_no() > 1:
+                    packet.font(7.5)
+                    self.set_text_color(90, 90, 90)
+                    self.cell(0, 4, packet.t(packet.running_header), new_x="LMARGIN", new_y="NEXT")
+                    self.set_text_color(0, 0, 0)
+                    self.ln(1)
+
+            def footer(self):
+                self.set_y(-10)
+                packet.font(7.5)
+                self.set_text_color(90, 90, 90)
+                self.cell(0, 4, f"Page {self.page_no()} of {{nb}}", align="C")
+                self.set_text_color(0, 0, 0)
+
+        self.running_header = ""
+        self.pdf = _PacketPDF(orientation="P", unit="mm", format="Letter")
         self.pdf.set_auto_page_break(auto=True, margin=14)
         self.pdf.set_margins(14, 14, 14)
         fonts = find_unicode_font() if unicode_font in (None, True) else None
@@ -330,6 +351,10 @@ def evidence_packet_pdf(conn: Connection, sample_id: int, identify: bool = True,
     for r in sample.items.itertuples():
         pid, month = int(r.patient_id), int(r.service_month)
         e = audit.evidence_for(ev, pid, month)
+        pk.running_header = (f"Sample #{sample.id} · {r.position}. "
+                             + (f"{heads.at[pid, 'patient_name']} (MRN {heads.at[pid, 'mrn']})"
+                                if identify and pid in heads.index else _masked(r.position))
+                             + f" · {format_month(month)}")
         pdf.add_page()
         if identify and pid in heads.index:
             h = heads.loc[pid]
@@ -369,10 +394,11 @@ def evidence_packet_pdf(conn: Connection, sample_id: int, identify: bool = True,
         pk.subheading("Time log")
         pk.table(["Date", "Start", "Min", "Program", "Staff", "Activity", "Note", "Entered"],
                  [[t.service_date, t.started_at.strftime("%H:%M") if pd.notna(t.started_at) else "", t.minutes,
-                   t.program, f"{t.staff} ({t.credential}{'' if t.is_clinical else ', non-clinical'})", t.activity,
+                   t.program, f"{t.staff} ({t.credential}{'' if t.is_clinical else ', non-clinical'})",
+                   str(t.activity or "").replace("_", " "),  # wraps between words, never inside one
                    txt(t.note), f"{t.entered_at:%Y-%m-%d %H:%M} {t.entry_method}" if pd.notna(t.entered_at)
                    else t.entry_method] for t in e["time_log"].itertuples()],
-                 [18, 10, 8, 13, 30, 22, 60, 27], empty="No time logged in the month.")
+                 [18, 10, 8, 16, 30, 24, 55, 27], empty="No time logged in the month.")
         if not e["stays"].empty:
             pk.subheading("Inpatient / SNF stays")
             pk.table(["Kind", "Admitted", "Discharged", "Facility"],

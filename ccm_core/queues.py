@@ -296,7 +296,8 @@ def _adjusted(latest, ra):
 def denials_to_work(conn: Connection, f: Filters, as_of: dt.date, include_closed: bool = True) -> pd.DataFrame:
     """Denied and underpaid claim lines of claims with a date of service in ``f``'s months.
 
-    Most urgent first: open lines by deadline, then worked / appealed, written off last.
+    Most urgent first: open lines by deadline (still fileable before passed ones), then worked / appealed,
+    written off last.
     ``include_closed=False`` leaves out written-off lines.
     """
     rs = kpis.rules_in_force(conn)
@@ -376,8 +377,9 @@ def denials_to_work(conn: Connection, f: Filters, as_of: dt.date, include_closed
         df[col] = df[col].astype(float).round(2)
     order = {None: 0, "worked": 1, "appealed": 2, "written_off": 3}
     df["_rank"] = df["status"].map(lambda v: order.get(v if isinstance(v, str) else None, 0))
+    df["_passed"] = (df["days_to_deadline"].fillna(0) < 0).astype(int)  # still fileable first
     df["_dl"] = pd.to_datetime(df["deadline"])
-    df = (df.sort_values(["_rank", "_dl", "claim_number", "claim_line_id"], na_position="last")
+    df = (df.sort_values(["_rank", "_passed", "_dl", "claim_number", "claim_line_id"], na_position="last")
           .reset_index(drop=True))
     df["status"] = df["status"].where(df["status"].notna(), "open")
     return _frame(df[DENIAL_COLUMNS], "denials_to_work")

@@ -33,23 +33,23 @@ LOOKBACK_MONTHS = 15  # dates of service: a redetermination can run ~4 months af
 STATUS_LABELS = {"open": "Open", "worked": "Worked", "appealed": "Appealed", "written_off": "Written off"}
 AGING_COLORS = {"awaiting payer": "#2f6db5", "denied": "#c0504d"}
 
-LINE_COLUMNS = {
+LINE_COLUMNS = {  # what the biller acts on first, so it fits at 1366 px
     "status": st.column_config.TextColumn("Status"),
     "days_to_deadline": st.column_config.NumberColumn("Days left", format="%d",
                                                       help="Days to the filing deadline; negative = passed"),
-    "deadline": st.column_config.DateColumn("Deadline", format="MMM D, YYYY"),
-    "deadline_kind": st.column_config.TextColumn("Deadline for"),
     "claim_number": st.column_config.TextColumn("Claim"),
     "patient_name": st.column_config.TextColumn("Patient"),
-    "mrn": st.column_config.TextColumn("MRN"),
-    "service_date": st.column_config.DateColumn("Date of service", format="MMM D, YYYY"),
     "cpt_code": st.column_config.TextColumn("Code"),
-    "kind": st.column_config.TextColumn("Denied / underpaid"),
     "denied_amount": st.column_config.NumberColumn("Denied $", format="dollar"),
-    "fee_value": st.column_config.NumberColumn("Fee value $", format="dollar"),
     "carcs": st.column_config.TextColumn("CARC"),
-    "rarcs": st.column_config.TextColumn("RARC"),
     "fix": st.column_config.TextColumn("Likely fix", width="large"),
+    "deadline": st.column_config.DateColumn("Deadline", format="MMM D, YYYY"),
+    "deadline_kind": st.column_config.TextColumn("Deadline for"),
+    "rarcs": st.column_config.TextColumn("RARC"),
+    "kind": st.column_config.TextColumn("Denied / underpaid"),
+    "fee_value": st.column_config.NumberColumn("Fee value $", format="dollar"),
+    "service_date": st.column_config.DateColumn("Date of service", format="MMM D, YYYY"),
+    "mrn": st.column_config.TextColumn("MRN"),
     "reason": st.column_config.TextColumn("Reason (CARC text)", width="large"),
     "remark": st.column_config.TextColumn("Remark (RARC text)", width="large"),
     "payer": st.column_config.TextColumn("Payer"),
@@ -123,7 +123,7 @@ def draw_lines(f, as_of: dt.date) -> None:
     by_carc = (df.assign(carc=df["carcs"].str.split(", ").str[0].fillna(""))
                .groupby("carc").agg(lines=("claim_line_id", "size"), dollars=("denied_amount", "sum"))
                .reset_index().sort_values("dollars", ascending=False))
-    left, right = st.columns([1, 2], gap="large")
+    left, right = st.columns([1, 3], gap="medium")
     with left:
         st.caption("Denied dollars by main CARC: click a bar to list its lines (double-click clears).")
         chart = alt.Chart(by_carc).mark_bar(color="#c0504d").encode(
@@ -199,6 +199,8 @@ def draw_aging(f, as_of: dt.date) -> None:
 with friendly_errors("Denials to work"):
     f = sidebar_filters()
     as_of = cached(admin.data_as_of, dt.date.today()) or dt.date.today()
-    charts.page_start("Denials to work", f, "biller's queue")
+    st.title("Denials to work", anchor=False)
+    st.caption(f"Data through {as_of:%b %d, %Y} · the sidebar's clinics, practitioners and payers apply"
+               + (" · meeting mode" if meeting_mode() else ""))
     charts.lazy_tabs([("Denials", lambda: draw_lines(f, as_of)), ("A/R aging", lambda: draw_aging(f, as_of))],
                      key="denials_tab", default="Denials")

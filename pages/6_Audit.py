@@ -35,6 +35,8 @@ PAGE = "audit"
 PICK_KEY = "audit_sample_pick"
 PENDING_KEY = "_audit_sample_pending"
 VIEWED_KEY = "_audit_viewed_items"
+OPEN_KEY = "_audit_open_sample"  # the sample on screen, kept when the picker is cleared (Esc)
+CURRENT_POS_KEY = "_audit_pos"  # + sample id: the patient-month on screen
 RESULT_BADGE = {"pass": ":green-badge[:material/check: pass]", "fail": ":red-badge[:material/close: fail]",
                 "na": ":gray-badge[n/a]"}
 
@@ -166,16 +168,38 @@ def draw_review(sample: sampling.Sample) -> None:
         mark = "✔ reviewed" if reviewed.get(it.position, False) else "to review"
         labels[int(it.position)] = (f"{it.position}. {who(int(it.patient_id), heads)} · {format_month(it.service_month)}"
                                     f" · {n_fail} fail{'s' if n_fail != 1 else ''} · {mark}")
+    # Failed patient-months first (most fails first), then the rest in sample order.
+    order = sorted(labels, key=lambda pos_: (-int(fails.get(pos_, 0)), pos_))
     # The picker's labels carry every sampled patient (name and MRN unless masked) to the browser: the
     # access log counts all of them, not only the patient-month opened below.
     log_once((sample.id, "picker", masked()),
              f"audit sample #{sample.id}: {len(labels)} patient-months listed, "
              f"{'pseudonymised' if masked() else 'identified'}",
              patient_count=int(sample.items["patient_id"].nunique()))
-    # The key carries the masking state: a browser keeps showing a kept widget's old label, so switching
-    # meeting mode on must make a new picker rather than leave a name on the shared screen.
-    pos = st.selectbox("Patient-month", list(labels), format_func=labels.get,
-                       key=f"audit_pos_{sample.id}_{'masked' if masked() else 'named'}")
+    # The open position lives in our own state; the widget key carries the labels (so a save shows
+    # "reviewed" at once) and the masking state (switching meeting mode on makes a new picker rather than
+    # leave a name on the shared screen).
+    pos_key = f"{CURRENT_POS_KEY}_{sample.id}"
+    if st.session_state.get(pos_key) not in labels:
+        st.session_state[pos_key] = order[0]
+    widget_key = (f"audit_pos_{sample.id}_{'masked' if masked() else 'named'}_"
+                  f"{abs(hash(tuple(labels[p_] for p_ in order))) % 10**8}_{st.session_state[pos_key]}")
+
+    def picked_pos() -> None:
+        st.session_state[pos_key] = st.session_state[widget_key]
+
+    def step(delta: int) -> None:
+        i = order.index(st.session_state[pos_key])
+        st.session_state[pos_key] = order[(i + delta) % len(order)]
+
+    c_pick, c_prev, c_next = st.columns([6, 1, 1], vertical_alignment="bottom")
+    pos = c_pick.selectbox("Patient-month (failed first)", order, format_func=labels.get, key=widget_key,
+                           index=order.index(st.session_state[pos_key]), on_change=picked_pos)
+    c_prev.button("Previous", icon=":material/chevron_left:", on_click=step, args=(-1,), width="stretch",
+                  shortcut="P", key=f"audit_prev_{sample.id}", help="Previous patient-month (key P)")
+    c_next.button("Next", icon=":material/chevron_right:", on_click=step, args=(1,), width="stretch",
+                  shortcut="N", key=f"audit_next_{sample.id}", help="Next patient-month (key N)")
+    pos = st.session_state[pos_key]
     item = sample.items[sample.items["position"] == pos].iloc[0]
     pid, month = int(item["patient_id"]), int(item["service_month"])
     rows = merged[merged["position"] == pos].copy()
@@ -191,13 +215,11 @@ def draw_review(sample: sampling.Sample) -> None:
         h = heads.loc[pid]
         st.caption(f"{md(h['payer'])} · {md(h['clinic'])} · billing practitioner {md(h['billing_practitioner'])} · "
                    f"care manager {md(h['care_manager'])} · stratum {md(item['stratum'])}")
-    left, right = st.columns([1, 1], gap="medium")
-    with left:
-        draw_checklist_and_findings(sample, int(item["item_id"]), rows)
-    with right:
-        st.markdown("**Evidence**")
-        ev = cached(sample_evidence, ((pid, month),))
-        draw_evidence(audit.evidence_for(ev, pid, month))
+    # Full width, one under the other: at 1366 px a half-width evidence panel cut off Note, Entered and Onset.
+    draw_checklist_and_findings(sample, int(item["item_id"]), rows, order)
+    st.markdown("**Evidence**")
+    ev = cached(sample_evidence, ((pid, month),))
+    draw_evidence(audit.evidence_for(ev, pid, month))
 
 
 def _finding_text(r) -> str:
@@ -207,8 +229,16 @@ def _finding_text(r) -> str:
     return f"Finding by {md(r.auditor)}: **{md(r.verdict)}**{comment}"
 
 
-def draw_checklist_and_findings(sample, item_id: int, rows: pd.DataFrame) -> None:
-    """Each item with its result and evidence; auditors answer agree / disagree in the same list."""
+def _forget_answers(sample_id: int, item_id: int, keys) -> None:
+    """Drop the radio / comment widget state of an item so the next run shows the saved answers."""
+    for key in keys:
+        for prefix in ("verdict", "comment"):
+            st.session_state.pop(f"{prefix}_{sample_id}_{item_id}_{key}", None)
+
+
+def draw_checklist_and_findings(sample, item_id: int, rows: pd.DataFrame, order: list[int] | None = None) -> None:
+    """Each item with its result and evidence; auditors answer agree / disagree in the same list (fails first)."""
+    rows = rows.assign(_fail=(rows["result"] != "fail").astype(int)).sort_values("_fail", kind="stable")
     recorder = can(user, "record_finding")
     holder = st.form(f"audit_findings_{sample.id}_{item_id}", border=False) if recorder else st.container()
     choices = {}
@@ -265,7 +295,20 @@ def draw_checklist_and_findings(sample, item_id: int, rows: pd.DataFrame) -> Non
     except ValueError as exc:
         st.error(f"Nothing saved: {md(exc)}")
         return
+    _forget_answers(sample.id, item_id, choices)
     st.toast(f"Saved {len(todo)} finding{'s' if len(todo) != 1 else ''}.", icon=":material/check_circle:")
+    # Saving moves on: to the next patient-month in the list that still has unanswered items.
+    done_now = {k for k, *_ in todo} | {k for k, (v, _, _) in choices.items() if v is not None}
+    if order and set(choices) <= done_now:
+        pos_key = f"{CURRENT_POS_KEY}_{sample.id}"
+        with get_engine().connect() as conn:
+            merged = sampling.sample_checklist(conn, sample)
+        open_ = set(merged[merged["verdict"].isna()]["position"].astype(int))
+        here = st.session_state.get(pos_key)
+        after = order[order.index(here) + 1:] + order[:order.index(here)] if here in order else order
+        nxt = next((p_ for p_ in after if p_ in open_), None)
+        if nxt is not None:
+            st.session_state[pos_key] = nxt
     st.rerun()
 
 
@@ -281,9 +324,9 @@ EVIDENCE_COLUMNS = {
                    "covers_all_conditions": "All conditions", "has_measurable_goals": "Goals",
                    "electronic_access": "Electronic"},
     "visits": {"visit_date": "Visit", "cpt_code": "Code", "visit_type": "Type", "practitioner_id": "Practitioner #"},
-    "time_log": {"service_date": "Date", "started_at": "Start", "minutes": "Min", "program": "Program",
-                 "staff": "Staff", "credential": "Cred.", "is_clinical": "Clinical", "activity": "Activity",
-                 "note": "Note", "entry_method": "Entry", "entered_at": "Entered"},
+    "time_log": {"service_date": "Date", "minutes": "Min", "note": "Note", "entered_at": "Entered",
+                 "entry_method": "Entry", "staff": "Staff", "credential": "Cred.", "is_clinical": "Clinical",
+                 "activity": "Activity", "started_at": "Start", "program": "Program"},
     "stays": {"kind": "Stay", "admit_date": "Admitted", "discharge_date": "Discharged", "facility_name": "Facility"},
     "claims": {"claim_number": "Claim", "practitioner": "Practitioner", "service_date": "DOS", "cpt_code": "Code",
                "units": "Units", "charge": "Charge", "submitted_date": "Submitted", "replaced": "Replaced"},
@@ -343,11 +386,13 @@ def draw_samples() -> pd.DataFrame:
     view = df.assign(period=[f"{format_month(a)} to {format_month(b)}" for a, b in zip(df["month_from"],
                                                                                        df["month_to"])])
     view["reviewed_text"] = [f"{r} / {i}" for r, i in zip(view["reviewed"], view["items"])]
-    charts.table(view, column_order=["id", "name", "reviewed_text", "progress", "pass_rate", "created_by",
-                                     "created_at", "status"],
+    charts.table(view, column_order=["id", "name", "period", "seed", "size", "reviewed_text", "progress", "pass_rate",
+                                     "created_by", "created_at", "status"],
                  column_config={"id": st.column_config.NumberColumn("#", format="%d"),
                                 "name": st.column_config.TextColumn("Sample", width="large"),
                                 "period": st.column_config.TextColumn("Period"),
+                                "seed": st.column_config.NumberColumn("Seed", format="%d"),
+                                "size": st.column_config.NumberColumn("Size", format="%d"),
                                 "progress": st.column_config.ProgressColumn("Reviewed", min_value=0.0,
                                                                             max_value=1.0, format="percent"),
                                 "pass_rate": st.column_config.NumberColumn("Pass rate", format="percent"),
@@ -361,6 +406,12 @@ def draw_samples() -> pd.DataFrame:
     if trend.empty:
         empty_state("No reviewed samples yet", "Pass rates appear once every item of a patient-month has a finding.",
                     icon=":material/insights:")
+        return df
+    if len(trend) < 2:
+        one = trend.iloc[0]
+        st.info(f"One sample reviewed so far: #{int(one['id'])} passes {one['pass_rate']:.0%} of its "
+                f"{int(one['reviewed'])} reviewed patient-months (of {int(one['items'])}). A trend needs two or more "
+                "reviewed samples.", icon=":material/insights:")
         return df
     trend = trend.assign(label=[f"#{i} {format_month(a)}–{format_month(b)}" for i, a, b in
                                 zip(trend["id"], trend["month_from"], trend["month_to"])])
@@ -490,6 +541,11 @@ with friendly_errors("the audit page"):
         st.session_state.pop(PICK_KEY, None)
     picked = st.selectbox("Sample", list(labels), format_func=labels.get, key=PICK_KEY, index=None,
                           placeholder="Choose a saved sample to review" if labels else "No samples yet")
+    if picked is None and st.session_state.get(OPEN_KEY) in labels:
+        # Esc (or a cleared picker) keeps the open sample: pick it again on the next run.
+        open_sample(st.session_state[OPEN_KEY])
+        st.rerun()
+    st.session_state[OPEN_KEY] = picked
 
     def review() -> None:
         if picked is None:

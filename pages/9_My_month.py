@@ -47,19 +47,19 @@ def band_of(minutes: pd.Series) -> pd.Series:
     return out
 
 
-LIST_COLUMNS = {
+LIST_COLUMNS = {  # what she acts on first, so it fits at 1366 px
     "patient_name": st.column_config.TextColumn("Patient"),
-    "mrn": st.column_config.TextColumn("MRN"),
-    "phone": st.column_config.TextColumn("Phone"),
-    "counted_minutes": st.column_config.ProgressColumn("Minutes so far", format="%d min", min_value=0, max_value=60),
-    "minutes_to_next": st.column_config.NumberColumn("To next step", format="%d min"),
-    "next_step": st.column_config.NumberColumn("Next step", format="%d min",
-                                               help="20 / 40 / 60 minutes (complex CCM: 60 / 90)"),
     "days_since_contact": st.column_config.NumberColumn("Days since contact", format="%d",
                                                         help="Blank: no patient contact on record"),
-    "last_contact_date": st.column_config.DateColumn("Last contact", format="MMM D"),
+    "counted_minutes": st.column_config.ProgressColumn("Minutes so far", format="%d min", min_value=0, max_value=60),
+    "minutes_to_next": st.column_config.NumberColumn("To next step", format="%d min"),
+    "phone": st.column_config.TextColumn("Phone"),
     "next_contact_date": st.column_config.DateColumn("Next contact", format="MMM D"),
     "holds": st.column_config.TextColumn("Holds", help="Missing before this month can be billed"),
+    "last_contact_date": st.column_config.DateColumn("Last contact", format="MMM D"),
+    "next_step": st.column_config.NumberColumn("Next step", format="%d min",
+                                               help="20 / 40 / 60 minutes (complex CCM: 60 / 90)"),
+    "mrn": st.column_config.TextColumn("MRN"),
     "care_manager": st.column_config.TextColumn("Care manager"),
 }
 
@@ -86,7 +86,7 @@ def draw_list(f, as_of: dt.date) -> None:
     df = df.assign(band=band_of(df["counted_minutes"]))
     counts = (df.groupby("band").size().reindex([b[2] for b in BANDS[:-1]], fill_value=0)
               .rename("patients").reset_index())
-    left, right = st.columns([1, 2], gap="large")
+    left, right = st.columns([1, 3], gap="medium")
     with left:
         st.caption("Patients by minutes so far: click a bar to list them (double-click clears).")
         chart = alt.Chart(counts).mark_bar(color=charts.PRIMARY, cornerRadiusTopRight=2,
@@ -147,7 +147,11 @@ def draw_caseload(f, as_of: dt.date) -> None:
 with friendly_errors("My month"):
     f = scoped(sidebar_filters())
     as_of = cached(admin.data_as_of, dt.date.today())
-    charts.page_start("My month", f, "your patients only" if IS_CARE_MANAGER else "every care manager")
+    st.title("My month", anchor=False)
+    if as_of is not None:
+        st.caption(f"{as_of:%B %Y} to date (data through {as_of:%b %d})"
+                   + (" · your patients only" if IS_CARE_MANAGER else " · every care manager in the filters")
+                   + (" · meeting mode" if meeting_mode() else ""))
     if as_of is None:
         empty_state("No time recorded yet", "The list fills in as care managers log time.")
     else:

@@ -223,6 +223,8 @@ def test_care_manager_is_scoped_to_their_own_patients(app):
     care = auth.get_user(app, ROLE_USERS["care_manager"][0])
     assert care.staff_id in busy
     assert "Care manager" not in [m.label for m in at.multiselect]
+    assert [t.value for t in at.title] == ["My month"]  # she lands on her work queue
+    open_page(at, "overview")
     enrolled = {m.label: m.value for m in at.metric}["Enrolled patients"]
     with app.connect() as conn:
         mine = conn.execute(select(patient.c.id).where(patient.c.care_manager_id == care.staff_id)).all()

@@ -98,8 +98,18 @@ def test_auditor_pulls_walks_and_records_findings(app):
                                    s.audit_finding.c.auditor, s.audit_finding.c.sample_item_id)).all()
     assert len(rows) == len(audit.ITEMS)
     assert {r.verdict for r in rows} == {"agree"} and {r.auditor for r in rows} == {"t_auditor"}
-    assert {r.sample_item_id for r in rows} == {items[0]["id"]}
+    assert len({r.sample_item_id for r in rows}) == 1
     assert "Reviewed 1 / 3" in screen_text(at)
+    # issue 15: the picker says so at once, saving moved on to the next item, and going back shows the
+    # saved answers in the radios
+    picker = [sb for sb in at.selectbox if sb.label.startswith("Patient-month")][0]
+    assert sum("✔ reviewed" in str(o) for o in picker.options) == 1
+    assert "to review" in str(picker.format_func(picker.value)) and all(r.value is None for r in at.radio)
+    _button(at, "Previous").click()
+    at.run()
+    picker = [sb for sb in at.selectbox if sb.label.startswith("Patient-month")][0]
+    assert "✔ reviewed" in str(picker.format_func(picker.value))
+    assert [r.value for r in at.radio] == ["agree"] * len(audit.ITEMS)
 
 
 def test_biller_reads_findings_but_cannot_record_them(app):

@@ -140,15 +140,19 @@ def test_authenticator_credentials_hide_inactive_and_disarm_locked(engine):
 
 # --------------------------------------------------------------------------- roles
 def test_role_matrix_matches_the_brief():
-    expected = {
-        "admin": ("overview", "enrollment", "minutes", "billing", "revenue", "audit", "import", "admin"),
-        "program_lead": ("overview", "enrollment", "minutes", "billing", "revenue"),
+    expected = {  # work queues (issue 15): My month for care managers and the lead, Denials for billers
+        "admin": ("my_month", "overview", "enrollment", "minutes", "billing", "revenue", "audit", "denials", "import",
+                  "admin"),
+        "program_lead": ("my_month", "overview", "enrollment", "minutes", "billing", "revenue", "denials"),
         "auditor": ("overview", "enrollment", "billing", "audit"),
-        "biller": ("overview", "billing", "revenue", "audit"),
-        "care_manager": ("overview", "minutes"),
+        "biller": ("overview", "billing", "revenue", "audit", "denials"),
+        "care_manager": ("my_month", "overview", "minutes"),
         "viewer": ("overview", "enrollment", "minutes", "revenue"),
     }
     assert auth.ROLE_PAGES == expected
+    landing = {role: auth.landing_page(role) for role in ROLES}
+    assert landing == {"admin": "overview", "program_lead": "overview", "auditor": "audit", "biller": "denials",
+                       "care_manager": "my_month", "viewer": "overview"}
     assert set(auth.ROLE_PAGES) == set(ROLES)
     assert not auth.may_open("viewer", "billing") and auth.may_open("biller", "audit")
     assert not auth.may_open(None, "overview")

@@ -110,3 +110,20 @@ def test_latin1_folding_keeps_accents_and_replaces_the_rest():
     folded = exports.to_latin1("Nguyễn 日本 ✓")
     folded.encode("latin-1")  # never raises
     assert folded.startswith("Nguyen ") and "?" in folded
+
+
+def test_pdf_packet_numbers_pages_runs_the_patient_header_and_splits_no_word(saved_sample):
+    """Issue 15: "Page n of N" on every page, the patient-month on top of each of its pages, and table
+    headers / activities that wrap between words, never inside one ("Progra m")."""
+    engine, sid, _ = saved_sample
+    with engine.connect() as conn:
+        data = exports.evidence_packet_pdf(conn, sid, unicode_font=False)
+    reader = PdfReader(io.BytesIO(data))
+    n = len(reader.pages)
+    texts = [" ".join((p.extract_text() or "").split()) for p in reader.pages]
+    for i, t in enumerate(texts, start=1):
+        assert f"Page {i} of {n}" in t
+    sections = [t for t in texts[1:] if "Time log" in t]
+    assert sections and all(f"Sample #{sid} · " in t and "(MRN MRN-EXP-" in t for t in sections)
+    joined = " ".join(texts)
+    assert "Program" in joined and "Progra m" not in joined and "phone call" in joined
