@@ -100,3 +100,72 @@ def test_biller_works_a_denial_it_persists_and_is_logged(site):
         log = conn.execute(select(s.access_log.c.detail).where(s.access_log.c.action == "denial_status")).scalars().all()
     assert ("appealed", "biller") in [tuple(r) for r in rows]
     assert any(claim_number in d and "open -> appealed" in d for d in log)
+
+
+def test_auditor_reviews_a_sample_end_to_end(site):
+    """Pull, agree, see it saved and moved on, keyboard next, Esc keeps the sample, evidence in full,
+    sample list and trend, and the month checklist's Excel right after its CSV."""
+    base, engine = site
+    with chromium_page() as page:
+        page.set_viewport_size(SIZES[0])
+        login(page, base, "auditor", "auditor-demo")
+        wait_idle(page, ready='h1:has-text("Audit")')  # the auditor lands on the audit
+        page.get_by_role("spinbutton", name="Sample size").fill("3")
+        page.get_by_role("button", name="Pull and save sample").click()
+        wait_idle(page, ready='text=Reviewed')
+        picker = page.get_by_role("combobox", name="Patient-month (failed first)")
+        first = picker.input_value()
+        assert "to review" in first and first.startswith(first.split(".")[0] + ".")
+        page.get_by_role("button", name="Agree with all unanswered").click()
+        wait_idle(page)
+        text = _text(page)
+        assert "Reviewed 1 / 3" in " ".join(text.split())
+        moved = page.get_by_role("combobox", name="Patient-month (failed first)").input_value()
+        assert moved != first and "to review" in moved  # saving moved on to the next item
+        page.get_by_role("button", name="Previous").click()
+        wait_idle(page)
+        back = page.get_by_role("combobox", name="Patient-month (failed first)").input_value()
+        assert back.split(" · ")[0] == first.split(" · ")[0] and back.endswith("✔ reviewed")
+        checked = page.locator('[data-testid="stRadio"] input[type="radio"]:checked')
+        assert checked.count() >= 10  # every item shows its saved answer
+        shot(page, "queues_auditor_review_1366")
+        # keyboard: N goes to the next patient-month
+        page.evaluate("document.activeElement && document.activeElement.blur()")
+        page.keyboard.press("n")
+        wait_idle(page)
+        assert page.get_by_role("combobox", name="Patient-month (failed first)").input_value() != back
+        # Esc in the sample picker keeps the open sample
+        sample_box = page.get_by_role("combobox", name="Sample")
+        opened = sample_box.input_value()
+        sample_box.click()
+        page.keyboard.press("Escape")
+        wait_idle(page)
+        assert page.get_by_role("combobox", name="Sample").input_value() == opened
+        assert page.get_by_role("combobox", name="Patient-month (failed first)").count() == 1
+        page.get_by_text("Evidence", exact=True).scroll_into_view_if_needed()
+        page.get_by_role("tab", name="Time log").click()
+        wait_idle(page)
+        shot(page, "queues_auditor_evidence_1366")
+        page.set_viewport_size(SIZES[1])
+        wait_idle(page)
+        shot(page, "queues_auditor_evidence_1920")
+        page.set_viewport_size(SIZES[0])
+        page.get_by_role("tab", name="Samples & trend").click()
+        wait_idle(page)
+        text = _text(page)
+        assert "One sample reviewed so far" in text and "A trend needs two or more reviewed samples" in text
+        shot(page, "queues_auditor_samples_1366")
+        # the month checklist: Excel right after CSV both arrive
+        page.get_by_role("tab", name="Month checklist").click()
+        wait_idle(page)
+        shot(page, "queues_auditor_month_1366")
+        with page.expect_download(timeout=60_000) as csv_dl:
+            page.locator('[data-testid="stDownloadButton"] button').filter(has_text="CSV").first.click()
+        with page.expect_download(timeout=60_000) as xlsx_dl:
+            page.locator('[data-testid="stDownloadButton"] button').filter(has_text="Excel").first.click()
+        assert csv_dl.value.suggested_filename.endswith(".csv")
+        assert xlsx_dl.value.suggested_filename.endswith(".xlsx")
+        assert not error_boxes(page)
+    with engine.connect() as conn:
+        n = conn.execute(select(s.audit_finding.c.id)).all()
+    assert len(n) >= 10
