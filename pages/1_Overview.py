@@ -112,6 +112,8 @@ def draw_tiles(f, engine, as_of, lag_days) -> dict:
             color, word = BADGE[weekly.status(h.key, result, before[h.key], targets[h.key])[0]]
             target_words = weekly.status(h.key, result, before[h.key], targets[h.key])[1]
             spark = [v for _, v in series[h.key] if v is not None]
+            if _rate_hidden(h.unit, result):  # a hidden rate shows no trend either (it could give the count back)
+                spark = []
             open_note = h.lag_sensitive and month_open
             delta = None if open_note else shown_delta(h.key, result, before[h.key])
             since = shown_delta(h.key, result, snapshot.get(h.key)) if h.key in snapshot else None
