@@ -22,8 +22,9 @@ APP_PAGES = ("overview", "enrollment", "minutes", "billing", "revenue", "audit",
 PAGE_TABS = {
     "enrollment": ("enrollment_tab", ("Declines & disenrollments", "Consent completeness", "Retention",
                                       "Outreach list")),
-    "minutes": ("minutes_tab", ("Worklist", "Care managers", "Time flags")),
-    "billing": ("billing_tab", ("Findings & conflicts", "Denial trend", "Denial reasons", "Claim lines")),
+    "minutes": ("minutes_tab", ("Worklist", "Holds", "Care managers", "Time flags")),
+    "billing": ("billing_tab", ("Ready to bill", "Holds", "Findings & conflicts", "Denial trend", "Denial reasons",
+                                "Claim lines")),
     "revenue": ("revenue_tab", ("Leakage", "Projection")),
     "audit": ("audit_tab", ("Samples & trend", "Month checklist")),
 }

@@ -197,8 +197,7 @@ def page_calls(month: int, as_of: dt.date):
 
 
 def stage_core(url: str, month: int, as_of: dt.date, repeat: int) -> dict:
-    from ccm_core import engine as engine_mod
-    from ccm_core import sampling
+    from ccm_core import compliance, sampling
     from ccm_core.filters import Filters
 
     engine = db.make_engine(url)
@@ -221,8 +220,10 @@ def stage_core(url: str, month: int, as_of: dt.date, repeat: int) -> dict:
                                 "floor": round(floor, 4), "ratio": None if not secs or not floor
                                 else round(secs / floor, 1), "error": err})
         floor = sum(out["floors"][x] for x in FLOORS_FOR["patient_month"])
-        secs, df = timed(engine_mod.patient_months, conn, Filters.for_month(month), repeat=repeat)
-        ready = df[df["supported_track"].notna() | df["supported_pcm_track"].notna()]
+        # the ready-to-bill list as `billing --ready-only` builds it: every patient-month with its billing status
+        # (minutes and codes, then every prerequisite: compliance.billing_status)
+        secs, df = timed(compliance.billing_status, conn, Filters.for_month(month), repeat=repeat)
+        ready = df[df["billing_status"] == "ready"]
         out["billing"] = {"seconds": round(secs, 3), "floor": round(floor, 3), "ratio": round(secs / floor, 1),
                           "patient_months": len(df), "ready_to_bill": len(ready)}
         conn.rollback()

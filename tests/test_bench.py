@@ -12,6 +12,7 @@ from sqlalchemy import text
 
 from bench import harness as bench
 from ccm_core import db
+from ccm_core import compliance
 from ccm_core import engine as engine_mod
 from ccm_core.filters import Filters
 
@@ -44,9 +45,10 @@ def test_core_stage_times_every_page_kpi_without_errors(demo_engine):
         assert k["ratio"] is None or k["ratio"] > 0  # rounded figures (a 0.1 ms floor shows as 0.0)
     with demo_engine.connect() as conn:
         df = engine_mod.patient_months(conn, Filters.for_month(MONTH))
-    ready = int((df["supported_track"].notna() | df["supported_pcm_track"].notna()).sum())
-    assert res["billing"]["patient_months"] == len(df)
-    assert res["billing"]["ready_to_bill"] == ready > 0
+        status = compliance.billing_status(conn, Filters.for_month(MONTH))
+    ready = int((status["billing_status"] == "ready").sum())
+    assert res["billing"]["patient_months"] == len(df) == len(status)
+    assert res["billing"]["ready_to_bill"] == ready  # the ready list: supported AND every prerequisite holds
     assert res["audit_sample"]["population"] > 0
     assert res["peak_mb"] > 0
 
