@@ -20,6 +20,7 @@ from sqlalchemy import Float, Integer, and_, case, cast, exists, func, literal, 
 from sqlalchemy.engine import Connection, Engine
 
 from . import db
+from . import compliance
 from . import engine as eng
 from . import kpis
 from . import rules as rules_mod
@@ -45,8 +46,9 @@ D = {
         "is not complete: counted minutes below the last billable step of their track (non-complex 20/40/60 from "
         "99490 + 99439 x2; complex 60/90 from 99487 + 99489 when a moderate/high complexity assessment is "
         "recorded for the month). Minutes to next step = next step - counted minutes; last contact = latest "
-        "interactive CCM time entry on or before the as-of day; holds = no accepted dated unrevoked CCM consent, "
-        "or no care plan established (or reviewed) within 365 days before the as-of day",
+        "interactive CCM time entry on or before the as-of day; holds = the billing prerequisites that fail for "
+        "the month (eligibility, initiating visit, consent, care plan, conflicting claim: ccm_core.compliance, "
+        "the rules the billing status and the audit use), with their fixes",
         "n/a (a list)", "Patients whose month is complete; patients not enrolled on the as-of day",
         "docs/reference/ccm-rules.md §1-4; thresholds and caps from ccm_core/rules/codes.csv", "minutes"),
     "caseload_capacity": define(
@@ -124,32 +126,11 @@ def _next_step(minutes, complex_, rs: rules_mod.RuleSet):
     return case(*whens, else_=null())
 
 
-# --------------------------------------------------------------------------- holds (seam)
-def _hold_flags(as_of: dt.date):
-    """(consent hold, care-plan hold) as SQL conditions on ``patient``.
-
-    Seam: the billing status the compliance rules compute (ready / hold / short / billed, with named hold
-    reasons) replaces these two conditions once it is available; until then they mirror the audit's consent
-    and care-plan checks on the as-of day.
-    """
-    p, cn, cp = s.patient, s.consent, s.care_plan
-    consented = exists().where(
-        cn.c.patient_id == p.c.id, cn.c.program == "CCM", cn.c.decision == "accepted",
-        cn.c.consent_date.isnot(None), cn.c.consent_date <= as_of,
-        or_(cn.c.revoked_date.is_(None), cn.c.revoked_date > as_of))
-    year_ago = as_of - dt.timedelta(days=365)
-    plan = exists().where(
-        cp.c.patient_id == p.c.id, cp.c.established_date <= as_of,
-        or_(cp.c.established_date >= year_ago, and_(cp.c.reviewed_date.isnot(None), cp.c.reviewed_date >= year_ago,
-                                                    cp.c.reviewed_date <= as_of)))
-    return not_(consented), not_(plan)
-
-
 # --------------------------------------------------------------------------- my month
 MY_MONTH_COLUMNS = ["patient_id", "mrn", "patient_name", "phone", "care_manager_id", "care_manager",
                     "counted_minutes", "complex", "next_step", "minutes_to_next", "days_left", "last_contact_date",
                     "days_since_contact", "contacted_this_month", "next_contact_date", "consent_hold",
-                    "care_plan_hold", "holds"]
+                    "care_plan_hold", "hold_items", "holds"]
 
 
 def my_month(conn: Connection, f: Filters, as_of: dt.date) -> pd.DataFrame:
@@ -171,21 +152,35 @@ def my_month(conn: Connection, f: Filters, as_of: dt.date) -> pd.DataFrame:
     complex_ = exists().where(ca.c.patient_id == em.c.patient_id, ca.c.service_month == month)
     minutes = cast(em.c.counted_minutes, Integer)
     nxt = _next_step(minutes, complex_, rs)
-    consent_hold, plan_hold = _hold_flags(as_of)
+    # Holds: the billing prerequisites of the compliance rules (the same ones the billing status and the
+    # audit apply), for every patient on the list, those at 0 minutes included.
+    cal = compliance.calendar_cte([month], "my_month_calendar")
+    base = (select(em.c.patient_id, cal.c.service_month, cal.c.month_start, cal.c.month_end,
+                   compliance.month_practitioner(em.c.patient_id, cal.c.service_month, p.c.billing_practitioner_id, rs)
+                   .label("practitioner_id"))
+            .select_from(em.join(p, p.c.id == em.c.patient_id).join(cal, cal.c.service_month == month))
+            ).cte("my_month_base")
+    pre = compliance.prerequisites_select(conn, base, rs).subquery("my_month_prereq")
     first_day, month_end = db.month_bounds(month)
     q = (select(em.c.patient_id, p.c.mrn, _full_name(p.c.first_name, p.c.last_name).label("patient_name"), p.c.phone,
                 p.c.care_manager_id, func.coalesce(_full_name(st.c.first_name, st.c.last_name), "unassigned")
                 .label("care_manager"), minutes.label("counted_minutes"),
                 case((complex_, 1), else_=0).label("complex"), nxt.label("next_step"),
                 (nxt - minutes).label("minutes_to_next"), last.c.last_contact_date, p.c.next_contact_date,
-                case((consent_hold, 1), else_=0).label("consent_hold"),
-                case((plan_hold, 1), else_=0).label("care_plan_hold"))
+                *[pre.c[f"{k}_{x}"] for k in compliance.PREREQUISITES for x in ("result", "problem")])
          .select_from(em.join(p, p.c.id == em.c.patient_id).outerjoin(st, st.c.id == p.c.care_manager_id)
-                      .outerjoin(last, last.c.patient_id == em.c.patient_id)))
+                      .outerjoin(last, last.c.patient_id == em.c.patient_id)
+                      .outerjoin(pre, pre.c.patient_id == em.c.patient_id)))
     rows = conn.execute(q).mappings().all()
     enrolled = len(rows)
+    pre_cols = [f"{k}_{x}" for k in compliance.PREREQUISITES for x in ("result", "problem")]
     df = pd.DataFrame(rows, columns=[c for c in MY_MONTH_COLUMNS if c not in (
-        "days_left", "days_since_contact", "contacted_this_month", "holds")])
+        "days_left", "days_since_contact", "contacted_this_month", "holds", "consent_hold", "care_plan_hold",
+        "hold_items")] + pre_cols)
+    df["consent_hold"] = (df["consent_result"] == "fail").astype(int)
+    df["care_plan_hold"] = (df["care_plan_result"] == "fail").astype(int)
+    df["hold_items"] = compliance.failed_prerequisites(df) if len(df) else []
+    df["holds"] = compliance.hold_reasons(df) if len(df) else []
     at_zero = int((df["counted_minutes"] == 0).sum()) if enrolled else 0
     df = df[df["next_step"].notna()].copy()
     for col in ("last_contact_date", "next_contact_date"):
@@ -194,8 +189,6 @@ def my_month(conn: Connection, f: Filters, as_of: dt.date) -> pd.DataFrame:
     df["days_since_contact"] = pd.array([(as_of - d).days if d else None for d in df["last_contact_date"]],
                                         dtype="Int64")
     df["contacted_this_month"] = [bool(d and d >= first_day) for d in df["last_contact_date"]]
-    df["holds"] = [", ".join(h for h, on in (("consent", c), ("care plan", pl)) if on)
-                   for c, pl in zip(df["consent_hold"], df["care_plan_hold"])]
     for col in ("counted_minutes", "next_step", "minutes_to_next", "complex", "consent_hold", "care_plan_hold"):
         df[col] = df[col].astype(int)
     df["_never"] = df["days_since_contact"].isna()

@@ -192,7 +192,7 @@ def draw_review(sample: sampling.Sample) -> None:
         i = order.index(st.session_state[pos_key])
         st.session_state[pos_key] = order[(i + delta) % len(order)]
 
-    c_pick, c_prev, c_next = st.columns([6, 1, 1], vertical_alignment="bottom")
+    c_pick, c_prev, c_next = st.columns([4, 1, 1], vertical_alignment="bottom")
     pos = c_pick.selectbox("Patient-month (failed first)", order, format_func=labels.get, key=widget_key,
                            index=order.index(st.session_state[pos_key]), on_change=picked_pos)
     c_prev.button("Previous", icon=":material/chevron_left:", on_click=step, args=(-1,), width="stretch",

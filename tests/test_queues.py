@@ -87,6 +87,8 @@ def _month_cohort(b: Builder):
     b.funnel(pts["no_plan"], "enrolled", D(2025, 1, 2))
     b.consent(pts["no_plan"], on=D(2025, 1, 2))
     pts["other"] = b.enrolled_patient(care_manager_id=other_cm)
+    for p in pts.values():  # the initiating visit, so that only the planted hold holds a month
+        b.visit(p, on=D(2024, 12, 1))
     return cm, other_cm, pts
 
 
@@ -112,7 +114,9 @@ def test_my_month_lists_unfinished_months_with_next_step_contact_and_holds(engin
     cx = rows.loc[pts["complex"]]
     assert (cx.complex, cx.next_step, cx.minutes_to_next) == (1, 90, 20)  # 99487 at 60, 99489 at 90
     np_ = rows.loc[pts["no_plan"]]
-    assert (np_.care_plan_hold, np_.consent_hold, np_.holds) == (1, 0, "care plan")
+    assert (np_.care_plan_hold, np_.consent_hold, np_.hold_items) == (1, 0, "care_plan")
+    assert "care plan" in np_.holds  # the compliance rules' reason, with its fix
+    assert (df[df.patient_id != pts["no_plan"]]["hold_items"] == "").all()
     # never contacted first, then longest since contact
     assert list(df["patient_id"])[:2] == sorted([pts["zero"], pts["no_plan"]])
     assert list(df["patient_id"])[2:] == [pts["forty_five"], pts["fifteen"], pts["complex"]]
