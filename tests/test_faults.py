@@ -95,3 +95,20 @@ def test_an_sqlite_uri_never_creates_a_folder_named_file(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="In-memory"):
         db.make_engine("sqlite:///file::memory:?cache=shared")
     assert auth.normalize_username("x") == "x"  # (the module under test imports cleanly)
+
+
+def test_an_error_message_that_carries_input_is_shown_as_text():
+    """friendly_errors repeats a ValueError's message: markdown in it (from data or a URL) must stay text."""
+    from streamlit.testing.v1 import AppTest
+
+    def script():
+        from ui.components import friendly_errors
+
+        with friendly_errors("the test view"):
+            raise ValueError("bad month ![x](http://beacon.invalid/b.png) [click](http://beacon.invalid/)")
+
+    at = AppTest.from_function(script).run()
+    assert not at.exception
+    shown = at.error[0].value
+    assert shown.startswith("Could not show the test view: bad month ")
+    assert "![x](http" not in shown and "[click](http" not in shown  # escaped, so no image and no link

@@ -157,7 +157,9 @@ def friendly_errors(what: str = "this view") -> Iterator[None]:
                  "`python -m ccm_core init-db` has been run, then reload.", icon=":material/database:")
     except (ValueError, KeyError) as exc:
         log.exception("bad input while showing %s", what)
-        st.error(f"Could not show {what}: {exc}", icon=":material/error:")
+        from .text import md  # the message can carry text from data or a URL: shown as text, never markdown
+
+        st.error(f"Could not show {what}: {md(exc)}", icon=":material/error:")
     except SQLAlchemyError:
         log.exception("database error while showing %s", what)
         st.error(f"A database error stopped {what} from loading. The details are in the server log.",
