@@ -86,3 +86,27 @@ def test_the_warm_file_names_views_only_and_calls_only_ccm_core(app_db, tmp_path
     assert warm.load(url, lambda fn, a, k: data.call_key(fn, a, k, url)) == 0
     with pytest.raises(ValueError):
         warm._resolve("subprocess:run")
+
+
+def test_sessions_asking_for_the_same_result_at_once_share_one_computation(app_db):
+    """Single flight: the first caller computes, the others wait for its value."""
+    import threading
+    import time
+
+    url, report = app_db
+    f = Filters.for_month(db.add_months(report.end_month, -1))
+    calls = []
+
+    def slow_kpi(conn, filters):
+        calls.append(1)
+        time.sleep(0.5)
+        return kpis.minutes_per_enrolled_patient(conn, filters)
+
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(data.cached(slow_kpi, f))) for _ in range(5)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(calls) == 1 and len(results) == 5
+    assert all(r == results[0] for r in results)

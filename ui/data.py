@@ -166,9 +166,33 @@ def is_cached(key: tuple, versions: dict[str, int]) -> bool:
     return _RESULTS.holds(key, versions)
 
 
+_inflight: dict[tuple, threading.Event] = {}
+_inflight_lock = threading.Lock()
+
+
 def compute_into_cache(key: tuple, fn: Callable, args: tuple, kwargs: dict, url: str,
                        versions: dict[str, int]) -> Any:
-    with readset.reading() as read, _engine_for(url).connect() as conn:
-        value = fn(conn, *args, **kwargs)
-    _RESULTS.put(key, value, readset.depends_on(read), versions)
-    return value
+    """Compute and cache ``key``, once however many sessions ask at the same moment: the first computes,
+    the others wait for its result (twenty users opening a cold page cost one computation, not twenty)."""
+    while True:
+        with _inflight_lock:
+            event = _inflight.get(key)
+            owner = event is None
+            if owner:
+                event = _inflight[key] = threading.Event()
+        if owner:
+            break
+        event.wait(timeout=600)
+        hit, value = _RESULTS.get(key, versions)
+        if hit:
+            return value
+        # the computation failed, or was made for other table versions: compute it here
+    try:
+        with readset.reading() as read, _engine_for(url).connect() as conn:
+            value = fn(conn, *args, **kwargs)
+        _RESULTS.put(key, value, readset.depends_on(read), versions)
+        return value
+    finally:
+        with _inflight_lock:
+            _inflight.pop(key, None)
+        event.set()
