@@ -213,6 +213,7 @@ def draw_reasons(tf) -> None:
             else:
                 charts.show(charts.pareto(df.head(12), "code", "remittances", "text", value_title="Denied remits"),
                             f"{title}, most frequent first")
+                st.caption(charts.code_key(df))
     cut_title = "Initial denials by payer, code or practitioner"
     st.space("small")
     by = st.segmented_control("Cut by", ["payer", "code", "practitioner"], default="payer", key="billing_cut",

@@ -346,14 +346,12 @@ def pareto(df: pd.DataFrame, code_col: str, value_col: str, text_col: str, *, va
     data["cumulative_share"] = data[value_col].cumsum() / total
     data["share"] = data[value_col] / total
     data[code_col] = data[code_col].astype(str)
-    # the axis names each code in words ("16 Claim/service lacks…"); the full official text is in the tooltip
-    data["code_label"] = [f"{c} {_short(t)}" for c, t in zip(data[code_col], data[text_col])]
-    order = list(data["code_label"])
+    order = list(data[code_col])  # codes on the axis; code_key() under the chart names them in words
     tips = [alt.Tooltip(f"{code_col}:N", title="Code"), alt.Tooltip(f"{text_col}:N", title="Official text"),
             alt.Tooltip(f"{value_col}:Q", title=value_title, format=fmt),
             alt.Tooltip("share:Q", title="Share", format=".1%"),
             alt.Tooltip("cumulative_share:Q", title="Cumulative", format=".0%")]
-    x = alt.X("code_label:N", sort=order, title=None, axis=alt.Axis(labelAngle=-35, labelLimit=150))
+    x = alt.X(f"{code_col}:N", sort=order, title=None, axis=alt.Axis(labelAngle=0))
     bars = alt.Chart(data).mark_bar(color=color, opacity=0.85).encode(
         x=x, y=alt.Y(f"{value_col}:Q", title=value_title, axis=_y_axis(fmt)), tooltip=tips)
     line = alt.Chart(data).mark_line(color="#333333", point=alt.OverlayMarkDef(color="#333333"), strokeWidth=2).encode(
@@ -379,6 +377,11 @@ def retention_curves(df: pd.DataFrame, cohort_col: str = "cohort", months_col: s
                              alt.Tooltip(f"{months_col}:O", title="Months since"),
                              alt.Tooltip(f"{share_col}:Q", title="Still enrolled", format=".0%")])
             .properties(height=DEFAULT_HEIGHT))
+
+
+def code_key(df: pd.DataFrame, code_col: str = "code", text_col: str = "text", top: int = 8) -> str:
+    """The codes a Pareto shows, in words: "16: Claim/service lacks information…; 97: The benefit for…"."""
+    return "; ".join(f"{c}: {_short(t, 48)}" for c, t in zip(df[code_col].astype(str).head(top), df[text_col].head(top)))
 
 
 def _short(text, limit: int = 22) -> str:
