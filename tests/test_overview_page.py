@@ -10,7 +10,7 @@ import pytest
 
 pytest.importorskip("ccm_core.demo", reason="the demo generator is not in this checkout yet")
 
-from apptest_utils import ROLE_USERS, app_env, ensure_role_users, login_as, metrics  # noqa: E402
+from apptest_utils import ROLE_USERS, app_env, ensure_role_users, login_as, metrics, open_page  # noqa: E402
 from ccm_core import admin, auth, kpis, weekly  # noqa: E402
 from ccm_core.db import add_months, month_bounds, month_int  # noqa: E402
 from ccm_core.filters import Filters  # noqa: E402
@@ -112,7 +112,7 @@ def test_care_manager_sees_only_their_panel(app):
         month = _report_month(conn)
         everyone = kpis.enrolled_patients(conn, Filters.for_month(month)).value
         mine = _expected_tiles(conn, Filters.for_month(month, care_manager_ids=(care.staff_id,)))
-    at = login_as("care_manager")
+    at = open_page(login_as("care_manager"), "overview")  # she lands on My month; the Overview is one click away
     shown = metrics(at)
     assert shown["Enrolled patients"] == mine["Enrolled patients"]
     assert int(shown["Enrolled patients"].replace(",", "")) < everyone
