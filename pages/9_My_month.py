@@ -30,7 +30,7 @@ from ui.meeting import masks_identifiers, meeting_mode, present, suppress_small 
 
 PAGE = "my_month"
 IS_CARE_MANAGER = user.role == "care_manager"
-BANDS = ((0, 0, "0 min"), (1, 9, "1-9"), (10, 19, "10-19"), (20, 39, "20-39"), (40, 59, "40-59"), (60, None, "60+"))
+BANDS = ((0, 0, "0"), (1, 9, "1-9"), (10, 19, "10-19"), (20, 39, "20-39"), (40, 59, "40-59"), (60, None, "60+"))
 
 
 def scoped(f):
@@ -92,7 +92,7 @@ def draw_list(f, as_of: dt.date) -> None:
         st.caption("Patients by minutes so far: click a bar to list them (double-click clears).")
         chart = alt.Chart(counts).mark_bar(color=charts.PRIMARY, cornerRadiusTopRight=2,
                                            cornerRadiusBottomRight=2).encode(
-            y=alt.Y("band:N", sort=[b[2] for b in BANDS[:-1]], title=None),
+            y=alt.Y("band:N", sort=[b[2] for b in BANDS[:-1]], title="Minutes so far"),
             x=alt.X("patients:Q", title="Patients", axis=alt.Axis(format=",d", tickMinStep=1)),
             tooltip=[alt.Tooltip("band:N", title="Minutes"), alt.Tooltip("patients:Q", title="Patients")],
         ).properties(height=220)
@@ -100,7 +100,8 @@ def draw_list(f, as_of: dt.date) -> None:
     with right:
         shown_df = df[df["band"].isin(picked)] if picked else df
         if picked:
-            st.markdown(f"**{len(shown_df)} patients at {', '.join(picked)} minutes** (chart selection)")
+            st.markdown(f"**{len(shown_df)} patients at {', '.join(picked)} minutes** (chart selection; "
+                        "double-click the chart to clear)")
         shown = present(shown_df, user, PAGE, id_cols=("patient_id", "mrn"), name_cols=("patient_name",),
                         table_key="my_month")
         if shown is None:

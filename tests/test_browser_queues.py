@@ -61,9 +61,14 @@ def test_care_manager_lands_on_her_month_and_works_the_list(site):
             grid = page.locator('[data-testid="stDataFrame"]').first
             assert grid.is_visible()
             shot(page, f"queues_care_manager_{size['width']}")
-        # she works the list: sorting by days since contact is a header click on the grid
-        header = page.locator('[data-testid="stDataFrame"]').first.get_by_text("Days since contact")
-        assert header.count() >= 1
+        # click-through: the "0" bar lists the patients at 0 minutes, as many as the tile says
+        at_zero = page.locator('[data-testid="stMetric"]').filter(has_text="At 0 minutes").inner_text().split()[-1]
+        chart = page.locator('[data-testid="stVegaLiteChart"]').first
+        chart.scroll_into_view_if_needed()
+        chart.locator("svg path[role='graphics-symbol']").first.click(force=True)
+        wait_idle(page)
+        assert f"{at_zero} patients at 0 minutes (chart selection" in _text(page)
+        shot(page, "queues_care_manager_clicked_1366")
 
 
 def test_biller_works_a_denial_it_persists_and_is_logged(site):
@@ -95,6 +100,15 @@ def test_biller_works_a_denial_it_persists_and_is_logged(site):
         page.set_viewport_size(SIZES[1])
         wait_idle(page)
         shot(page, "queues_biller_1920")
+        # A/R aging: a bar opens the unpaid claims behind it
+        page.get_by_role("tab", name="A/R aging").click()
+        wait_idle(page)
+        chart = page.locator('[data-testid="stVegaLiteChart"]').first
+        chart.scroll_into_view_if_needed()
+        chart.locator("svg path[role='graphics-symbol']").first.click(force=True)
+        wait_idle(page)
+        assert "unpaid claims," in _text(page) and "days" in _text(page)
+        shot(page, "queues_biller_aging_1920")
     with engine.connect() as conn:
         rows = conn.execute(select(s.denial_work.c.status, s.denial_work.c.updated_by)).all()
         log = conn.execute(select(s.access_log.c.detail).where(s.access_log.c.action == "denial_status")).scalars().all()
