@@ -200,7 +200,7 @@ def draw_pack_button(f, as_of) -> None:
     week, pack_engine = dt.date.today(), get_engine()
 
     def build() -> bytes:  # runs in Streamlit's worker thread on click: no st.* calls in here
-        return meeting_pack.build_pdf(pack_engine, f, week=week, as_of=as_of, username=user.username)
+        return meeting_pack.build_pdf(pack_engine, f, week=week, as_of=as_of)  # deferred_download logs it
 
     # built on click for a live session and logged, like every download (ui.exports.deferred_download);
     # aggregate only, so any role that may open the Overview may have it
