@@ -95,8 +95,11 @@ WORKLIST_COLUMNS = {
     "care_manager": st.column_config.TextColumn("Care manager"),
     "expected_at_stake": st.column_config.NumberColumn("Expected $", format="dollar"),
     "payer": st.column_config.TextColumn("Payer"),
-    "on_hold": st.column_config.TextColumn("Month on hold? (fix before billing)", width="large"),
 }
+# right after how many minutes are needed: reaching 20 does not bill a month a prerequisite holds back
+WORKLIST_COLUMNS = dict(list(WORKLIST_COLUMNS.items())[:4]
+                        + [("on_hold", st.column_config.TextColumn("On hold even at 20 min? (fix)", width="large"))]
+                        + list(WORKLIST_COLUMNS.items())[4:])
 
 
 def draw_worklist(f, as_of) -> None:
