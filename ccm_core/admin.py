@@ -33,9 +33,11 @@ def get_setting(conn: Connection, key: str, default: str | None = None) -> str |
 
 
 def put_setting(conn: Connection, key: str, value: str) -> None:
-    """Upsert without dialect-specific SQL: delete then insert in the caller's transaction."""
+    """Upsert without dialect-specific SQL: delete then insert in the caller's transaction, recorded (every
+    computation reads settings through the rules, so a changed setting makes every cached result stale)."""
     conn.execute(delete(setting).where(setting.c.key == key))
     conn.execute(setting.insert().values(key=key, value=value))
+    pm_store.record_write(conn, pm_store.Scope.for_tables({"setting"}))
 
 
 MEETING_STAFF_KEY = "app.meeting_staff_display"
@@ -116,6 +118,7 @@ def record_meeting(engine: Engine, held_on: dt.date, username: str) -> bool:
         if conn.execute(select(meeting.c.id).where(meeting.c.held_on == held_on)).first():
             return False
         conn.execute(meeting.insert().values(held_on=held_on, recorded_by=username))
+        pm_store.record_write(conn, pm_store.Scope.for_tables({"meeting"}))
     return True
 
 
@@ -131,8 +134,10 @@ def save_meeting_snapshot(engine: Engine, held_on: dt.date, view_key: str, value
     Recomputing "the value at the last meeting" from today's data would hide the
     late remittances and corrections that are exactly what the team wants to see.
     """
+    key, text = f"{SNAPSHOT_PREFIX}{held_on.isoformat()}:{view_key}", json.dumps(values, sort_keys=True)
     with engine.begin() as conn:
-        put_setting(conn, f"{SNAPSHOT_PREFIX}{held_on.isoformat()}:{view_key}", json.dumps(values, sort_keys=True))
+        if get_setting(conn, key) != text:  # every render in meeting mode asks; write (and record) changes only
+            put_setting(conn, key, text)
 
 
 def meeting_snapshot(engine: Engine, held_on: dt.date, view_key: str) -> dict[str, float | None] | None:

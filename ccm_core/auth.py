@@ -23,6 +23,7 @@ import bcrypt
 import jwt
 from sqlalchemy import Engine, delete, func, select, update
 
+from . import pm_store
 from .access import log_access
 from .db import ROOT
 from .schema import ROLES, app_user, setting, staff, user_session
@@ -600,6 +601,7 @@ def set_session_hours(engine: Engine, hours: float, actor: str) -> None:
     with engine.begin() as conn:
         conn.execute(delete(setting).where(setting.c.key == SESSION_HOURS_KEY))
         conn.execute(setting.insert().values(key=SESSION_HOURS_KEY, value=f"{hours:g}"))
+        pm_store.record_write(conn, pm_store.Scope.for_tables({"setting"}))  # every computation reads settings
     log_access(engine, username=actor, role="admin", action="admin", page="admin",
                detail=f"session length set to {hours:g} hours")
 

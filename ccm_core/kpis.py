@@ -259,6 +259,7 @@ def eligible_patients_select(conn: Connection, f: Filters, rs: rules_mod.RuleSet
 
 
 def eligible_population(conn: Connection, f: Filters) -> KpiResult:
+    """Patients eligible for CCM at the end of ``f.month_to`` (definition ``D["eligible_population"]``)."""
     rs = rules_in_force(conn)
     q = eligible_patients_select(conn, f, rs).subquery()
     n = int(conn.execute(select(func.count()).select_from(q)).scalar() or 0)
@@ -268,6 +269,7 @@ def eligible_population(conn: Connection, f: Filters) -> KpiResult:
 
 # --------------------------------------------------------------------------- enrollment and consent
 def enrolled_patients(conn: Connection, f: Filters) -> KpiResult:
+    """Patients enrolled at the end of ``f.month_to``, with the month before in ``extra`` (``D["enrolled_patients"]``)."""
     as_of = _month_end(f.month_to)
     n = int(conn.execute(select(func.count()).select_from(_enrolled(conn, f, as_of))).scalar() or 0)
     prev_as_of = _month_end(add_months(f.month_to, -1))
@@ -276,6 +278,7 @@ def enrolled_patients(conn: Connection, f: Filters) -> KpiResult:
 
 
 def enrollment_rate(conn: Connection, f: Filters) -> KpiResult:
+    """Enrolled ÷ eligible at the end of ``f.month_to`` (``D["enrollment_rate"]``)."""
     rs = rules_in_force(conn)
     as_of = _month_end(f.month_to)
     elig = eligible_patients_select(conn, f, rs).subquery("elig")
@@ -300,6 +303,7 @@ def _consented_in_period(f: Filters):
 
 
 def consent_rate(conn: Connection, f: Filters) -> KpiResult:
+    """Accepted, dated consents ÷ patients offered CCM in the period (``D["consent_rate"]``)."""
     cn, ee, p = s.consent, s.enrollment_event, s.patient
     start, end = _period(f)
     consented = _consented_in_period(f)
@@ -331,6 +335,7 @@ def _reached_parts(f: Filters, statuses: tuple[str, ...] = ("reached", "consente
 
 
 def consent_conversion(conn: Connection, f: Filters) -> KpiResult:
+    """Consented ÷ patients reached by outreach in the filter's months (``D["consent_conversion"]``)."""
     consented = _consented_in_period(f)
     reached = _reached_in_period(f).subquery()
     num = int(conn.execute(select(func.count(distinct(consented.subquery().c.patient_id)))).scalar() or 0)
@@ -381,6 +386,7 @@ def consent_completeness(conn: Connection, f: Filters) -> pd.DataFrame:
 
 
 def consent_completeness_by_staff(conn: Connection, f: Filters) -> pd.DataFrame:
+    """Per staff member: accepted consents taken and the share with every required element (``D["consent_completeness_by_staff"]``)."""
     cn, p, st = s.consent, s.patient, s.staff
     frm, where = _consent_population(conn, f)
     complete = and_(*[CONSENT_ELEMENTS[k](cn, p) for k in REQUIRED_CONSENT_ELEMENTS])
@@ -420,6 +426,7 @@ def decline_mix(conn: Connection, f: Filters) -> pd.DataFrame:
 
 
 def disenrollment_mix(conn: Connection, f: Filters) -> pd.DataFrame:
+    """Patients disenrolled in the month, by reason (``D["disenrollment_mix"]``)."""
     return _reason_mix(conn, f, ("disenrolled",), "disenrollment_mix")
 
 
@@ -457,6 +464,7 @@ def retention_by_cohort(conn: Connection, f: Filters, horizons: tuple[int, ...] 
 
 
 def funnel_counts(conn: Connection, f: Filters) -> pd.DataFrame:
+    """Distinct patients at each stage (eligible, outreached, reached, consented, enrolled, ...) in the period (``D["funnel"]``)."""
     ee, p = s.enrollment_event, s.patient
     rs = rules_in_force(conn)
     start, end = _period(f)
@@ -515,6 +523,7 @@ def enrolled_month(conn: Connection, f: Filters, rs: rules_mod.RuleSet, month: i
 
 
 def billable_rate(conn: Connection, f: Filters) -> KpiResult:
+    """Enrolled patients whose counted minutes supported a code in ``f.month_to`` ÷ enrolled (``D["billable_rate"]``)."""
     rs = rules_in_force(conn)
     em = enrolled_month(conn, f, rs, f.month_to)
     row = conn.execute(select(func.count().label("den"), _flag(em.c.billable == 1).label("num"))
@@ -561,6 +570,7 @@ def _hist_median(hist: dict[int, int]) -> float | None:
 
 
 def addon_capture(conn: Connection, f: Filters) -> KpiResult:
+    """Billable patients reaching one and two 99439 add-on units in ``f.month_to`` (``D["addon_capture"]``)."""
     rs = rules_in_force(conn)
     em = enrolled_month(conn, f, rs, f.month_to)
     billable = em.c.billable == 1
@@ -715,6 +725,7 @@ def forecast_backtest(conn: Connection, f: Filters, days: tuple[int, ...] = (7, 
 
 
 def minutes_per_care_manager(conn: Connection, f: Filters) -> pd.DataFrame:
+    """Per care manager: counted minutes of their active enrolled panel in ``f.month_to`` (``D["minutes_per_care_manager"]``)."""
     rs = rules_in_force(conn)
     em = enrolled_month(conn, f, rs, f.month_to)
     p, st = s.patient, s.staff
@@ -895,6 +906,7 @@ def initial_denial_rates(conn: Connection, f: Filters) -> dict[str, KpiResult]:
 
 
 def first_pass_resolution_rate(conn: Connection, f: Filters) -> KpiResult:
+    """Claims resolved on first submission ÷ claims adjudicated (``D["first_pass_resolution"]``)."""
     rs = rules_in_force(conn)
     c, r = s.claim, s.remittance
     frm, where = claims_base(f, rs)
@@ -941,6 +953,7 @@ def carc_pareto(conn: Connection, f: Filters, cpt_codes: tuple[str, ...] | None 
 
 
 def rarc_pareto(conn: Connection, f: Filters, cpt_codes: tuple[str, ...] | None = None) -> pd.DataFrame:
+    """Denied remittances per remark code (RARC) in the period, most frequent first; ``cpt_codes`` narrows them (``D["rarc_pareto"]``)."""
     rs = rules_in_force(conn)
     rr = s.remittance_remark
     den = _denied_remits(f, rs, cpt_codes)
@@ -978,6 +991,7 @@ def overturn_rate(conn: Connection, f: Filters) -> KpiResult:
 
 
 def days_to_payment(conn: Connection, f: Filters) -> KpiResult:
+    """Median days from submission to first payment for claims paid in the period (``D["days_to_payment"]``)."""
     rs = rules_in_force(conn)
     c, r = s.claim, s.remittance
     frm, where = claims_base(f, rs)

@@ -14,8 +14,8 @@ stored rows may be used:
 * the store remembers the data version and a fingerprint of the rules and ``STORE_VERSION`` (the
   version of the SQL that fills it) it was built with; a reader uses it only when both match, otherwise it falls back to the live statement, so a
   stale row is never shown (a write that forgot to refresh costs speed, not correctness);
-* writers call ``record_write`` (bumps the data version and refreshes) inside their own transaction:
-  readers see the old rows or the new ones, never a mix.
+* every writer calls ``record_write`` (records the changed tables' new data version and refreshes)
+  inside its own transaction: readers see the old rows or the new ones, never a mix.
 * the table is derived data, not part of the Alembic schema: its columns follow the codes in the
   rules (``billed_<code>``), so it is (re)created from the engine's statement when they change.
 """
@@ -324,6 +324,15 @@ class Scope:
     # Of the claim store's sources only patients changed: rebuild only those patients' claims.
     claims_of_patients: bool = False
 
+    @classmethod
+    def for_tables(cls, tables) -> Scope:
+        """A write that changed only ``tables`` (no import batch to narrow it further): stored tables built
+        from none of them stay as they are; one built from any of them is rebuilt whole."""
+        t = frozenset(tables)
+        return cls(months=None if t & READ_TABLES else False, enrollment="enrollment_event" in t,
+                   claims=bool(t & CLAIM_READ_TABLES), eligibility=bool(t & ELIGIBLE_READ_TABLES),
+                   tables=tuple(sorted(t)))
+
 
 EVERYTHING = Scope()
 # Above this many patients moved by updated rows, rebuild all eligibility rather than list them.
@@ -504,9 +513,13 @@ def _enrolled_select_all(month_from: int, month_to: int) -> Select:
 
 
 def record_write(conn: Connection, scope: Scope = EVERYTHING, rs: rules_mod.RuleSet | None = None) -> int:
-    """Call inside a write transaction instead of ``db.bump_data_version``: bumps the version (every
-    cache keyed on it goes stale) and brings the stored rows up to date for what ``scope`` changed.
-    A failed rebuild does not fail the write: readers see a stale store and compute live."""
+    """THE write path's last step, inside the writer's transaction: records what ``scope`` changed (the
+    changed tables get a new data version, so exactly the cached results that read them go stale) and
+    brings the stored rows up to date.  ``Scope.for_tables({...})`` for a write that is not an import.
+    A failed rebuild does not fail the write: readers see a stale store and compute live.
+
+    tests/conftest.py fails any test whose ``ccm_core`` code writes a table in a transaction that does
+    not record it here (``db.UNCACHED_TABLES`` excepted)."""
     prior = db.get_data_version(conn)
     version = db.bump_data_version(conn, scope.tables)
     conn.info[_REBUILT_KEY] = [TABLE_NAME, ENROLLED_TABLE, CLAIM_TABLE, ELIGIBLE_TABLE]

@@ -22,7 +22,7 @@ from sqlalchemy.engine import Connection, Engine
 from . import db
 from . import compliance
 from . import engine as eng
-from . import kpis
+from . import kpis, pm_store
 from . import rules as rules_mod
 from . import schema as s
 from . import sqlparts
@@ -433,7 +433,7 @@ def set_denial_status(engine: Engine, claim_line_id: int, status: str | None, *,
             at=now, username=username, role=role, action="denial_status", page=page, patient_count=1,
             detail=(f"claim {line.claim_number} line {line.line_number} (claim_line_id {line.id}): "
                     f"{before or 'open'} -> {status or 'open'}" + (f"; note: {note}" if note else ""))[:2000]))
-        db.bump_data_version(conn, ["denial_work"])
+        pm_store.record_write(conn, pm_store.Scope.for_tables({"denial_work"}))
 
 
 # --------------------------------------------------------------------------- A/R aging

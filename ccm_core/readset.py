@@ -9,7 +9,7 @@ remittances leaves, for example, the enrollment figures cached.
 The read set is taken from the SQL text each statement sends (any known table name in it counts, which
 can only over-state it), and a stored table (``pm_store``) stands for the tables it is built from,
 because it is rebuilt in the transaction of every write to them.  Writers record what they changed with
-``db.bump_data_version(conn, tables)``.
+``pm_store.record_write(conn, scope)`` (tests/write_guard.py fails a test whose core code does not).
 """
 from __future__ import annotations
 

@@ -25,6 +25,7 @@ from sqlalchemy.engine import Connection
 
 from . import audit
 from . import engine as engine_mod
+from . import pm_store
 from . import rules as rules_mod
 from . import schema as s
 from .db import format_month
@@ -312,6 +313,7 @@ def save_sample(conn: Connection, sample: Sample, created_by: str, name: str | N
         {"sample_id": sid, "position": int(p), "patient_id": int(pid), "service_month": int(m), "stratum": str(st)[:100]}
         for p, pid, m, st in zip(sample.items["position"], sample.items["patient_id"], sample.items["service_month"],
                                  sample.items["stratum"])])
+    pm_store.record_write(conn, pm_store.Scope.for_tables({"audit_sample", "audit_sample_item"}))
     sample.id, sample.name, sample.created_by, sample.created_at = int(sid), name, created_by, now
     return int(sid)
 
@@ -349,6 +351,7 @@ def set_status(conn: Connection, sample_id: int, status: str) -> None:
     if status not in ("open", "closed"):
         raise ValueError("Status must be open or closed.")
     conn.execute(update(s.audit_sample).where(s.audit_sample.c.id == int(sample_id)).values(status=status))
+    pm_store.record_write(conn, pm_store.Scope.for_tables({"audit_sample"}))
 
 
 # --------------------------------------------------------------------------- findings
@@ -385,11 +388,13 @@ def record_finding(conn: Connection, sample_item_id: int, item_key: str, verdict
                         .values(**values)).rowcount
     if not done:
         conn.execute(f.insert().values(sample_item_id=int(sample_item_id), item_key=item_key, **values))
+    pm_store.record_write(conn, pm_store.Scope.for_tables({"audit_finding"}))
 
 
 def clear_finding(conn: Connection, sample_item_id: int, item_key: str) -> None:
     f = s.audit_finding
     conn.execute(delete(f).where(f.c.sample_item_id == int(sample_item_id), f.c.item_key == item_key))
+    pm_store.record_write(conn, pm_store.Scope.for_tables({"audit_finding"}))
 
 
 def findings(conn: Connection, sample_id: int) -> pd.DataFrame:

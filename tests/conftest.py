@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from ccm_core import db, schema
+from write_guard import WriteGuard
 
 # The repository's own cookie keys (test helpers) are accepted only under the test suite; servers the browser
 # tests start inherit this (see ccm_core.auth.REPOSITORY_KEYS).
@@ -85,19 +86,25 @@ def backend(request) -> str:
 
 @pytest.fixture
 def engine(backend, tmp_path, request):
-    """An empty database with the full schema, fresh for each test."""
+    """An empty database with the full schema, fresh for each test.  Any ``ccm_core`` write to it that is
+    not recorded (``pm_store.record_write``) fails the test (tests/write_guard.py)."""
+    guard = WriteGuard()
     if backend == "sqlite":
         eng = db.make_engine(f"sqlite:///{tmp_path / 'test.db'}")
         _init_schema(eng)
+        guard.attach(eng)
         yield eng
         eng.dispose()
-        return
-    eng = request.getfixturevalue("_pg_scratch")
-    tables = ", ".join(f'"{t.name}"' for t in schema.metadata.sorted_tables)
-    with eng.begin() as c:
-        c.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
-        c.execute(schema.data_version.insert().values(id=1, version=0))
-    yield eng
+    else:
+        eng = request.getfixturevalue("_pg_scratch")
+        tables = ", ".join(f'"{t.name}"' for t in schema.metadata.sorted_tables)
+        with eng.begin() as c:
+            c.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+            c.execute(schema.data_version.insert().values(id=1, version=0))
+        guard.attach(eng)
+        yield eng
+        guard.detach(eng)
+    assert guard.violations == [], "writes outside the recorder:\n" + "\n".join(dict.fromkeys(guard.violations))
 
 
 _demo_cache: dict[str, object] = {}
