@@ -97,7 +97,7 @@ def pg_url(admin_url: str, patients: int, months: int, create: bool) -> str:
     return db.normalize_url(admin_url).rsplit("/", 1)[0] + "/" + name
 
 
-def _generated_marker(url: str) -> Path:
+def generated_marker(url: str) -> Path:
     safe = "".join(ch if ch.isalnum() else "_" for ch in url.split("://", 1)[1].rsplit("/", 1)[-1])
     return OUT / f"generated_{safe}.json"
 
@@ -289,7 +289,7 @@ def _child_main(stage: str, params: dict) -> int:
 
 # --------------------------------------------------------------------------- orchestration
 def bench_backend(name: str, url: str, args, say) -> dict:
-    marker = _generated_marker(url)
+    marker = generated_marker(url)
     res: dict = {"backend": name, "patients": args.patients, "months": args.months}
     reuse = args.reuse and marker.exists()
     if reuse:
@@ -421,7 +421,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             marker_ok = args.reuse
             url = pg_url(args.pg_url, args.patients, args.months, create=False)
-            if not (marker_ok and _generated_marker(url).exists()):
+            if not (marker_ok and generated_marker(url).exists()):
                 url = pg_url(args.pg_url, args.patients, args.months, create=True)
             results.append(bench_backend("postgresql", url, args, say))
     md = render_markdown(results)

@@ -469,7 +469,7 @@ def default_db() -> str:
 
     pg = os.environ.get("CCM_BENCH_PG_URL", harness.DEFAULT_PG)
     url = db.normalize_url(pg).rsplit("/", 1)[0] + "/ccm_bench_50000x36"  # as harness.pg_url names it
-    if harness._generated_marker(url).exists() and harness.pg_server_up(pg) is None:
+    if harness.generated_marker(url).exists() and harness.pg_server_up(pg) is None:
         return url
     return harness.sqlite_url(50_000, 36)
 

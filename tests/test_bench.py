@@ -77,8 +77,8 @@ def test_postgres_skip_reason_when_nothing_answers():
 
 
 def test_version_key_of_generated_marker_is_per_database(tmp_path):
-    a = bench._generated_marker(f"sqlite:///{tmp_path}/bench_sqlite_10x2.db")
-    b = bench._generated_marker("postgresql+psycopg://postgres@127.0.0.1:5432/ccm_bench_10x2")
+    a = bench.generated_marker(f"sqlite:///{tmp_path}/bench_sqlite_10x2.db")
+    b = bench.generated_marker("postgresql+psycopg://postgres@127.0.0.1:5432/ccm_bench_10x2")
     assert a != b and a.parent == b.parent == bench.OUT
     assert db.add_months(202501, -1) == 202412  # the bench reports on the month before the partial one
 

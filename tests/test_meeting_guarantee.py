@@ -160,7 +160,7 @@ def _scan(at, where: str, ids: list[str], problems: list[str], small_counts: boo
         if re.fullmatch(r"([1-9]|10)", str(m.value).strip()):
             problems.append(f"{where}: count tile {m.label} = {m.value}")
     for spec, data in charts:
-        counts, _, _ = suppression._fields(spec)
+        counts, _, _ = suppression.chart_fields(spec)
         for d in data:
             for col in counts & set(d.columns):
                 vals = pd.to_numeric(d[col], errors="coerce")

@@ -27,7 +27,7 @@ from ccm_core.db import add_months, format_month
 from ccm_core.definitions import KpiDefinition, KpiResult
 from ccm_core.filters import Filters
 
-from .suppression import _fields, counts_left, suppress_chart_spec
+from .suppression import chart_fields, counts_left, suppress_chart_spec
 
 # Semantic colours, used only where colour carries meaning (billable vs not,
 # paid vs denied); everything else takes the app theme's palette.
@@ -186,7 +186,7 @@ def show(chart: alt.Chart | alt.LayerChart, alt_text: str, height: int | None = 
                     for col in STAFF_COLUMNS.keys() & set(r):
                         r[col] = staff_label(r[col], STAFF_COLUMNS[col])
                         changed += 1
-        if changed and not counts_left(spec) and _fields(spec)[0]:
+        if changed and not counts_left(spec) and chart_fields(spec)[0]:
             st.caption(f":material/visibility_off: {alt_text}: every count is under 11, so the chart is hidden "
                        "in meeting mode.")
             return None

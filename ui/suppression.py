@@ -104,7 +104,7 @@ def _walk(node: Any):
             yield from _walk(v)
 
 
-def _fields(spec: dict) -> tuple[set[str], set[str], set[str]]:
+def chart_fields(spec: dict) -> tuple[set[str], set[str], set[str]]:
     """(count fields, share fields, text-label fields) named by the chart's encodings."""
     counts: set[str] = set()
     shares: set[str] = set()
@@ -128,7 +128,7 @@ def _fields(spec: dict) -> tuple[set[str], set[str], set[str]]:
 
 def counts_left(spec: dict) -> int:
     """How many non-empty count cells a (suppressed) spec still draws; 0 = nothing left worth a chart."""
-    counts, _, _ = _fields(spec)
+    counts, _, _ = chart_fields(spec)
     return sum(1 for records in (spec.get("datasets") or {}).values() if isinstance(records, list)
                for r in records if isinstance(r, dict) for f in counts if (_number(r.get(f)) or 0) > 0)
 
@@ -140,11 +140,11 @@ def suppress_chart_spec(spec: dict) -> tuple[dict, int]:
     suppressed, its value becomes null (no bar, no point), percentage fields become null and text labels
     read "<11".  Returns the spec and how many cells were suppressed."""
     out = copy.deepcopy(spec)
-    counts, shares, labels = _fields(out)
+    counts, shares, labels = chart_fields(out)
     n = 0
     if not counts:
         return out, 0
-    for name, records in (out.get("datasets") or {}).items():
+    for records in (out.get("datasets") or {}).values():
         if not isinstance(records, list):
             continue
         # a share next to a count in the same row (40% of a panel of 5): blank it when it gives back 1-10
