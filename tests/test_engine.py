@@ -182,7 +182,7 @@ def test_complex_track_needs_complexity_and_wins_only_when_it_pays_more(engine):
         b.complexity(cx65, MAR)
         b.care_plan(cx65, established=D(2025, 3, 2), substantially_revised=True)
         # complexity recorded, but the care plan was neither established nor substantially revised in March
-        # (a new version that is only a review does not count): ccm-rules.md s1
+        # (a new version that is only a review does not count): docs/reference/ccm-rules.md §1
         np95 = b.enrolled_patient()
         b.time(np95, 95, D(2025, 3, 5))
         b.complexity(np95, MAR)
