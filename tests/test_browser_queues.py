@@ -45,7 +45,7 @@ def test_care_manager_lands_on_her_month_and_works_the_list(site):
     with engine.connect() as conn:
         me = conn.execute(select(s.app_user.c.staff_id, s.app_user.c.display_name)
                           .where(s.app_user.c.username == "care")).one()
-        others = conn.execute(select(s.staff.c.first_name, s.staff.c.last_name)
+        _others = conn.execute(select(s.staff.c.first_name, s.staff.c.last_name)
                               .where(s.staff.c.role == "care_manager", s.staff.c.id != me.staff_id)).all()
     with chromium_page() as page:
         for size in SIZES:
