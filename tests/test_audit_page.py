@@ -141,6 +141,11 @@ def test_month_checklist_tab_lists_the_vague_note(app):
     assert "Checklist for every billed patient-month of 2025-09" in text
     assert "2 of 2 notes vague or too short" in text  # the one 'LVM' month, listed with its evidence
     assert text.count("vague or too short") == 1
+    # the pre-bill (prospective) checklist: every month here is billed already, so there is nothing before billing
+    at.session_state["audit_month_population"] = "prebill"
+    at.run()
+    assert not at.exception
+    assert "No not-yet-billed CCM patient-months in that month" in screen_text(at)
 
 
 def test_roles_without_the_page_do_not_get_it(app):
