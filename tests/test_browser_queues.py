@@ -45,8 +45,6 @@ def test_care_manager_lands_on_her_month_and_works_the_list(site):
     with engine.connect() as conn:
         me = conn.execute(select(s.app_user.c.staff_id, s.app_user.c.display_name)
                           .where(s.app_user.c.username == "care")).one()
-        _others = conn.execute(select(s.staff.c.first_name, s.staff.c.last_name)
-                              .where(s.staff.c.role == "care_manager", s.staff.c.id != me.staff_id)).all()
     with chromium_page() as page:
         for size in SIZES:
             page.set_viewport_size(size)
@@ -56,6 +54,7 @@ def test_care_manager_lands_on_her_month_and_works_the_list(site):
             text = _text(page)
             assert "Still to finish in" in text and "At 0 minutes" in text and "Not contacted this month" in text
             assert "your patients only" in text
+            assert me.display_name in page.locator('[data-testid="stSidebar"]').inner_text()
             assert "Caseload and minutes capacity" in text
             assert not error_boxes(page)
             grid = page.locator('[data-testid="stDataFrame"]').first
@@ -92,7 +91,9 @@ def test_biller_works_a_denial_it_persists_and_is_logged(site):
         assert f"Saved: {claim_number}" in _text(page)
         # away and back: what she sees comes from the database, not from the form she just used
         goto(page, base, "overview", title="Overview")
-        goto(page, base, "denials", title="Denials to work")
+        # the biller's landing page sits at the site root: back through its link in the top navigation
+        page.locator('[data-testid="stTopNavLink"]').filter(has_text="Denials to work").click()
+        wait_idle(page, ready='h1:has-text("Denials to work")')
         appealed = page.locator('[data-testid="stMetric"]').filter(has_text="Appealed").inner_text()
         assert appealed.split() == ["Appealed", "1"]  # the line is now counted as appealed
         # worked lines drop below the open ones: the picker opens on the next open line
