@@ -409,9 +409,10 @@ def draw_samples() -> pd.DataFrame:
         return df
     if len(trend) < 2:
         one = trend.iloc[0]
+        n = int(one["reviewed"])
         st.info(f"One sample reviewed so far: #{int(one['id'])} passes {one['pass_rate']:.0%} of its "
-                f"{int(one['reviewed'])} reviewed patient-months (of {int(one['items'])}). A trend needs two or more "
-                "reviewed samples.", icon=":material/insights:")
+                f"{n} reviewed patient-month{'s' if n != 1 else ''} (of {int(one['items'])}). A trend needs two or "
+                "more reviewed samples.", icon=":material/insights:")
         return df
     trend = trend.assign(label=[f"#{i} {format_month(a)}–{format_month(b)}" for i, a, b in
                                 zip(trend["id"], trend["month_from"], trend["month_to"])])
