@@ -613,10 +613,14 @@ def holds_by_reason(conn: Connection, f: Filters, rs: rules_mod.RuleSet | None =
 # --------------------------------------------------------------------------- export record
 def record_export(conn: Connection, service_month: int, user: str, patient_months: int, expected_amount: float,
                   file_name: str) -> None:
-    """Mark a month's ready list as exported for the billing system (who, when, how many, how much)."""
+    """Mark a month's ready list as exported for the billing system (who, when, how many, how much); recorded
+    as a write so the cached export history shows it at once."""
+    from . import pm_store
+
     conn.execute(s.billing_export.insert().values(
         service_month=service_month, exported_by=user, exported_at=dt.datetime.now().replace(microsecond=0),
         patient_months=patient_months, expected_amount=round(float(expected_amount), 2), file_name=file_name))
+    pm_store.record_write(conn, pm_store.Scope.for_tables({"billing_export"}))
     from . import pm_store
 
     pm_store.record_write(conn, pm_store.Scope.for_tables({"billing_export"}))
