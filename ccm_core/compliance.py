@@ -621,9 +621,6 @@ def record_export(conn: Connection, service_month: int, user: str, patient_month
         service_month=service_month, exported_by=user, exported_at=dt.datetime.now().replace(microsecond=0),
         patient_months=patient_months, expected_amount=round(float(expected_amount), 2), file_name=file_name))
     pm_store.record_write(conn, pm_store.Scope.for_tables({"billing_export"}))
-    from . import pm_store
-
-    pm_store.record_write(conn, pm_store.Scope.for_tables({"billing_export"}))
 
 
 def exports(conn: Connection, month_from: int, month_to: int) -> pd.DataFrame:
