@@ -47,6 +47,8 @@ TARGET_COLD_S = 2.0
 TARGET_FILTER_S = 0.3
 TARGET_BILLING_S = 5.0
 TARGET_MEMORY_MB = 1024
+# Issue 16 item 5: ours / peer at most 0.1 cold (10x faster) and below 1 on the peer's cached frames.
+TARGET_PEER_COLD = 0.1
 
 
 def peak_mb() -> float:
@@ -219,6 +221,14 @@ def stage_core(url: str, month: int, as_of: dt.date, repeat: int) -> dict:
             out["kpis"].append({"page": page, "kpi": label, "seconds": None if secs is None else round(secs, 3),
                                 "floor": round(floor, 4), "ratio": None if not secs or not floor
                                 else round(secs / floor, 1), "error": err})
+        # the peer (bench/peer.py): the same KPIs in pandas from whole tables read once, cold and cached
+        from bench import peer
+
+        try:
+            out["peer"] = peer.bench_peers(conn, month, {k["kpi"]: k["seconds"] for k in out["kpis"]})
+        except Exception as exc:  # noqa: BLE001 - a failing peer is a bench finding, not a crash
+            out["peer_error"] = f"{type(exc).__name__}: {exc}"[:200]
+        conn.rollback()
         floor = sum(out["floors"][x] for x in FLOORS_FOR["patient_month"])
         # the ready-to-bill list as `billing --ready-only` builds it: every patient-month with its billing status
         # (minutes and codes, then every prerequisite: compliance.billing_status)
@@ -332,6 +342,26 @@ def _fmt(x, unit="s") -> str:
     return f"{x:.3f}" if unit == "s" else f"{x}"
 
 
+def render_peer(core: dict) -> list[str]:
+    """The peer table: our seconds / the pandas habit's, cold (read + compute) and on its cached frames."""
+    if "peer_error" in core:
+        return [f"Peer ERROR: {core['peer_error']}\n"]
+    if not core.get("peer"):
+        return []
+    lines = [f"Peer (bench/peer.py: whole tables read into pandas once, then filter and group); ours / peer, "
+             f"target <= {1 / TARGET_PEER_COLD:g} cold and < 1 cached\n",
+             "| KPI | ours | peer cold | peer cached | ours / cold | ours / cached | >=10x faster cold "
+             "| faster cached |",
+             "|---|---:|---:|---:|---:|---:|:-:|:-:|"]
+    for r in core["peer"]:
+        cold_ok = "" if r["vs_cold"] is None else ("yes" if r["vs_cold"] <= TARGET_PEER_COLD else "no")
+        cached_ok = "" if r["vs_cached"] is None else ("yes" if r["vs_cached"] < 1 else "no")
+        lines.append(f"| {r['kpi']} | {_fmt(r['ours'])} | {_fmt(r['peer_cold'])} | {_fmt(r['peer_cached'])} "
+                     f"| {_fmt(r['vs_cold'], '')} | {_fmt(r['vs_cached'], '')} | {cold_ok} | {cached_ok} |")
+    lines.append("")
+    return lines
+
+
 def render_markdown(results: list[dict]) -> str:
     lines = []
     for r in results:
@@ -364,6 +394,7 @@ def render_markdown(results: list[dict]) -> str:
                          f"| {a['ratio']} | |")
             lines.append(f"\nReady-to-bill: {b['ready_to_bill']:,} of {b['patient_months']:,} patient-months; "
                          f"audit population {a['population']:,}.\n")
+            lines.extend(render_peer(core))
         app = r.get("app")
         if app and "error" in app and "overview" not in app:
             lines.append(f"App stage ERROR: {app['error']}\n")

@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import text
 
 from bench import harness as bench
+from bench import peer
 from ccm_core import db
 from ccm_core import compliance
 from ccm_core import engine as engine_mod
@@ -51,6 +52,7 @@ def test_core_stage_times_every_page_kpi_without_errors(demo_engine):
     assert res["billing"]["ready_to_bill"] == ready  # the ready list: supported AND every prerequisite holds
     assert res["audit_sample"]["population"] > 0
     assert res["peak_mb"] > 0
+    assert "peer_error" not in res and [r["kpi"] for r in res["peer"]] == list(peer.PEERS)  # bench/peer.py
 
 
 def test_markdown_flags_targets():

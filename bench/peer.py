@@ -1,0 +1,193 @@
+"""The peer (issue 16, item 5): the common Streamlit habit, timed beside our KPIs in the same run.
+
+The habit: read each whole table a KPI needs into pandas once (``pd.read_sql("SELECT * FROM t")``,
+typically behind ``st.cache_data``), then filter and group in pandas on every request.  Each peer
+function below is a straight, reasonably efficient pandas version of the same written definition as
+the ``ccm_core.kpis`` function it shadows (vectorised merges and group-bys, no row loops), and
+``tests/test_bench_peer.py`` checks that it returns the SAME numbers as ours on the small demo
+database, so the comparison is apples to apples.
+
+Two timings per KPI:
+  * cold   = read the tables it needs + compute (a fresh process, an empty ``st.cache_data``);
+  * cached = compute only, on frames already in memory (the habit's best case).
+
+Covered: the KPIs whose definitions read raw tables directly (enrollment, consent, claims and
+remittances).  Not covered: the minutes KPIs (minutes per enrolled patient, billable rate, ...):
+their counted minutes come from the engine's per-entry rules (non-clinical staff, inpatient stays,
+consent coverage, cross-program overlap, cumulative threshold date), which a faithful pandas copy
+would have to re-implement in full; see docs/performance.md ("Peer").
+"""
+from __future__ import annotations
+
+import datetime as dt
+import time
+
+import pandas as pd
+from sqlalchemy.engine import Connection
+
+from ccm_core import kpis
+from ccm_core.db import add_months, month_bounds
+from ccm_core.db import month_end as _month_end
+from ccm_core.definitions import rate as _rate
+from ccm_core.filters import Filters
+from ccm_core.sqlparts import DENIAL_STATUS, NOT_DENIAL_CARCS
+
+
+def read_tables(conn: Connection, names) -> dict[str, pd.DataFrame]:
+    """The habit's loader: every named table read whole, dates parsed as pandas datetimes."""
+    frames = {}
+    for name in names:
+        df = pd.read_sql(f"SELECT * FROM {name}", conn)
+        for col in df.columns:
+            if col.endswith("_date") or col in ("started_at", "ended_at"):
+                df[col] = pd.to_datetime(df[col], errors="coerce")
+        frames[name] = df
+    return frames
+
+
+def _patients(t, f: Filters) -> pd.Series:
+    """Ids of the patients passing the patient filters (clinic, practitioner, care manager, payer)."""
+    p = t["patient"]
+    keep = pd.Series(True, index=p.index)
+    for col, chosen in (("clinic_id", f.clinic_ids), ("billing_practitioner_id", f.practitioner_ids),
+                        ("care_manager_id", f.care_manager_ids), ("payer", f.payers)):
+        if chosen:
+            keep &= p[col].isin(chosen)
+    return p.loc[keep, "id"]
+
+
+# --------------------------------------------------------------------------- enrollment and consent
+def _enrolled_count(t, f: Filters, as_of: dt.date) -> int:
+    """Patients whose latest event (by date, then id) on or before ``as_of`` in each program is 'enrolled'."""
+    ee = t["enrollment_event"]
+    ee = ee[ee["program"].isin(f.programs) & (ee["event_date"] <= pd.Timestamp(as_of))
+            & ee["patient_id"].isin(_patients(t, f))]
+    latest = ee.sort_values(["event_date", "id"]).groupby(["patient_id", "program"]).tail(1)
+    return int(latest.loc[latest["status"] == "enrolled", "patient_id"].nunique())
+
+
+def enrolled_patients(t, f: Filters) -> dict:
+    return {"value": _enrolled_count(t, f, _month_end(f.month_to)),
+            "previous_month": _enrolled_count(t, f, _month_end(add_months(f.month_to, -1)))}
+
+
+def consent_rate(t, f: Filters) -> dict:
+    start, end = pd.Timestamp(month_bounds(f.month_from)[0]), pd.Timestamp(month_bounds(f.month_to)[1])
+    pids = _patients(t, f)
+    cn, ee = t["consent"], t["enrollment_event"]
+    cn = cn[cn["consent_date"].between(start, end) & cn["program"].isin(f.programs) & cn["patient_id"].isin(pids)]
+    consented = set(cn.loc[cn["decision"] == "accepted", "patient_id"])
+    ee = ee[ee["status"].isin(("consented", "declined")) & ee["event_date"].between(start, end)
+            & ee["program"].isin(f.programs) & ee["patient_id"].isin(pids)]
+    offered = consented | set(cn["patient_id"]) | set(ee["patient_id"])
+    return {"value": _rate(len(consented), len(offered)), "numerator": len(consented), "denominator": len(offered)}
+
+
+# --------------------------------------------------------------------------- claims
+def _claims(t, f: Filters, codes) -> pd.DataFrame:
+    """Claims passing the filters: a known patient, clinic / practitioner / care manager / payer on the claim
+    (clinic falling back to the patient's), and at least one line with a code of the filter's programs."""
+    c = t["claim"].merge(t["patient"][["id", "clinic_id", "care_manager_id"]].rename(
+        columns={"id": "patient_id", "clinic_id": "patient_clinic_id"}), on="patient_id")
+    keep = pd.Series(True, index=c.index)
+    clinic = c["clinic_id"].fillna(c["patient_clinic_id"])
+    for col, chosen in ((clinic, f.clinic_ids), (c["practitioner_id"], f.practitioner_ids),
+                        (c["care_manager_id"], f.care_manager_ids), (c["payer"], f.payers)):
+        if chosen:
+            keep &= col.isin(chosen)
+    cl = t["claim_line"]
+    keep &= c["id"].isin(cl.loc[cl["cpt_code"].isin(codes), "claim_id"])
+    return c[keep]
+
+
+def _is_denial(t) -> pd.Series:
+    """Per remittance row: status 4, or zero paid on a processed claim with a non-contractual adjustment."""
+    r, ra = t["remittance"], t["remittance_adjustment"]
+    adjusted = r["id"].isin(ra.loc[~ra["carc"].isin(NOT_DENIAL_CARCS), "remittance_id"])
+    return (r["status_code"] == DENIAL_STATUS) | (
+        r["status_code"].isin(("1", "2", "3")) & (r["paid_amount"] <= 0) & adjusted)
+
+
+def first_pass_resolution_rate(t, f: Filters, codes) -> dict:
+    r = t["remittance"].assign(denied=_is_denial(t).astype(int))
+    first = r[(r["adjudication_seq"] == 1) & r["claim_id"].notna() & (r["received_month"] == f.month_to)]
+    first = first.groupby("claim_id", as_index=False)["denied"].max()
+    j = first[first["claim_id"].isin(_claims(t, f, codes)["id"])]
+    num, den = int((j["denied"] == 0).sum()), len(j)
+    return {"value": _rate(num, den), "numerator": num, "denominator": den}
+
+
+def days_to_payment(t, f: Filters, codes) -> dict:
+    start, end = pd.Timestamp(month_bounds(f.month_from)[0]), pd.Timestamp(month_bounds(f.month_to)[1])
+    r = t["remittance"]
+    paid = r[r["paid_amount"] > 0]
+    paid_now = paid.loc[paid["received_date"].between(start, end), "claim_id"]
+    first_paid = paid[paid["claim_id"].isin(paid_now)].groupby("claim_id", as_index=False)["received_date"].min()
+    first_paid = first_paid[first_paid["received_date"].between(start, end)]
+    j = _claims(t, f, codes)[["id", "submitted_date"]].merge(first_paid, left_on="id", right_on="claim_id")
+    days = (j["received_date"] - j["submitted_date"]).dt.days
+    n = len(days)
+    return {"value": float(days.sort_values().iloc[(n - 1) // 2 if n % 2 else n // 2 - 1:n // 2 + 1].mean())
+            if n else None, "claims": n}
+
+
+# --------------------------------------------------------------------------- the KPIs the bench compares
+def _codes(conn: Connection, f: Filters) -> list[str]:
+    return kpis.program_codes(kpis.rules_in_force(conn), f)
+
+
+# label -> (tables read, peer(frames, f, codes) -> dict, ours(conn, f) -> the same dict)
+PEERS = {
+    "enrolled_patients": (
+        ("patient", "enrollment_event"),
+        lambda t, f, codes: enrolled_patients(t, f),
+        lambda conn, f: (lambda k: {"value": k.value, "previous_month": k.extra["previous_month"]})(
+            kpis.enrolled_patients(conn, f))),
+    "consent_rate": (
+        ("patient", "consent", "enrollment_event"),
+        lambda t, f, codes: consent_rate(t, f),
+        lambda conn, f: (lambda k: {"value": k.value, "numerator": k.numerator, "denominator": k.denominator})(
+            kpis.consent_rate(conn, f))),
+    "first_pass_resolution_rate": (
+        ("patient", "claim", "claim_line", "remittance", "remittance_adjustment"),
+        first_pass_resolution_rate,
+        lambda conn, f: (lambda k: {"value": k.value, "numerator": k.numerator, "denominator": k.denominator})(
+            kpis.first_pass_resolution_rate(conn, f))),
+    "days_to_payment": (
+        ("patient", "claim", "claim_line", "remittance"),
+        days_to_payment,
+        lambda conn, f: (lambda k: {"value": k.value, "claims": k.extra["claims"]})(kpis.days_to_payment(conn, f))),
+}
+
+
+def run_peer(conn: Connection, label: str, f: Filters) -> tuple[dict, float, float]:
+    """(peer result, cold seconds = read + compute, cached seconds = compute on the frames read)."""
+    tables, fn, _ = PEERS[label]
+    t0 = time.perf_counter()
+    frames = read_tables(conn, tables)
+    codes = _codes(conn, f)
+    t1 = time.perf_counter()
+    result = fn(frames, f, codes)
+    t2 = time.perf_counter()
+    result = fn(frames, f, codes)  # second pass: best of two for the cached figure
+    t3 = time.perf_counter()
+    compute = min(t2 - t1, t3 - t2)
+    return result, (t1 - t0) + compute, compute
+
+
+def ours(conn: Connection, label: str, f: Filters) -> dict:
+    return PEERS[label][2](conn, f)
+
+
+def bench_peers(conn: Connection, month: int, kpi_seconds: dict[str, float]) -> list[dict]:
+    """One row per peer KPI: our seconds (from the core stage), peer cold / cached, the two ratios, targets."""
+    f = Filters.for_month(month)
+    rows = []
+    for label in PEERS:
+        _, cold, cached = run_peer(conn, label, f)
+        conn.rollback()
+        our = kpi_seconds.get(label)
+        rows.append({"kpi": label, "ours": our, "peer_cold": round(cold, 4), "peer_cached": round(cached, 4),
+                     "vs_cold": None if not our else round(our / cold, 3),
+                     "vs_cached": None if not our else round(our / cached, 3)})
+    return rows
