@@ -30,7 +30,7 @@ from ccm_core.db import add_months, month_bounds
 from ccm_core.db import month_end as _month_end
 from ccm_core.definitions import rate as _rate
 from ccm_core.filters import Filters
-from ccm_core.sqlparts import DENIAL_STATUS, NOT_DENIAL_CARCS
+from ccm_core.sqlparts import DENIAL_STATUS, DUPLICATE_CARC, NOT_DENIAL_CARCS
 
 
 def read_tables(conn: Connection, names) -> dict[str, pd.DataFrame]:
@@ -131,10 +131,57 @@ def days_to_payment(t, f: Filters, codes) -> dict:
             if n else None, "claims": n}
 
 
+def _monthly(df: pd.DataFrame, month_col: str) -> dict[int, tuple[int, float]]:
+    g = df.groupby(month_col)["total_charge"].agg(["count", "sum"])
+    return {int(m): (int(n), float(d)) for m, (n, d) in zip(g.index, g[["count", "sum"]].itertuples(index=False))}
+
+
+def denial_trend(t, f: Filters, codes) -> list[dict]:
+    """Per month: claims initially denied (first adjudication, CARC 18 excluded) over the 3 prior months'
+    average submissions, by count and by charges (HFMA, lagged denominator)."""
+    months = f.months()
+    r, ra = t["remittance"], t["remittance_adjustment"]
+    duplicate = r["id"].isin(ra.loc[ra["carc"] == DUPLICATE_CARC, "remittance_id"])
+    first = r[(r["adjudication_seq"] == 1) & r["claim_id"].notna() & _is_denial(t) & ~duplicate
+              & r["received_month"].between(months[0], months[-1])]
+    per_claim = first.groupby("claim_id", as_index=False)["received_month"].min()
+    claims = _claims(t, f, codes)
+    denied = claims.merge(per_claim, left_on="id", right_on="claim_id")
+    num = _monthly(denied, "received_month")
+    subs = _monthly(claims[claims["submitted_month"].between(add_months(months[0], -3), months[-1])],
+                    "submitted_month")
+    rows = []
+    for m in months:
+        lag = [add_months(m, -k) for k in (1, 2, 3)]
+        den_n = sum(subs.get(x, (0, 0.0))[0] for x in lag) / 3.0
+        den_d = sum(subs.get(x, (0, 0.0))[1] for x in lag) / 3.0
+        n, d = num.get(m, (0, 0.0))
+        rows.append({"month": m, "initial_denials": n, "denied_charges": round(d, 2),
+                     "lagged_avg_submitted": den_n, "lagged_avg_charges": round(den_d, 2),
+                     "rate_by_count": _rate(n, den_n), "rate_by_dollars": _rate(d, den_d)})
+    return rows
+
+
+def initial_denial_rates(t, f: Filters, codes) -> dict:
+    row = denial_trend(t, f.with_months(f.month_to), codes)[0]
+    return {"count": _rate(float(row["initial_denials"]), float(row["lagged_avg_submitted"])),
+            "dollars": _rate(float(row["denied_charges"]), float(row["lagged_avg_charges"])),
+            "value": _rate(float(row["initial_denials"]), float(row["lagged_avg_submitted"]))}
+
+
 # --------------------------------------------------------------------------- the KPIs the bench compares
 def _codes(conn: Connection, f: Filters) -> list[str]:
     return kpis.program_codes(kpis.rules_in_force(conn), f)
 
+
+def _flat(rows: list[dict]) -> dict:
+    """A per-month table as one flat dict (``"202509.rate_by_count"``...), headline = the last month's rate."""
+    out = {f"{r['month']}.{k}": (None if pd.isna(v) else float(v)) for r in rows for k, v in r.items()}
+    out["value"] = out[f"{rows[-1]['month']}.rate_by_count"] if rows else None
+    return out
+
+
+_CLAIM_TABLES = ("patient", "claim", "claim_line", "remittance", "remittance_adjustment")
 
 # label -> (tables read, peer(frames, f, codes) -> dict, ours(conn, f) -> the same dict)
 PEERS = {
@@ -148,6 +195,15 @@ PEERS = {
         lambda t, f, codes: consent_rate(t, f),
         lambda conn, f: (lambda k: {"value": k.value, "numerator": k.numerator, "denominator": k.denominator})(
             kpis.consent_rate(conn, f))),
+    "initial_denial_rates": (
+        _CLAIM_TABLES,
+        initial_denial_rates,
+        lambda conn, f: (lambda k: {"count": k["count"].value, "dollars": k["dollars"].value,
+                                    "value": k["count"].value})(kpis.initial_denial_rates(conn, f))),
+    "denial_trend": (
+        _CLAIM_TABLES,
+        lambda t, f, codes: _flat(denial_trend(t, f, codes)),
+        lambda conn, f: _flat(kpis.denial_trend(conn, f).to_dict("records"))),
     "first_pass_resolution_rate": (
         ("patient", "claim", "claim_line", "remittance", "remittance_adjustment"),
         first_pass_resolution_rate,
