@@ -11,11 +11,11 @@ Two timings per KPI:
   * cold   = read the tables it needs + compute (a fresh process, an empty ``st.cache_data``);
   * cached = compute only, on frames already in memory (the habit's best case).
 
-Covered: the KPIs whose definitions read raw tables directly (enrollment, consent, claims and
-remittances).  Not covered: the minutes KPIs (minutes per enrolled patient, billable rate, ...):
-their counted minutes come from the engine's per-entry rules (non-clinical staff, inpatient stays,
-consent coverage, cross-program overlap, cumulative threshold date), which a faithful pandas copy
-would have to re-implement in full; see docs/performance.md ("Peer").
+Covered: enrolled patients, consent rate, minutes per enrolled patient (with the engine's per-entry
+counting rules re-done in pandas), the initial denial rates, the denial trend, first-pass resolution and
+days to payment.  Not covered: KPIs resting on the engine's supported code track (billable rate, add-on
+capture, revenue, billing findings: the code-by-code prerequisites of ``ccm_core.engine``) or on the
+eligibility rules (eligible population, enrollment rate); see docs/performance.md ("The peer").
 """
 from __future__ import annotations
 
@@ -81,6 +81,61 @@ def consent_rate(t, f: Filters) -> dict:
             & ee["program"].isin(f.programs) & ee["patient_id"].isin(pids)]
     offered = consented | set(cn["patient_id"]) | set(ee["patient_id"])
     return {"value": _rate(len(consented), len(offered)), "numerator": len(consented), "denominator": len(offered)}
+
+
+# --------------------------------------------------------------------------- minutes
+def _counted_minutes(t, f: Filters) -> pd.Series:
+    """CCM counted minutes per patient in ``f.month_to``, by the engine's per-entry rules: an entry counts
+    nothing when its staff member is non-clinical (not clinical and no practitioner), the patient was in a
+    facility stay that day, or no accepted consent covered that day; otherwise its minutes less the minutes
+    it overlaps entries of another program (same patient, same day), clamped to [0, minutes]."""
+    te, st = t["time_entry"], t["staff"]
+    te = te[(te["service_month"] == f.month_to) & te["program"].isin(("CCM", "PCM"))]
+    pids = _patients(t, f)
+    te = te[te["patient_id"].isin(pids)]
+    ids = ["id", "patient_id", "service_date", "program", "started_at", "ended_at"]
+    pairs = te[ids].merge(t["time_entry"][ids[1:]], on=["patient_id", "service_date"], suffixes=("", "_o"))
+    pairs = pairs[(pairs["program"] != pairs["program_o"]) & (pairs["started_at_o"] < pairs["ended_at"])
+                  & (pairs["ended_at_o"] > pairs["started_at"])]
+    span = (pairs[["ended_at", "ended_at_o"]].min(axis=1) - pairs[["started_at", "started_at_o"]].max(axis=1))
+    pairs = pairs.assign(ov=(span.dt.total_seconds() / 60.0).round().astype(int))
+    overlap = pairs.groupby("id")["ov"].sum()
+    te = te[te["program"] == "CCM"].merge(st[["id", "is_clinical", "practitioner_id"]].rename(
+        columns={"id": "staff_id", "practitioner_id": "staff_practitioner_id"}), on="staff_id")
+    clinical = te["is_clinical"].astype(bool) | te["staff_practitioner_id"].notna()
+    fs = t["facility_stay"][["patient_id", "admit_date", "discharge_date"]].merge(te[["id", "patient_id", "service_date"]], on="patient_id")
+    in_stay = te["id"].isin(fs.loc[(fs["admit_date"] <= fs["service_date"]) & (
+        fs["discharge_date"].isna() | (fs["discharge_date"] >= fs["service_date"])), "id"])
+    cn = t["consent"]
+    cn = cn.loc[(cn["decision"] == "accepted") & cn["consent_date"].notna(),
+                ["patient_id", "program", "consent_date", "revoked_date"]].merge(
+        te[["id", "patient_id", "program", "service_date"]], on=["patient_id", "program"])
+    covered = te["id"].isin(cn.loc[(cn["consent_date"] <= cn["service_date"]) & (
+        cn["revoked_date"].isna() | (cn["revoked_date"] >= cn["service_date"])), "id"])
+    ov = te["id"].map(overlap).fillna(0).clip(lower=0)
+    ov = ov.where(ov <= te["minutes"], te["minutes"])
+    counted = (te["minutes"] - ov).where(clinical & ~in_stay & covered, 0)
+    return counted.groupby(te["patient_id"]).sum()
+
+
+def _enrolled_ids(t, f: Filters, as_of: dt.date) -> pd.Series:
+    ee = t["enrollment_event"]
+    ee = ee[ee["program"].isin(f.programs) & (ee["event_date"] <= pd.Timestamp(as_of))
+            & ee["patient_id"].isin(_patients(t, f))]
+    latest = ee.sort_values(["event_date", "id"]).groupby(["patient_id", "program"]).tail(1)
+    return pd.Series(latest.loc[latest["status"] == "enrolled", "patient_id"].unique())
+
+
+def minutes_per_enrolled_patient(t, f: Filters) -> dict:
+    """Mean and median counted minutes over the patients enrolled at month end (0 for those with none), and
+    the patients in each minutes band."""
+    enrolled = _enrolled_ids(t, f, _month_end(f.month_to))
+    mins = enrolled.map(_counted_minutes(t, f)).fillna(0).astype(int)
+    out = {f"band.{label}": int(((mins >= lo) & (True if hi is None else mins <= hi)).sum())
+           for lo, hi, label in kpis.MINUTE_BANDS}
+    out.update({"value": float(mins.mean()) if len(mins) else None, "numerator": int(mins.sum()),
+                "denominator": len(mins), "median": float(mins.median()) if len(mins) else None})
+    return out
 
 
 # --------------------------------------------------------------------------- claims
@@ -195,6 +250,13 @@ PEERS = {
         lambda t, f, codes: consent_rate(t, f),
         lambda conn, f: (lambda k: {"value": k.value, "numerator": k.numerator, "denominator": k.denominator})(
             kpis.consent_rate(conn, f))),
+    "minutes_per_enrolled_patient": (
+        ("patient", "enrollment_event", "time_entry", "staff", "facility_stay", "consent"),
+        lambda t, f, codes: minutes_per_enrolled_patient(t, f),
+        lambda conn, f: (lambda k: {"value": k.value, "numerator": k.numerator, "denominator": k.denominator,
+                                    "median": k.extra["median"],
+                                    **{f"band.{b}": n for b, n in k.extra["bands"].items()}})(
+            kpis.minutes_per_enrolled_patient(conn, f))),
     "initial_denial_rates": (
         _CLAIM_TABLES,
         initial_denial_rates,
