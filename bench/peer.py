@@ -131,7 +131,7 @@ def minutes_per_enrolled_patient(t, f: Filters) -> dict:
     the patients in each minutes band."""
     enrolled = _enrolled_ids(t, f, _month_end(f.month_to))
     mins = enrolled.map(_counted_minutes(t, f)).fillna(0).astype(int)
-    out = {f"band.{label}": int(((mins >= lo) & (True if hi is None else mins <= hi)).sum())
+    out: dict[str, float | int | None] = {f"band.{label}": int(((mins >= lo) & (True if hi is None else mins <= hi)).sum())
            for lo, hi, label in kpis.MINUTE_BANDS}
     out.update({"value": float(mins.mean()) if len(mins) else None, "numerator": int(mins.sum()),
                 "denominator": len(mins), "median": float(mins.median()) if len(mins) else None})
