@@ -12,7 +12,7 @@ Two timings per KPI:
   * cached = compute only, on frames already in memory (the habit's best case).
 
 Covered: enrolled patients, consent rate, minutes per enrolled patient (with the engine's per-entry
-counting rules re-done in pandas), the initial denial rates, the denial trend, first-pass resolution and
+counting rules re-done in pandas), the initial denial rates, the denial trend, the CARC Pareto, first-pass resolution and
 days to payment.  Not covered: KPIs resting on the engine's supported code track (billable rate, add-on
 capture, revenue, billing findings: the code-by-code prerequisites of ``ccm_core.engine``) or on the
 eligibility rules (eligible population, enrollment rate); see docs/performance.md ("The peer").
@@ -229,6 +229,35 @@ def _codes(conn: Connection, f: Filters) -> list[str]:
     return kpis.program_codes(kpis.rules_in_force(conn), f)
 
 
+def carc_pareto(t, f: Filters, codes) -> dict:
+    """CARCs (contractual / patient-share codes left out) by denied remittances carrying them in the period,
+    most frequent first, with each one's share of all denied remittances and the dollars adjusted."""
+    r, ra = t["remittance"], t["remittance_adjustment"]
+    den = r[_is_denial(t) & r["received_month"].between(f.month_from, f.month_to)
+            & r["claim_id"].isin(_claims(t, f, codes)["id"])]
+    total = len(den)
+    adj = ra[ra["remittance_id"].isin(den["id"]) & ~ra["carc"].isin(NOT_DENIAL_CARCS)]
+    g = (adj.groupby("carc").agg(remittances=("remittance_id", "nunique"), dollars=("amount", "sum"))
+         .reset_index().sort_values(["remittances", "carc"], ascending=[False, True]))
+    out: dict[str, object] = {"order": " ".join(g["carc"]), "value": total}
+    for code, n, dollars in g[["carc", "remittances", "dollars"]].itertuples(index=False):
+        out[f"{code}.remittances"] = int(n)
+        out[f"{code}.dollars"] = float(dollars)
+        out[f"{code}.share"] = _rate(int(n), total)
+    return out
+
+
+def _ours_carc(conn: Connection, f: Filters) -> dict:
+    df = kpis.carc_pareto(conn, f)
+    total = int(round(df["remittances"].iloc[0] / df["share"].iloc[0])) if len(df) else 0
+    out: dict[str, object] = {"order": " ".join(df["code"]), "value": total}
+    for code, n, dollars, share in df[["code", "remittances", "dollars", "share"]].itertuples(index=False):
+        out[f"{code}.remittances"] = int(n)
+        out[f"{code}.dollars"] = float(dollars)
+        out[f"{code}.share"] = share
+    return out
+
+
 def _flat(rows: list[dict]) -> dict:
     """A per-month table as one flat dict (``"202509.rate_by_count"``...), headline = the last month's rate."""
     out = {f"{r['month']}.{k}": (None if pd.isna(v) else float(v)) for r in rows for k, v in r.items()}
@@ -266,6 +295,7 @@ PEERS = {
         _CLAIM_TABLES,
         lambda t, f, codes: _flat(denial_trend(t, f, codes)),
         lambda conn, f: _flat(kpis.denial_trend(conn, f).to_dict("records"))),
+    "carc_pareto": (_CLAIM_TABLES, carc_pareto, _ours_carc),
     "first_pass_resolution_rate": (
         ("patient", "claim", "claim_line", "remittance", "remittance_adjustment"),
         first_pass_resolution_rate,
