@@ -11,7 +11,7 @@ Two timings per KPI:
   * cold   = read the tables it needs + compute (a fresh process, an empty ``st.cache_data``);
   * cached = compute only, on frames already in memory (the habit's best case).
 
-Covered: enrolled patients, consent rate, minutes per enrolled patient (with the engine's per-entry
+Covered: enrolled patients, consent rate, consent conversion, minutes per enrolled patient (with the engine's per-entry
 counting rules re-done in pandas), the initial denial rates, the denial trend, the CARC Pareto, first-pass resolution and
 days to payment.  Not covered: KPIs resting on the engine's supported code track (billable rate, add-on
 capture, revenue, billing findings: the code-by-code prerequisites of ``ccm_core.engine``) or on the
@@ -81,6 +81,20 @@ def consent_rate(t, f: Filters) -> dict:
             & ee["program"].isin(f.programs) & ee["patient_id"].isin(pids)]
     offered = consented | set(cn["patient_id"]) | set(ee["patient_id"])
     return {"value": _rate(len(consented), len(offered)), "numerator": len(consented), "denominator": len(offered)}
+
+
+def consent_conversion(t, f: Filters) -> dict:
+    """Patients with an accepted consent dated in the period ÷ patients reached in it (a reached, consented or
+    declined event dated in the period, or such a consent)."""
+    start, end = pd.Timestamp(month_bounds(f.month_from)[0]), pd.Timestamp(month_bounds(f.month_to)[1])
+    pids = _patients(t, f)
+    cn, ee = t["consent"], t["enrollment_event"]
+    consented = set(cn.loc[(cn["decision"] == "accepted") & cn["consent_date"].between(start, end)
+                           & cn["program"].isin(f.programs) & cn["patient_id"].isin(pids), "patient_id"])
+    reached = consented | set(ee.loc[ee["status"].isin(("reached", "consented", "declined"))
+                                     & ee["event_date"].between(start, end) & ee["program"].isin(f.programs)
+                                     & ee["patient_id"].isin(pids), "patient_id"])
+    return {"value": _rate(len(consented), len(reached)), "numerator": len(consented), "denominator": len(reached)}
 
 
 # --------------------------------------------------------------------------- minutes
@@ -279,6 +293,11 @@ PEERS = {
         lambda t, f, codes: consent_rate(t, f),
         lambda conn, f: (lambda k: {"value": k.value, "numerator": k.numerator, "denominator": k.denominator})(
             kpis.consent_rate(conn, f))),
+    "consent_conversion": (
+        ("patient", "consent", "enrollment_event"),
+        lambda t, f, codes: consent_conversion(t, f),
+        lambda conn, f: (lambda k: {"value": k.value, "numerator": k.numerator, "denominator": k.denominator})(
+            kpis.consent_conversion(conn, f))),
     "minutes_per_enrolled_patient": (
         ("patient", "enrollment_event", "time_entry", "staff", "facility_stay", "consent"),
         lambda t, f, codes: minutes_per_enrolled_patient(t, f),
