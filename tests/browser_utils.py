@@ -142,6 +142,11 @@ def goto(page, base_url: str, path: str, title: str | None = None, query: str = 
     """Open a page in the signed-in session: through the top navigation when it offers the page (keeps the
     session, like a person clicking), else by URL.  ``title`` = the page's h1 to wait for."""
     link = page.locator(f'[data-testid="stTopNavLink"][href$="/{path}"], a[href$="/{path}"]').first
+    if not query and not link.count():  # a role's landing page sits at the site root: find its link by title
+        from ccm_core import auth
+
+        if path in auth.PAGES:
+            link = page.locator('[data-testid="stTopNavLink"]').filter(has_text=auth.PAGES[path][0]).first
     if not query and link.count():
         link.click()
     else:
