@@ -91,7 +91,7 @@ def test_download_is_built_on_click_logged_first_and_its_url_serves_nothing_afte
         download = info.value
         body = open(download.path(), "rb").read().decode("utf-8-sig")
         lines = [ln for ln in body.splitlines() if ln]
-        assert lines[0].startswith("patient_id,") and len(lines) > 11  # the outreach rows, identified
+        assert lines[0].startswith("Patient ID,") and len(lines) > 11  # the outreach rows, identified
         rows = _export_rows(engine)
         assert len(rows) == 1 and rows[0].username == "lead" and rows[0].detail.startswith("outreach_list_")
         assert rows[0].patient_count == len(lines) - 1 and "identified" in rows[0].detail
