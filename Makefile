@@ -46,8 +46,7 @@ loadtest: $(VENV)/.dev
 lint: $(VENV)/.dev
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
-# INTEGRATOR: enable once `make format` has run over the whole tree (and add "I" in pyproject.toml):
-#	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/ruff format --check .
 
 # Rewrites files: import order, then ruff's formatter (120 columns, double quotes).
 format: $(VENV)/.dev

@@ -6,6 +6,7 @@ string), so a shared deep link opens the right page after login.  Pages are
 still guarded themselves (ui.session.require_page), because Streamlit can
 run a page file directly on the first request after a server start.
 """
+
 from __future__ import annotations
 
 from functools import partial
@@ -13,19 +14,25 @@ from pathlib import Path
 
 import streamlit as st
 
-from ccm_core import auth
+from ccm_core.security import auth
 from ui import login, meeting, theme
-from ui._run import run_scope, shell_widget_ids
 from ui.components import friendly_errors
+from ui.run_scope import run_scope, shell_widget_ids
 from ui.session import DEEP_LINK_KEY, CurrentUser, cookie_key, current_user
 from ui.text import html_text
 
 HERE = Path(__file__).resolve().parent
 PAGE_ICONS = {
-    "overview": ":material/dashboard:", "enrollment": ":material/how_to_reg:", "minutes": ":material/timer:",
-    "billing": ":material/receipt_long:", "revenue": ":material/payments:", "audit": ":material/fact_check:",
-    "import": ":material/upload_file:", "admin": ":material/admin_panel_settings:",
-    "my_month": ":material/checklist:", "denials": ":material/assignment_late:",
+    "overview": ":material/dashboard:",
+    "enrollment": ":material/how_to_reg:",
+    "minutes": ":material/timer:",
+    "billing": ":material/receipt_long:",
+    "revenue": ":material/payments:",
+    "audit": ":material/fact_check:",
+    "import": ":material/upload_file:",
+    "admin": ":material/admin_panel_settings:",
+    "my_month": ":material/checklist:",
+    "denials": ":material/assignment_late:",
 }
 
 
@@ -45,8 +52,10 @@ def sign_in_page() -> None:
 
 
 def forbidden_page(page_key: str, user: CurrentUser) -> None:
-    st.warning(f"Your role ({user.role_label}) cannot open the {auth.PAGES[page_key][0]} page. "
-               "Ask an admin if you need it.", icon=":material/lock:")
+    st.warning(
+        f"Your role ({user.role_label}) cannot open the {auth.PAGES[page_key][0]} page. Ask an admin if you need it.",
+        icon=":material/lock:",
+    )
 
 
 def missing_page(page_key: str) -> None:
@@ -78,8 +87,10 @@ def sidebar(user: CurrentUser) -> bool:
             return False
         login.write_pending_cookie()
         with card:
-            st.html(f"<div class='ccm-user-card'><b>{html_text(user.display_name)}</b><br>"
-                    f"<span class='role'>{html_text(user.role_label)}</span></div>")
+            st.html(
+                f"<div class='ccm-user-card'><b>{html_text(user.display_name)}</b><br>"
+                f"<span class='role'>{html_text(user.role_label)}</span></div>"
+            )
             meeting.meeting_toggle(user)
             st.divider()
         run_scope()["filter_slot"] = card.container()
@@ -112,8 +123,9 @@ def main() -> None:
         if user is not None and not sidebar(user):
             user = None
         if user is None:
-            anonymous = [st.Page(sign_in_page, title="Sign in", url_path=key, default=(key == "overview"))
-                         for key in auth.PAGES]
+            anonymous = [
+                st.Page(sign_in_page, title="Sign in", url_path=key, default=(key == "overview")) for key in auth.PAGES
+            ]
             st.navigation(anonymous, position="hidden").run()
             return
         if meeting.meeting_mode():

@@ -1,4 +1,5 @@
 """``python -m bench``: the benchmark harness (``bench.harness``)."""
+
 import sys
 
 from bench.harness import main

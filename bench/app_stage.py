@@ -4,6 +4,7 @@ simultaneous sessions, at the size ``python -m bench`` generated.
 It drives Streamlit, so it lives outside the core (the runtime packages never hold benchmark code);
 ``bench.harness`` runs it in a child process (``python -m bench.app_stage --stage app --params JSON``) so its peak memory is the app's own.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -14,17 +15,20 @@ import sys
 import threading
 import time
 
-from bench.harness import (BENCH_COOKIE_KEY, BENCH_USER, RESULT_TAG, ROOT, ensure_bench_user, peak_mb,
-                            summarize_times)
+from bench.harness import BENCH_COOKIE_KEY, BENCH_USER, RESULT_TAG, ROOT, ensure_bench_user, peak_mb, summarize_times
 
 APP_PAGES = ("overview", "enrollment", "minutes", "billing", "revenue", "audit", "import", "admin")
 # Every other tab of each page (a page computes only its open tab); the page row is its default tab.
 PAGE_TABS = {
-    "enrollment": ("enrollment_tab", ("Declines & disenrollments", "Consent completeness", "Retention",
-                                      "Outreach list")),
+    "enrollment": (
+        "enrollment_tab",
+        ("Declines & disenrollments", "Consent completeness", "Retention", "Outreach list"),
+    ),
     "minutes": ("minutes_tab", ("Worklist", "Holds", "Care managers", "Time flags")),
-    "billing": ("billing_tab", ("Ready to bill", "Holds", "Findings & conflicts", "Denial trend", "Denial reasons",
-                                "Claim lines")),
+    "billing": (
+        "billing_tab",
+        ("Ready to bill", "Holds", "Findings & conflicts", "Denial trend", "Denial reasons", "Claim lines"),
+    ),
     "revenue": ("revenue_tab", ("Leakage", "Projection")),
     "audit": ("audit_tab", ("Samples & trend", "Month checklist")),
 }
@@ -34,13 +38,14 @@ def _signed_in_app(username: str = BENCH_USER[0]):
     """An AppTest session already signed in (as the cookie re-login would leave it)."""
     from streamlit.testing.v1 import AppTest
 
-    from ccm_core import auth, db
+    from ccm_core.security import auth
+    from ccm_core.storage import db
     from ui.session import SESSION_ID_KEY
 
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=600)
     at.session_state["authentication_status"] = True
     at.session_state["username"] = username
-    # every run checks a live sign-in session row (ccm_core.auth): one per simulated session, as a sign-in makes
+    # every run checks a live sign-in session row (ccm_core.security.auth): one per simulated session, as a sign-in makes
     engine = db.make_engine(os.environ["CCM_DATABASE_URL"])
     at.session_state[SESSION_ID_KEY] = auth.create_session(engine, username)[0]
     engine.dispose()
@@ -72,7 +77,7 @@ def shared_runtime():
 
 
 def _open(at, page_key: str):
-    from ccm_core import auth
+    from ccm_core.security import auth
 
     return at.switch_page(auth.PAGES[page_key][1])
 
@@ -88,7 +93,7 @@ def _render(at) -> tuple[float, str | None]:
 
 
 def _clear_data_cache() -> None:
-    from ui import data
+    from ui import cache as data
 
     data.clear_cache()
 

@@ -15,6 +15,7 @@ Results: a table on stdout, ``bench/out/results.json`` and ``results.md``.
 
     python -m bench [--patients 50000] [--months 36] [--reuse] [--skip-pg] [--skip-sqlite]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,14 +32,14 @@ from pathlib import Path
 
 from sqlalchemy import create_engine, text
 
-from ccm_core import db
+from ccm_core.storage import db
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "bench" / "out"
 DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 RESULT_TAG = "BENCH_RESULT "
 BENCH_USER = ("bench_admin", "bench-admin-pass")
-# A fresh random key per run: a key written here would be public (ccm_core.auth refuses committed keys).
+# A fresh random key per run: a key written here would be public (ccm_core.security.auth refuses committed keys).
 BENCH_COOKIE_KEY = secrets.token_urlsafe(48)
 
 # Targets from issue #7 (seconds, ratio, MB).
@@ -75,8 +76,9 @@ def sqlite_url(patients: int, months: int) -> str:
 def pg_server_up(admin_url: str) -> str | None:
     """None when the server answers, else the reason (printed as the skip line)."""
     try:
-        eng = create_engine(db.normalize_url(admin_url), isolation_level="AUTOCOMMIT",
-                            connect_args={"connect_timeout": 3})
+        eng = create_engine(
+            db.normalize_url(admin_url), isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3}
+        )
         with eng.connect() as c:
             c.execute(text("SELECT 1"))
         eng.dispose()
@@ -106,7 +108,7 @@ def generated_marker(url: str) -> Path:
 
 # --------------------------------------------------------------------------- stage: generate
 def stage_generate(url: str, patients: int, months: int, seed: int) -> dict:
-    from ccm_core import demo
+    from ccm_core.io import demo
 
     engine = db.make_engine(url)
     t0 = time.perf_counter()
@@ -114,8 +116,14 @@ def stage_generate(url: str, patients: int, months: int, seed: int) -> dict:
     report = demo.generate(engine, patients=patients, months=months, seed=seed, replace=True)
     took = time.perf_counter() - t0
     engine.dispose()
-    return {"seconds": round(took, 1), "phases": report.seconds, "rows": report.rows,
-            "end_month": report.end_month, "as_of": report.as_of.isoformat(), "peak_mb": peak_mb()}
+    return {
+        "seconds": round(took, 1),
+        "phases": report.seconds,
+        "rows": report.rows,
+        "end_month": report.end_month,
+        "as_of": report.as_of.isoformat(),
+        "peak_mb": peak_mb(),
+    }
 
 
 # --------------------------------------------------------------------------- stage: core
@@ -126,21 +134,20 @@ def floor_queries(month: int) -> dict[str, str]:
     return {
         # latest enrollment status per patient as of the month end: every event up to then
         "enrollment": f"SELECT patient_id, max(event_date) FROM enrollment_event WHERE event_date <= '{last}' "
-                      "GROUP BY patient_id",
+        "GROUP BY patient_id",
         "consent": f"SELECT patient_id, count(*) FROM consent WHERE consent_date BETWEEN '{first}' AND '{last}' "
-                   "GROUP BY patient_id",
+        "GROUP BY patient_id",
         # the month's time entries summed per patient: what any minutes KPI has to read
-        "time": f"SELECT patient_id, sum(minutes) FROM time_entry WHERE service_month = {month} "
-                "GROUP BY patient_id",
+        "time": f"SELECT patient_id, sum(minutes) FROM time_entry WHERE service_month = {month} GROUP BY patient_id",
         "claim_lines": f"SELECT patient_id, sum(units), sum(charge) FROM claim_line WHERE dos_month = {month} "
-                       "GROUP BY patient_id",
+        "GROUP BY patient_id",
         "remits": "SELECT r.claim_id, sum(r.paid_amount) FROM remittance r JOIN claim_line cl "
-                  f"ON cl.claim_id = r.claim_id AND cl.line_number = 1 WHERE cl.dos_month = {month} "
-                  "GROUP BY r.claim_id",
+        f"ON cl.claim_id = r.claim_id AND cl.line_number = 1 WHERE cl.dos_month = {month} "
+        "GROUP BY r.claim_id",
         "denials": f"SELECT received_month, count(*) FROM remittance WHERE received_month BETWEEN {m3} AND {month} "
-                   "AND adjudication_seq = 1 GROUP BY received_month",
+        "AND adjudication_seq = 1 GROUP BY received_month",
         "submissions": f"SELECT submitted_month, count(*), sum(total_charge) FROM claim "
-                       f"WHERE submitted_month BETWEEN {m3} AND {month} GROUP BY submitted_month",
+        f"WHERE submitted_month BETWEEN {m3} AND {month} GROUP BY submitted_month",
         "diagnoses": "SELECT patient_id, count(DISTINCT icd10) FROM diagnosis GROUP BY patient_id",
     }
 
@@ -160,8 +167,9 @@ FLOORS_FOR = {
 
 def page_calls(month: int, as_of: dt.date):
     """(page, label, family, fn, args, kwargs): the kpis calls each page makes for one month."""
-    from ccm_core import kpis, kpis_extra
-    from ccm_core.filters import Filters
+    from ccm_core.engine.filters import Filters
+    from ccm_core.kpis import breakdowns as kpis_extra
+    from ccm_core.kpis import program as kpis
 
     f = Filters.for_month(month)
     fa = f.with_months(db.month_int(as_of))
@@ -199,8 +207,9 @@ def page_calls(month: int, as_of: dt.date):
 
 
 def stage_core(url: str, month: int, as_of: dt.date, repeat: int) -> dict:
-    from ccm_core import compliance, sampling
-    from ccm_core.filters import Filters
+    from ccm_core.audit import sampling
+    from ccm_core.engine import compliance
+    from ccm_core.engine.filters import Filters
 
     engine = db.make_engine(url)
     out: dict = {"floors": {}, "kpis": [], "month": month}
@@ -218,9 +227,16 @@ def stage_core(url: str, month: int, as_of: dt.date, repeat: int) -> dict:
                 secs, err = None, f"{type(exc).__name__}: {exc}"[:200]
             conn.rollback()
             floor = sum(out["floors"][x] for x in FLOORS_FOR[family])
-            out["kpis"].append({"page": page, "kpi": label, "seconds": None if secs is None else round(secs, 3),
-                                "floor": round(floor, 4), "ratio": None if not secs or not floor
-                                else round(secs / floor, 1), "error": err})
+            out["kpis"].append(
+                {
+                    "page": page,
+                    "kpi": label,
+                    "seconds": None if secs is None else round(secs, 3),
+                    "floor": round(floor, 4),
+                    "ratio": None if not secs or not floor else round(secs / floor, 1),
+                    "error": err,
+                }
+            )
         # the peer (bench/peer.py): the same KPIs in pandas from whole tables read once, cold and cached
         from bench import peer
 
@@ -234,16 +250,26 @@ def stage_core(url: str, month: int, as_of: dt.date, repeat: int) -> dict:
         # (minutes and codes, then every prerequisite: compliance.billing_status)
         secs, df = timed(compliance.billing_status, conn, Filters.for_month(month), repeat=repeat)
         ready = df[df["billing_status"] == "ready"]
-        out["billing"] = {"seconds": round(secs, 3), "floor": round(floor, 3), "ratio": round(secs / floor, 1),
-                          "patient_months": len(df), "ready_to_bill": len(ready)}
+        out["billing"] = {
+            "seconds": round(secs, 3),
+            "floor": round(floor, 3),
+            "ratio": round(secs / floor, 1),
+            "patient_months": len(df),
+            "ready_to_bill": len(ready),
+        }
         conn.rollback()
-        req = sampling.SampleRequest(month_from=db.add_months(month, -2), month_to=month, size=50, seed=1,
-                                     strata=("code",))
+        req = sampling.SampleRequest(
+            month_from=db.add_months(month, -2), month_to=month, size=50, seed=1, strata=("code",)
+        )
         m3_floor = floor * 3
         secs, sample = timed(sampling.pull_sample, conn, req, repeat=1)
-        out["audit_sample"] = {"seconds": round(secs, 3), "floor": round(m3_floor, 3),
-                               "ratio": round(secs / m3_floor, 1), "population": sample.population_size,
-                               "months": 3}
+        out["audit_sample"] = {
+            "seconds": round(secs, 3),
+            "floor": round(m3_floor, 3),
+            "ratio": round(secs / m3_floor, 1),
+            "population": sample.population_size,
+            "months": 3,
+        }
         conn.rollback()
     engine.dispose()
     out["peak_mb"] = peak_mb()
@@ -252,7 +278,7 @@ def stage_core(url: str, month: int, as_of: dt.date, repeat: int) -> dict:
 
 # --------------------------------------------------------------------------- stage: app (bench/app_stage.py)
 def ensure_bench_user(url: str) -> None:
-    from ccm_core import auth
+    from ccm_core.security import auth
 
     os.environ["CCM_BCRYPT_ROUNDS"] = "4"
     engine = db.make_engine(url)
@@ -268,9 +294,17 @@ def summarize_times(times: list[float], errors: list[str], wall: float) -> dict:
         if not q:
             return None
         return round(q[min(len(q) - 1, int(round(p * (len(q) - 1))))], 3)
-    return {"sessions": len(times) + (len(errors) if len(errors) > len(times) else 0), "ok": len(times),
-            "p50": pct(0.5), "p95": pct(0.95), "max": round(max(q), 3) if q else None,
-            "mean": round(statistics.mean(q), 3) if q else None, "wall": round(wall, 3), "errors": errors}
+
+    return {
+        "sessions": len(times) + (len(errors) if len(errors) > len(times) else 0),
+        "ok": len(times),
+        "p50": pct(0.5),
+        "p95": pct(0.95),
+        "max": round(max(q), 3) if q else None,
+        "mean": round(statistics.mean(q), 3) if q else None,
+        "wall": round(wall, 3),
+        "errors": errors,
+    }
 
 
 # --------------------------------------------------------------------------- child process plumbing
@@ -281,7 +315,7 @@ def run_child(stage: str, module: str = "bench.harness", **params) -> dict:
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
     for line in proc.stdout.splitlines():
         if line.startswith(RESULT_TAG):
-            return json.loads(line[len(RESULT_TAG):])
+            return json.loads(line[len(RESULT_TAG) :])
     tail = (proc.stderr or proc.stdout).strip().splitlines()[-5:]
     return {"error": f"stage {stage} failed (exit {proc.returncode}): " + " | ".join(tail)}
 
@@ -307,7 +341,7 @@ def bench_backend(name: str, url: str, args, say) -> dict:
         gen["reused"] = True
         say(f"[{name}] reusing generated database (generation figures from {marker.name})")
         # as a deployment runs init-db after an upgrade: stored tables built by older code are rebuilt
-        from ccm_core import pm_store
+        from ccm_core.storage import stored as pm_store
 
         engine = db.make_engine(url)
         t0 = time.perf_counter()
@@ -348,16 +382,19 @@ def render_peer(core: dict) -> list[str]:
         return [f"Peer ERROR: {core['peer_error']}\n"]
     if not core.get("peer"):
         return []
-    lines = [f"Peer (bench/peer.py: whole tables read into pandas once, then filter and group); ours / peer, "
-             f"target <= {TARGET_PEER_COLD:g} cold and < 1 cached\n",
-             "| KPI | ours | peer cold | peer cached | ours / cold | ours / cached | >=10x faster cold "
-             "| faster cached |",
-             "|---|---:|---:|---:|---:|---:|:-:|:-:|"]
+    lines = [
+        f"Peer (bench/peer.py: whole tables read into pandas once, then filter and group); ours / peer, "
+        f"target <= {TARGET_PEER_COLD:g} cold and < 1 cached\n",
+        "| KPI | ours | peer cold | peer cached | ours / cold | ours / cached | >=10x faster cold | faster cached |",
+        "|---|---:|---:|---:|---:|---:|:-:|:-:|",
+    ]
     for r in core["peer"]:
         cold_ok = "" if r["vs_cold"] is None else ("yes" if r["vs_cold"] <= TARGET_PEER_COLD else "no")
         cached_ok = "" if r["vs_cached"] is None else ("yes" if r["vs_cached"] < 1 else "no")
-        lines.append(f"| {r['kpi']} | {_fmt(r['ours'])} | {_fmt(r['peer_cold'])} | {_fmt(r['peer_cached'])} "
-                     f"| {_fmt(r['vs_cold'], '')} | {_fmt(r['vs_cached'], '')} | {cold_ok} | {cached_ok} |")
+        lines.append(
+            f"| {r['kpi']} | {_fmt(r['ours'])} | {_fmt(r['peer_cold'])} | {_fmt(r['peer_cached'])} "
+            f"| {_fmt(r['vs_cold'], '')} | {_fmt(r['vs_cached'], '')} | {cold_ok} | {cached_ok} |"
+        )
     lines.append("")
     return lines
 
@@ -371,9 +408,11 @@ def render_markdown(results: list[dict]) -> str:
             continue
         g = r["generate"]
         rows = g.get("rows", {})
-        lines.append(f"Generation + load: {g['seconds']} s{' (reused)' if g.get('reused') else ''}, "
-                     f"peak {g['peak_mb']} MB; time entries {rows.get('time_entry', '?'):,}, "
-                     f"claim lines {rows.get('claim_line', '?'):,}, patients {rows.get('patient', '?'):,}\n")
+        lines.append(
+            f"Generation + load: {g['seconds']} s{' (reused)' if g.get('reused') else ''}, "
+            f"peak {g['peak_mb']} MB; time entries {rows.get('time_entry', '?'):,}, "
+            f"claim lines {rows.get('claim_line', '?'):,}, patients {rows.get('patient', '?'):,}\n"
+        )
         core = r.get("core", {})
         if "error" in core:
             lines.append(f"Core stage ERROR: {core['error']}\n")
@@ -384,16 +423,23 @@ def render_markdown(results: list[dict]) -> str:
             for k in core["kpis"]:
                 ok = "" if k["ratio"] is None else ("yes" if k["ratio"] <= TARGET_RATIO else "no")
                 sec = _fmt(k["seconds"]) if not k["error"] else f"ERROR {k['error']}"
-                lines.append(f"| {k['page']} | {k['kpi']} | {sec} | {_fmt(k['floor'])} | {_fmt(k['ratio'], '')} "
-                             f"| {ok} |")
+                lines.append(
+                    f"| {k['page']} | {k['kpi']} | {sec} | {_fmt(k['floor'])} | {_fmt(k['ratio'], '')} | {ok} |"
+                )
             b, a = core["billing"], core["audit_sample"]
-            lines.append(f"| billing CLI | ready-to-bill list (patient_months) | {_fmt(b['seconds'])} | "
-                         f"{_fmt(b['floor'])} | {b['ratio']} | {'yes' if b['seconds'] <= TARGET_BILLING_S else 'no'}"
-                         " (<5 s) |")
-            lines.append(f"| audit | sample pull (3 months, 50 items) | {_fmt(a['seconds'])} | {_fmt(a['floor'])} "
-                         f"| {a['ratio']} | |")
-            lines.append(f"\nReady-to-bill: {b['ready_to_bill']:,} of {b['patient_months']:,} patient-months; "
-                         f"audit population {a['population']:,}.\n")
+            lines.append(
+                f"| billing CLI | ready-to-bill list (patient_months) | {_fmt(b['seconds'])} | "
+                f"{_fmt(b['floor'])} | {b['ratio']} | {'yes' if b['seconds'] <= TARGET_BILLING_S else 'no'}"
+                " (<5 s) |"
+            )
+            lines.append(
+                f"| audit | sample pull (3 months, 50 items) | {_fmt(a['seconds'])} | {_fmt(a['floor'])} "
+                f"| {a['ratio']} | |"
+            )
+            lines.append(
+                f"\nReady-to-bill: {b['ready_to_bill']:,} of {b['patient_months']:,} patient-months; "
+                f"audit population {a['population']:,}.\n"
+            )
             lines.extend(render_peer(core))
         app = r.get("app")
         if app and "error" in app and "overview" not in app:
@@ -405,17 +451,21 @@ def render_markdown(results: list[dict]) -> str:
             lines.append("|---|---:|---|")
             lines.append(f"| Overview cold (empty cache) | {_fmt(o['cold'])} | < 2 s |")
             lines.append(f"| Overview warm (new session, cached) | {_fmt(o['warm'])} | |")
-            lines.append(f"| Overview filter change to a cached filter set | {_fmt(o.get('cached_filter'))} "
-                         "| < 0.3 s |")
-            lines.append(f"| Overview filter change to a new filter set (computes) | {_fmt(o.get('new_filter'))} "
-                         "| |")
+            lines.append(
+                f"| Overview filter change to a cached filter set | {_fmt(o.get('cached_filter'))} | < 0.3 s |"
+            )
+            lines.append(f"| Overview filter change to a new filter set (computes) | {_fmt(o.get('new_filter'))} | |")
             for key, p in app["pages"].items():
-                lines.append(f"| {key} cold / warm | {_fmt(p['cold'])} / {_fmt(p['warm'])} | < 2 s cold |"
-                             + (f" ERROR {p['error']}" if p["error"] else ""))
+                lines.append(
+                    f"| {key} cold / warm | {_fmt(p['cold'])} / {_fmt(p['warm'])} | < 2 s cold |"
+                    + (f" ERROR {p['error']}" if p["error"] else "")
+                )
             c = app.get("concurrency")
             if c:
-                lines.append(f"\n{c['ok']} concurrent Overview sessions (warm cache): p50 {c['p50']} s, "
-                             f"p95 {c['p95']} s, max {c['max']} s, wall {c['wall']} s, errors {len(c['errors'])}\n")
+                lines.append(
+                    f"\n{c['ok']} concurrent Overview sessions (warm cache): p50 {c['p50']} s, "
+                    f"p95 {c['p95']} s, max {c['max']} s, wall {c['wall']} s, errors {len(c['errors'])}\n"
+                )
         lines.append("")
     return "\n".join(lines)
 

@@ -4,9 +4,10 @@ import and rebuild of the stored tables included), on a copy of each bench datab
     python -m bench.import_scoped [--sqlite PATH] [--pg-url URL] [--rows 100]
 
 Each file updates existing rows (a phone number; consent dates moved by a few days), as a weekly
-file does; the import runs through ``ccm_core.imports.runner.import_files`` exactly as the Import page
+file does; the import runs through ``ccm_core.io.imports.runner.import_files`` exactly as the Import page
 runs it, and the printed ``refresh`` outcome shows what was rebuilt ("patients" = scoped).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -22,7 +23,7 @@ import pandas as pd
 from sqlalchemy import create_engine, text
 
 from bench import harness
-from ccm_core import db
+from ccm_core.storage import db
 
 PATIENTS_SQL = """SELECT p.mrn, p.mbi, p.first_name, p.last_name, p.birth_date, p.sex, p.phone, p.payer,
     CASE WHEN p.is_qmb THEN 'yes' ELSE 'no' END AS is_qmb, cl.code AS clinic_code, pr.npi AS billing_practitioner_npi,
@@ -42,8 +43,8 @@ CONSENTS_SQL = """SELECT cn.external_id, p.mrn, cn.program, cn.decision, cn.cons
 
 
 def time_imports(url: str, rows: int) -> list[dict]:
-    from ccm_core import pm_store
-    from ccm_core.imports.runner import Source, import_files
+    from ccm_core.io.imports.runner import Source, import_files
+    from ccm_core.storage import stored as pm_store
 
     engine = db.make_engine(url)
     db.upgrade(engine)
@@ -56,7 +57,9 @@ def time_imports(url: str, rows: int) -> list[dict]:
         cons = pd.read_sql(text(CONSENTS_SQL), conn, params={"n": rows})
     stamp = int(time.time())
     pats["phone"] = f"555-{stamp % 10000:04d}"
-    cons["consent_date"] = (pd.to_datetime(cons["consent_date"]) + pd.Timedelta(days=stamp % 5 + 1)).dt.strftime("%Y-%m-%d")
+    cons["consent_date"] = (pd.to_datetime(cons["consent_date"]) + pd.Timedelta(days=stamp % 5 + 1)).dt.strftime(
+        "%Y-%m-%d"
+    )
     out = []
     for name, frame in (("patients.csv", pats), ("consents.csv", cons)):
         seen: dict = {}
@@ -65,6 +68,7 @@ def time_imports(url: str, rows: int) -> list[dict]:
         def spy(conn, rs=None, scope=pm_store.EVERYTHING, _real=real, _seen=seen, **kw):
             _seen["out"] = _real(conn, rs, scope, **kw)
             return _seen["out"]
+
         pm_store.refresh = spy
         try:
             t0 = time.perf_counter()
@@ -72,8 +76,16 @@ def time_imports(url: str, rows: int) -> list[dict]:
             took = time.perf_counter() - t0
         finally:
             pm_store.refresh = real
-        out.append({"file": name, "rows": len(frame), "seconds": round(took, 2), "ok": run.ok,
-                    "message": run.message, "refresh": seen.get("out")})
+        out.append(
+            {
+                "file": name,
+                "rows": len(frame),
+                "seconds": round(took, 2),
+                "ok": run.ok,
+                "message": run.message,
+                "refresh": seen.get("out"),
+            }
+        )
     engine.dispose()
     return out
 
@@ -107,8 +119,10 @@ def main(argv: list[str] | None = None) -> int:
     for backend, rows in results.items():
         for r in rows:
             verdict = "met" if r["ok"] and r["seconds"] < 5 else "missed"
-            print(f"{backend:10} {r['file']:13} {r['rows']} rows  {r['seconds']:6.2f} s  (< 5 s: {verdict})  "
-                  f"{json.dumps(r['refresh'])}")
+            print(
+                f"{backend:10} {r['file']:13} {r['rows']} rows  {r['seconds']:6.2f} s  (< 5 s: {verdict})  "
+                f"{json.dumps(r['refresh'])}"
+            )
     if not results:
         print("no 50,000 x 36 database found: run python -m bench first", file=sys.stderr)
         return 1

@@ -19,6 +19,7 @@ and the server processes' CPU seconds per action.  A table on stdout, ``bench/ou
 
 ``--smoke``: 2 users, 3 clicks each, one process, the database given (a demo database in CI).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -70,6 +71,7 @@ def wait_http(url: str, timeout: float = 120.0) -> None:
 @dataclass
 class Server:
     """One ``streamlit run app.py`` process."""
+
     port: int
     proc: subprocess.Popen
     log: Path
@@ -102,9 +104,23 @@ def start_server(db_url: str, cookie_key: str, workdir: Path, extra_env: dict | 
     log = workdir / f"streamlit_{port}.log"
     env = {**os.environ, "CCM_DATABASE_URL": db_url, "CCM_COOKIE_KEY": cookie_key, **(extra_env or {})}
     env.pop("CCM_DEMO_MODE", None)
-    cmd = [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.port", str(port),
-           "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false",
-           "--server.fileWatcherType", "none"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(ROOT / "app.py"),
+        "--server.port",
+        str(port),
+        "--server.address",
+        "127.0.0.1",
+        "--server.headless",
+        "true",
+        "--browser.gatherUsageStats",
+        "false",
+        "--server.fileWatcherType",
+        "none",
+    ]
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
     server = Server(port, proc, log)
     try:
@@ -178,8 +194,11 @@ def start_nginx(ports: list[int], workdir: Path) -> tuple[subprocess.Popen, int]
     servers = "\n".join(f"        server 127.0.0.1:{p};" for p in ports)
     conf = tmp / "nginx.conf"
     conf.write_text(NGINX_CONF.format(tmp=tmp, port=port, servers=servers))
-    proc = subprocess.Popen([binary, "-p", str(tmp), "-c", str(conf), "-g", "daemon off;"],
-                            stdout=(tmp / "stdout.log").open("w"), stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [binary, "-p", str(tmp), "-c", str(conf), "-g", "daemon off;"],
+        stdout=(tmp / "stdout.log").open("w"),
+        stderr=subprocess.STDOUT,
+    )
     wait_http(f"http://127.0.0.1:{port}/_stcore/health", timeout=20)
     return proc, port
 
@@ -189,7 +208,8 @@ def prepare_database(db_url: str) -> float:
     """As a deployment's ``init-db`` does after an upgrade: migrations, then the stored tables brought up to
     date (a full rebuild when the code that builds them changed); returns the seconds it took."""
     sys.path.insert(0, str(ROOT))
-    from ccm_core import db, pm_store
+    from ccm_core.storage import db
+    from ccm_core.storage import stored as pm_store
 
     t0 = time.perf_counter()
     engine = db.make_engine(db_url)
@@ -203,7 +223,8 @@ def prepare_database(db_url: str) -> float:
 def ensure_users(db_url: str, n: int) -> list[str]:
     """``loadtest_01`` ... program-lead accounts with the bench password (created once per database)."""
     sys.path.insert(0, str(ROOT))
-    from ccm_core import auth, db
+    from ccm_core.security import auth
+    from ccm_core.storage import db
 
     engine = db.make_engine(db_url)
     names = [f"{USER_PREFIX}{i:02d}" for i in range(1, n + 1)]
@@ -275,7 +296,11 @@ async def simulate_user(base_url: str, username: str, plan: UserPlan, samples: l
             ms = res.find("multiselect", FILTER_LABEL) if plan.filter_every and i % plan.filter_every == 0 else None
             try:
                 if ms is not None and len(ms.proto.options) > 0:
-                    chosen = [] if list(ms.proto.default) or client_has_filter(client, ms) else [rng.choice(list(ms.proto.options))]
+                    chosen = (
+                        []
+                        if list(ms.proto.default) or client_has_filter(client, ms)
+                        else [rng.choice(list(ms.proto.options))]
+                    )
                     res = await client.rerun(widgets=[multiselect_value(ms, chosen)])
                     record("filter", current, res)
                 else:
@@ -303,9 +328,11 @@ async def run_users(base_url: str, usernames: list[str], plan_for) -> tuple[list
     t0 = time.monotonic()
     tasks = []
     for i, name in enumerate(usernames):
+
         async def one(i=i, name=name):
             await asyncio.sleep(random.Random(i).uniform(0, 2.0))  # users arrive within two seconds
             await simulate_user(base_url, name, plan_for(i), samples)
+
         tasks.append(asyncio.create_task(one()))
     await asyncio.gather(*tasks)
     return samples, time.monotonic() - t0
@@ -325,9 +352,15 @@ def summarize(samples: list[Sample], cpu: float) -> dict:
     for action in (*actions, "all"):
         rows = [s for s in samples if action == "all" or s.action == action]
         ok = [s.seconds for s in rows if s.seconds is not None]
-        out[action] = {"n": len(rows), "ok": len(ok), "errors": len(rows) - len(ok), "p50": pct(ok, 0.5),
-                       "p95": pct(ok, 0.95), "max": round(max(ok), 3) if ok else None,
-                       "mean": round(statistics.mean(ok), 3) if ok else None}
+        out[action] = {
+            "n": len(rows),
+            "ok": len(ok),
+            "errors": len(rows) - len(ok),
+            "p50": pct(ok, 0.5),
+            "p95": pct(ok, 0.95),
+            "max": round(max(ok), 3) if ok else None,
+            "mean": round(statistics.mean(ok), 3) if ok else None,
+        }
     out["cpu_s"] = round(cpu, 1)
     out["cpu_per_action_s"] = round(cpu / max(1, len(samples)), 3)
     out["error_examples"] = sorted({s.error for s in samples if s.error})[:5]
@@ -339,25 +372,33 @@ def _f(x: float | None) -> str:
 
 
 def render(results: list[dict]) -> str:
-    lines = ["| configuration | users | action | n | errors | p50 s | p95 s | max s |",
-             "|---|---:|---|---:|---:|---:|---:|---:|"]
+    lines = [
+        "| configuration | users | action | n | errors | p50 s | p95 s | max s |",
+        "|---|---:|---|---:|---:|---:|---:|---:|",
+    ]
     for r in results:
         for action in ("open", "sign_in", "page", "filter"):
             a = r["summary"][action]
             if not a["n"]:
                 continue
-            lines.append(f"| {r['config']} | {r['users']} | {action} | {a['n']} | {a['errors']} | {_f(a['p50'])} | "
-                         f"{_f(a['p95'])} | {_f(a['max'])} |")
+            lines.append(
+                f"| {r['config']} | {r['users']} | {action} | {a['n']} | {a['errors']} | {_f(a['p50'])} | "
+                f"{_f(a['p95'])} | {_f(a['max'])} |"
+            )
     lines.append("")
-    lines.append("| configuration | users | wall s | actions | server CPU s | CPU s per action | p95 page switch vs "
-                 f"target {TARGET_P95_S} s |")
+    lines.append(
+        "| configuration | users | wall s | actions | server CPU s | CPU s per action | p95 page switch vs "
+        f"target {TARGET_P95_S} s |"
+    )
     lines.append("|---|---:|---:|---:|---:|---:|---|")
     for r in results:
         s = r["summary"]
         p95 = s["page"]["p95"]
         verdict = "-" if p95 is None else ("met" if p95 < TARGET_P95_S and not s["all"]["errors"] else "missed")
-        lines.append(f"| {r['config']} | {r['users']} | {r['wall_s']:.0f} | {s['all']['n']} | {s['cpu_s']} | "
-                     f"{s['cpu_per_action_s']} | {verdict} |")
+        lines.append(
+            f"| {r['config']} | {r['users']} | {r['wall_s']:.0f} | {s['all']['n']} | {s['cpu_s']} | "
+            f"{s['cpu_per_action_s']} | {verdict} |"
+        )
     errs = [(r["config"], r["users"], e) for r in results for e in r["summary"]["error_examples"]]
     if errs:
         lines.append("")
@@ -367,14 +408,22 @@ def render(results: list[dict]) -> str:
 
 
 # --------------------------------------------------------------------------- orchestration
-def run_config(name: str, base_url: str, servers: list[Server], levels: list[int], users: list[str], args,
-               say) -> list[dict]:
+def run_config(
+    name: str, base_url: str, servers: list[Server], levels: list[int], users: list[str], args, say
+) -> list[dict]:
     results = []
     for n in levels:
         cpu0 = sum(s.cpu_seconds() for s in servers)
+
         def plan_for(i, n=n):
-            return UserPlan(actions=args.actions, duration=None if args.actions else args.duration,
-                            think=tuple(args.think), seed=1000 * n + i, timeout=args.timeout)
+            return UserPlan(
+                actions=args.actions,
+                duration=None if args.actions else args.duration,
+                think=tuple(args.think),
+                seed=1000 * n + i,
+                timeout=args.timeout,
+            )
+
         say(f"[{name}] {n} users ...")
         samples, wall = asyncio.run(run_users(base_url, users[:n], plan_for))
         cpu = sum(s.cpu_seconds() for s in servers) - cpu0
@@ -384,25 +433,36 @@ def run_config(name: str, base_url: str, servers: list[Server], levels: list[int
             summary["error_examples"].append(f"server process on port(s) {dead} exited")
         results.append({"config": name, "users": n, "wall_s": round(wall, 1), "summary": summary})
         a = summary["all"]
-        say(f"[{name}] {n} users: {a['n']} actions, {a['errors']} errors, page p95 {summary['page']['p95']} s, "
-            f"CPU {summary['cpu_s']} s")
+        say(
+            f"[{name}] {n} users: {a['n']} actions, {a['errors']} errors, page p95 {summary['page']['p95']} s, "
+            f"CPU {summary['cpu_s']} s"
+        )
     return results
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.loadtest", description=__doc__.splitlines()[0])
-    p.add_argument("--db", help="database URL (default: the 50,000 x 36 PostgreSQL bench database, else the "
-                                "SQLite one; generate them with python -m bench)")
+    p.add_argument(
+        "--db",
+        help="database URL (default: the 50,000 x 36 PostgreSQL bench database, else the "
+        "SQLite one; generate them with python -m bench)",
+    )
     p.add_argument("--users", default="5,20,50", help="user counts, comma-separated")
     p.add_argument("--processes", type=int, default=2, help="processes behind nginx (0 = skip that configuration)")
-    p.add_argument("--single", action=argparse.BooleanOptionalAction, default=True, help="run the 1-process configuration")
+    p.add_argument(
+        "--single", action=argparse.BooleanOptionalAction, default=True, help="run the 1-process configuration"
+    )
     p.add_argument("--duration", type=float, default=60.0, help="seconds each user clicks after signing in")
     p.add_argument("--actions", type=int, default=None, help="clicks per user instead of a duration")
     p.add_argument("--think", type=float, nargs=2, default=(1.0, 3.0), metavar=("MIN", "MAX"))
     p.add_argument("--timeout", type=float, default=120.0, help="seconds before a click counts as failed")
     p.add_argument("--smoke", action="store_true", help="2 users x 3 clicks on one process (CI)")
-    p.add_argument("--warm", action=argparse.BooleanOptionalAction, default=True,
-                   help="the servers' warmer (ui/warm.py) on, as in production (--no-warm to compare)")
+    p.add_argument(
+        "--warm",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="the servers' warmer (ui/warm.py) on, as in production (--no-warm to compare)",
+    )
     p.add_argument("--out", default=str(OUT))
     args = p.parse_args(argv)
     if args.smoke:
@@ -421,8 +481,11 @@ def main(argv: list[str] | None = None) -> int:
     users = ensure_users(db_url, max(levels))
     key = secrets.token_urlsafe(48)  # one cookie key for every process, as deployment.md requires
     # the servers' warmer as in production; its list of views in use is kept per run (a fresh file)
-    warm_env = {"CCM_WARM": "1" if args.warm else "0", "CCM_TESTING": "",
-                "CCM_WARM_FILE": str(Path(tempfile.gettempdir()) / f"ccm_loadtest_warm_{os.getpid()}.json")}
+    warm_env = {
+        "CCM_WARM": "1" if args.warm else "0",
+        "CCM_TESTING": "",
+        "CCM_WARM_FILE": str(Path(tempfile.gettempdir()) / f"ccm_loadtest_warm_{os.getpid()}.json"),
+    }
     results: list[dict] = []
     workdir = Path(tempfile.mkdtemp(prefix="ccm_loadtest_"))
     procs: list[subprocess.Popen] = []
@@ -448,13 +511,16 @@ def main(argv: list[str] | None = None) -> int:
         Path(warm_env["CCM_WARM_FILE"]).unlink(missing_ok=True)
     stamp = dt.datetime.now().isoformat(timespec="seconds")
     table = render(results)
-    note = (f"Load test {stamp}, database {_safe(db_url)}, think {args.think[0]}-{args.think[1]} s, "
-            + (f"{args.actions} clicks per user" if args.actions else f"{args.duration:.0f} s per user count")
-            + f", warmer {'on' if args.warm else 'off'}, {os.cpu_count()} CPUs; load average before the run {load_before:.1f}. Client: the app's WebSocket "
-            "protocol (bench/st_client.py); JavaScript components do not answer, so a browser's component reruns "
-            "are not included.")
-    (out / "loadtest.json").write_text(json.dumps({"at": stamp, "db": _safe(db_url), "args": vars(args),
-                                                   "results": results}, indent=2, default=str))
+    note = (
+        f"Load test {stamp}, database {_safe(db_url)}, think {args.think[0]}-{args.think[1]} s, "
+        + (f"{args.actions} clicks per user" if args.actions else f"{args.duration:.0f} s per user count")
+        + f", warmer {'on' if args.warm else 'off'}, {os.cpu_count()} CPUs; load average before the run {load_before:.1f}. Client: the app's WebSocket "
+        "protocol (bench/st_client.py); JavaScript components do not answer, so a browser's component reruns "
+        "are not included."
+    )
+    (out / "loadtest.json").write_text(
+        json.dumps({"at": stamp, "db": _safe(db_url), "args": vars(args), "results": results}, indent=2, default=str)
+    )
     (out / "loadtest.md").write_text(f"# Load test\n\n{note}\n\n{table}\n")
     print(note + "\n\n" + table)
     shutil.rmtree(workdir, ignore_errors=True)
@@ -464,8 +530,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def default_db() -> str:
     from bench import harness
-
-    from ccm_core import db
+    from ccm_core.storage import db
 
     pg = os.environ.get("CCM_BENCH_PG_URL", harness.DEFAULT_PG)
     url = db.normalize_url(pg).rsplit("/", 1)[0] + "/ccm_bench_50000x36"  # as harness.pg_url names it

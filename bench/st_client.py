@@ -9,6 +9,7 @@ the server; the browser's own drawing is not included (it happens on the user's 
 Not emulated: JavaScript components (the login cookie manager) never answer, so the extra rerun a
 component's value triggers in a browser does not happen here.  The load test says so in its output.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -99,9 +100,14 @@ class StreamlitClient:
         req = urllib.request.Request(self.base + "/_stcore/stream")
         self.cookies.add_cookie_header(req)
         headers = {"Cookie": req.get_header("Cookie")} if req.has_header("Cookie") else {}
-        self._ws = await websockets.connect(f"{scheme}://{u.netloc}/_stcore/stream", subprotocols=["streamlit"],
-                                            additional_headers=headers, max_size=None, open_timeout=self.timeout,
-                                            ping_interval=None)
+        self._ws = await websockets.connect(
+            f"{scheme}://{u.netloc}/_stcore/stream",
+            subprotocols=["streamlit"],
+            additional_headers=headers,
+            max_size=None,
+            open_timeout=self.timeout,
+            ping_interval=None,
+        )
         self._reader = asyncio.create_task(self._read())
         self.page_name = path.strip("/")
         res = await self.rerun(page_name=self.page_name)
@@ -129,7 +135,9 @@ class StreamlitClient:
                 self._reader.cancel()
 
     # ------------------------------------------------------------------ one click
-    async def rerun(self, *, page: str | None = None, page_name: str = "", widgets: list[WidgetState] = ()) -> RunResult:
+    async def rerun(
+        self, *, page: str | None = None, page_name: str = "", widgets: list[WidgetState] = ()
+    ) -> RunResult:
         """Send a click (new widget values, or another page) and wait until the server has finished
         every run it starts for it."""
         for w in widgets:

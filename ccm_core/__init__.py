@@ -2,4 +2,5 @@
 
 Knows nothing of Streamlit: pages call it and draw.
 """
+
 __version__ = "0.1.0"

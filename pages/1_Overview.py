@@ -1,12 +1,13 @@
 """Overview: the ten-second read of the program for the chosen month.
 
-Top to bottom: the month and the date the data runs through; six headline KPIs (``ccm_core.weekly.HEADLINES``),
+Top to bottom: the month and the date the data runs through; six headline KPIs (``ccm_core.kpis.weekly.HEADLINES``),
 each with its 12-month sparkline, the change from the month before, the change since the last team meeting
 and its target in green / amber / red (targets: Admin page, defaults in docs/weekly-read.md); this month so
 far with the month-end forecast; and what needs attention, each line linking to the page that works it.  The
 meeting pack button makes the same view as a PDF.  Every number is the ``ccm_core`` function the other pages
-call for the same filters, read through the shared result cache (``ui.data.cached``).
+call for the same filters, read through the shared result cache (``ui.cache.cached``).
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -17,20 +18,27 @@ from ui.session import require_page
 
 user = require_page("overview")  # before any data is read
 
-from ccm_core import admin, kpis, meeting_pack, weekly  # noqa: E402
-from ccm_core.db import add_months, month_bounds, month_int  # noqa: E402
-from ui._run import run_scope  # noqa: E402
+from ccm_core.io import meeting_pack  # noqa: E402
+from ccm_core.kpis import program as kpis  # noqa: E402
+from ccm_core.kpis import weekly  # noqa: E402
+from ccm_core.security import admin  # noqa: E402
+from ccm_core.storage.db import add_months, month_bounds, month_int  # noqa: E402
 from ui import charts  # noqa: E402
+from ui.cache import cached, get_engine  # noqa: E402
 from ui.charts import month_label  # noqa: E402
 from ui.components import empty_state, friendly_errors  # noqa: E402
-from ui.data import cached, get_engine  # noqa: E402
 from ui.exports import deferred_download  # noqa: E402
 from ui.filters import filter_query_params, sidebar_filters  # noqa: E402
 from ui.meeting import hides_rate, meeting_mode, suppress_small  # noqa: E402
+from ui.run_scope import run_scope  # noqa: E402
 
 PAGE = "overview"
-BADGE = {"green": ("green", "On target"), "amber": ("orange", "Watch"), "red": ("red", "Off target"),
-         None: ("gray", "No target data")}
+BADGE = {
+    "green": ("green", "On target"),
+    "amber": ("orange", "Watch"),
+    "red": ("red", "Off target"),
+    None: ("gray", "No target data"),
+}
 _CSS = """
 <style>
 .st-key-ov_tiles div[data-testid="stMetricValue"] { font-size: 1.75rem; }
@@ -55,8 +63,11 @@ _MEETING_CSS = """
 
 def _rate_hidden(unit: str, value) -> bool:
     """A rate over counts whose numerator, denominator or complement is 1-10 is not shown in meeting mode."""
-    return (unit == "rate" and getattr(value, "extra", {}).get("by") != "dollars"
-            and hides_rate(getattr(value, "numerator", None), getattr(value, "denominator", None)))
+    return (
+        unit == "rate"
+        and getattr(value, "extra", {}).get("by") != "dollars"
+        and hides_rate(getattr(value, "numerator", None), getattr(value, "denominator", None))
+    )
 
 
 def shown_value(key: str, value) -> str:
@@ -118,16 +129,28 @@ def draw_tiles(f, engine, as_of, lag_days) -> dict:
             delta = None if open_note else shown_delta(h.key, result, before[h.key])
             since = shown_delta(h.key, result, snapshot.get(h.key)) if h.key in snapshot else None
             definition = getattr(result, "definition", None)
-            help_text = (f"{definition.name}: {definition.numerator}. Denominator: {definition.denominator}."
-                         if definition else None)
-            help_text = (help_text or "") + f" Target: {target_words}. Sparkline: the 12 months to " \
-                                            f"{month_label(f.month_to)}."
+            help_text = (
+                f"{definition.name}: {definition.numerator}. Denominator: {definition.denominator}."
+                if definition
+                else None
+            )
+            help_text = (
+                help_text or ""
+            ) + f" Target: {target_words}. Sparkline: the 12 months to {month_label(f.month_to)}."
             with col, st.container(border=True):
-                st.metric(h.label, shown_value(h.key, result), delta=delta,
-                          delta_color="normal" if h.better == "higher" else "inverse",
-                          chart_data=spark or None, chart_type="line", help=help_text)
-                st.markdown(f":{color}-badge[{word}]" + (" :gray-badge[open month]" if open_note else ""),
-                            help=f"Target: {target_words}")
+                st.metric(
+                    h.label,
+                    shown_value(h.key, result),
+                    delta=delta,
+                    delta_color="normal" if h.better == "higher" else "inverse",
+                    chart_data=spark or None,
+                    chart_type="line",
+                    help=help_text,
+                )
+                st.markdown(
+                    f":{color}-badge[{word}]" + (" :gray-badge[open month]" if open_note else ""),
+                    help=f"Target: {target_words}",
+                )
                 st.caption(f"Since meeting: {since or '—'}")
     return {"last": last, "snapshot": bool(snapshot)}
 
@@ -135,8 +158,11 @@ def draw_tiles(f, engine, as_of, lag_days) -> dict:
 def meeting_note(info: dict) -> str:
     last = info["last"]
     if last is None:
-        return ("first recorded meeting: next time shows what changed since today" if meeting_mode()
-                else "no team meeting recorded yet (switch on Meeting mode during the meeting)")
+        return (
+            "first recorded meeting: next time shows what changed since today"
+            if meeting_mode()
+            else "no team meeting recorded yet (switch on Meeting mode during the meeting)"
+        )
     if not info["snapshot"]:
         return f"the last meeting ({last:%b %-d}) did not look at these filters"
     return f"since last meeting = since {last:%b %-d, %Y}"
@@ -155,11 +181,16 @@ def draw_month_so_far(f, as_of) -> None:
         f"{weekly.plural(suppress_small(e['so_far']), 'billable patient-month')} · month-end forecast "
         f"**{suppress_small(fc.value)}**{rng} of {weekly.plural(suppress_small(e['enrolled']), 'enrolled patient')}",
         help=f"{kpis.D['pacing_forecast'].numerator}. {weekly.plural(suppress_small(e['can_still_bill']), 'enrolled patient')} "
-             f"can still reach 20 minutes (the cap is {suppress_small(e['cap'])}). Backtest: docs/weekly-read.md.")
+        f"can still reach 20 minutes (the cap is {suppress_small(e['cap'])}). Backtest: docs/weekly-read.md.",
+    )
 
 
-ATTENTION_ICONS = {"holds": ":material/pause_circle:", "near_threshold": ":material/timer:",
-                   "denials": ":material/receipt_long:", "consent_gaps": ":material/how_to_reg:"}
+ATTENTION_ICONS = {
+    "holds": ":material/pause_circle:",
+    "near_threshold": ":material/timer:",
+    "denials": ":material/receipt_long:",
+    "consent_gaps": ":material/how_to_reg:",
+}
 
 
 def draw_attention(f, as_of) -> None:
@@ -191,9 +222,12 @@ def draw_trend(f) -> None:
     trend = series_for(f)["billable_rate"]
     df = pd.DataFrame({"month": [m for m, _ in trend], "rate": [v for _, v in trend]})
     st.markdown("**Billable rate, 12 months**")
-    charts.show(charts.trend_lines(df, {"rate": "Billable rate"}, month_col="month", y_title=None,
-                                   y_domain=(0, 1)).properties(height=130),
-                "Billable rate over the 12 months to the report month")
+    charts.show(
+        charts.trend_lines(df, {"rate": "Billable rate"}, month_col="month", y_title=None, y_domain=(0, 1)).properties(
+            height=130
+        ),
+        "Billable rate over the 12 months to the report month",
+    )
 
 
 def draw_pack_button(f, as_of) -> None:
@@ -204,13 +238,22 @@ def draw_pack_button(f, as_of) -> None:
 
     # built on click for a live session and logged, like every download (ui.exports.deferred_download);
     # aggregate only, so any role that may open the Overview may have it
-    deferred_download("Meeting pack (PDF)", build, user=user, page="overview",
-                      file_name=f"ccm_meeting_pack_{week:%Y%m%d}.pdf", mime="application/pdf",
-                      detail="meeting pack (aggregate, counts under 11 suppressed)", patients=None, key="ov_pack",
-                      icon=":material/picture_as_pdf:", action=None,
-                      help="This view as a PDF for the weekly meeting: tiles with 12-month trends and "
-                           "since-last-meeting changes, what needs attention and the month's charts; counts "
-                           "under 11 suppressed as in meeting mode.")
+    deferred_download(
+        "Meeting pack (PDF)",
+        build,
+        user=user,
+        page="overview",
+        file_name=f"ccm_meeting_pack_{week:%Y%m%d}.pdf",
+        mime="application/pdf",
+        detail="meeting pack (aggregate, counts under 11 suppressed)",
+        patients=None,
+        key="ov_pack",
+        icon=":material/picture_as_pdf:",
+        action=None,
+        help="This view as a PDF for the weekly meeting: tiles with 12-month trends and "
+        "since-last-meeting changes, what needs attention and the month's charts; counts "
+        "under 11 suppressed as in meeting mode.",
+    )
 
 
 with friendly_errors("the overview"):
@@ -219,8 +262,11 @@ with friendly_errors("the overview"):
     st.html(_CSS + (_MEETING_CSS if meeting_mode() else ""))
     if not cached(admin.filter_options)["months"]:
         st.title("Overview", anchor=False)
-        empty_state("No data yet", "Import the practice's files on the Import page, or run "
-                    "`python -m ccm_core init-db --demo-if-empty` for demo data.")
+        empty_state(
+            "No data yet",
+            "Import the practice's files on the Import page, or run "
+            "`python -m ccm_core init-db --demo-if-empty` for demo data.",
+        )
     else:
         through = cached(weekly.data_through, dt.date.today())
         as_of = through["overall"]
@@ -230,16 +276,22 @@ with friendly_errors("the overview"):
             st.title(f"Overview · {month_label(f.month_to)}", anchor=False)
         with button:
             draw_pack_button(f, as_of)
-        bits = [weekly.scope_words(f) + ("" if f.month_from == f.month_to else
-                                         f" (tiles report on {month_label(f.month_to)})"),
-                f"data through {as_of:%b %-d, %Y}" if as_of else "no data date"]
+        bits = [
+            weekly.scope_words(f)
+            + ("" if f.month_from == f.month_to else f" (tiles report on {month_label(f.month_to)})"),
+            f"data through {as_of:%b %-d, %Y}" if as_of else "no data date",
+        ]
         if weekly.is_open(f.month_to, as_of, lag_days):
-            bits.append(f"{month_label(f.month_to)} is still open: claims go out and are paid up to {lag_days} "
-                        "days after month end")
+            bits.append(
+                f"{month_label(f.month_to)} is still open: claims go out and are paid up to {lag_days} "
+                "days after month end"
+            )
         st.caption(" · ".join(bits) + (" · meeting mode" if meeting_mode() else ""))
         info = draw_tiles(f, engine, as_of, lag_days)
-        st.caption(f"Arrows: change vs the month before · {meeting_note(info)} · sparklines: 12 months to "
-                   f"{month_label(f.month_to)}")
+        st.caption(
+            f"Arrows: change vs the month before · {meeting_note(info)} · sparklines: 12 months to "
+            f"{month_label(f.month_to)}"
+        )
         left, right = st.columns([3, 2], gap="medium")
         with left:
             draw_month_so_far(f, as_of)

@@ -15,13 +15,14 @@ Typical page test (the database must hold the test users: call
 ``page_direct(path, role)`` runs a page file on its own (as Streamlit does on
 the first request after a server start) to prove its guard.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
-from ccm_core import auth
+from ccm_core.security import auth
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = str(ROOT / "app.py")
@@ -49,8 +50,14 @@ def ensure_role_users(engine) -> dict[str, tuple[str, str]]:
         care_staff = auth.demo_care_manager_staff_id(engine)
         for role, (username, password) in ROLE_USERS.items():
             if auth.get_user(engine, username) is None:
-                auth.add_user(engine, username, password, role, display_name=f"Test {auth.ROLE_LABELS[role]}",
-                              staff_id=care_staff if role == "care_manager" else None)
+                auth.add_user(
+                    engine,
+                    username,
+                    password,
+                    role,
+                    display_name=f"Test {auth.ROLE_LABELS[role]}",
+                    staff_id=care_staff if role == "care_manager" else None,
+                )
             else:
                 auth.unlock(engine, username)
     finally:
@@ -114,7 +121,7 @@ def signed_in(at: AppTest, role: str) -> AppTest:
     database is the one CCM_DATABASE_URL names (app_env sets it)."""
     import os
 
-    from ccm_core import db
+    from ccm_core.storage import db
 
     username, _ = ROLE_USERS[role]
     engine = db.make_engine(os.environ["CCM_DATABASE_URL"])
@@ -141,8 +148,7 @@ def page_direct(page_file: str, role: str | None = None, query: dict | None = No
 def screen_text(at: AppTest) -> str:
     """Everything readable on screen (markdown, captions, alerts, metrics, tables) as one string."""
     parts: list[str] = []
-    for kind in ("title", "header", "subheader", "markdown", "caption", "text", "error", "warning", "info",
-                 "success"):
+    for kind in ("title", "header", "subheader", "markdown", "caption", "text", "error", "warning", "info", "success"):
         parts.extend(str(e.value) for e in getattr(at, kind))
     parts.extend(f"{m.label} {m.value}" for m in at.metric)
     for df in at.dataframe:

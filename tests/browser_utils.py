@@ -4,6 +4,7 @@ Used by the browser tests (marker ``browser``) to prove what a person actually s
 an error box, charts draw, meeting mode hides identifiers, and screenshots for a human to look at.
 Skips cleanly when Chromium or Playwright is missing.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -13,13 +14,20 @@ import subprocess
 import sys
 import time
 import urllib.request
-from pathlib import Path
 from collections.abc import Iterator
+from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-dev-shm-usage",
+]
 SCREENSHOTS = ROOT / "artifacts" / "screenshots"
 VIEWPORT = {"width": 1280, "height": 720}
 COOKIE_KEY = "yJ0w4IVWdahNjJdgk2qHjyClG0uaZ7tfXkKXEqCeHydj"
@@ -46,14 +54,31 @@ def free_port() -> int:
 def streamlit_server(db_url: str, log_path: Path | None = None, timeout: float = 90) -> Iterator[str]:
     """``streamlit run app.py`` on a free port against ``db_url``; yields the base URL; stops it afterwards."""
     port = free_port()
-    env = dict(os.environ, CCM_DATABASE_URL=db_url, CCM_DEMO_MODE="1", CCM_COOKIE_KEY=COOKIE_KEY,
-               PYTHONUNBUFFERED="1")
+    env = dict(os.environ, CCM_DATABASE_URL=db_url, CCM_DEMO_MODE="1", CCM_COOKIE_KEY=COOKIE_KEY, PYTHONUNBUFFERED="1")
     log = open(log_path, "w") if log_path else subprocess.DEVNULL  # noqa: SIM115 - closed below
     proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless", "true",
-         "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
-         "--server.fileWatcherType", "none"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            str(ROOT / "app.py"),
+            "--server.headless",
+            "true",
+            "--server.port",
+            str(port),
+            "--server.address",
+            "127.0.0.1",
+            "--browser.gatherUsageStats",
+            "false",
+            "--server.fileWatcherType",
+            "none",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.time() + timeout
@@ -104,8 +129,11 @@ def wait_idle(page, settle_ms: int = 1000, timeout_ms: int = 60_000, ready: str 
     if ready:
         page.wait_for_selector(ready, timeout=timeout_ms)
     else:
-        page.wait_for_selector('[data-testid="stMainBlockContainer"] [data-testid="stElementContainer"]',
-                               timeout=timeout_ms, state="attached")
+        page.wait_for_selector(
+            '[data-testid="stMainBlockContainer"] [data-testid="stElementContainer"]',
+            timeout=timeout_ms,
+            state="attached",
+        )
     deadline = time.time() + timeout_ms / 1000
     quiet_since = None
     while time.time() < deadline:
@@ -143,7 +171,7 @@ def goto(page, base_url: str, path: str, title: str | None = None, query: str = 
     session, like a person clicking), else by URL.  ``title`` = the page's h1 to wait for."""
     link = page.locator(f'[data-testid="stTopNavLink"][href$="/{path}"], a[href$="/{path}"]').first
     if not query and not link.count():  # a role's landing page sits at the site root: find its link by title
-        from ccm_core import auth
+        from ccm_core.security import auth
 
         if path in auth.PAGES:
             link = page.locator('[data-testid="stTopNavLink"]').filter(has_text=auth.PAGES[path][0]).first

@@ -5,6 +5,7 @@ Each pytest process creates its own throwaway PostgreSQL databases (named
 after the process id), so parallel workers and parallel developers never
 share state; they are dropped at the end of the session.
 """
+
 from __future__ import annotations
 
 import os
@@ -12,12 +13,12 @@ import uuid
 
 import pytest
 from sqlalchemy import create_engine, text
-
-from ccm_core import db, schema
 from write_guard import WriteGuard
 
+from ccm_core.storage import db, schema
+
 # The repository's own cookie keys (test helpers) are accepted only under the test suite; servers the browser
-# tests start inherit this (see ccm_core.auth.REPOSITORY_KEYS).
+# tests start inherit this (see ccm_core.security.auth.REPOSITORY_KEYS).
 os.environ["CCM_TESTING"] = "1"
 
 PG_ADMIN_URL = os.environ.get("CCM_TEST_PG_URL")
@@ -117,7 +118,7 @@ def _demo_engines(tmp_path_factory, pg_databases):
     def get(kind: str):
         if kind in made:
             return made[kind]
-        from ccm_core import demo
+        from ccm_core.io import demo
 
         if kind == "sqlite":
             url = f"sqlite:///{tmp_path_factory.mktemp('demo') / 'demo.db'}"

@@ -5,6 +5,7 @@ Runs against a small hand-built SQLite practice (fast, independent of the
 demo generator); the Overview's numbers on the demo data are checked in
 test_overview_page.py.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -13,6 +14,10 @@ import pandas as pd
 import pytest
 from sqlalchemy import select
 from streamlit.testing.v1 import AppTest
+
+from ccm_core.security import admin, auth
+from ccm_core.storage import db
+from ccm_core.storage.schema import access_log, patient
 
 from apptest_utils import (
     ROLE_USERS,
@@ -30,8 +35,6 @@ from apptest_utils import (
     submit_login,
 )
 from builders import Builder
-from ccm_core import admin, auth, db
-from ccm_core.schema import access_log, patient
 
 OCT = dt.date(2025, 10, 6)
 SEP = dt.date(2025, 9, 8)
@@ -48,8 +51,9 @@ def shell_db(tmp_path_factory):
         cm_busy = b.staff(role="care_manager", first_name="Bea", last_name="Busy")
         cm_small = b.staff(role="care_manager", first_name="Sol", last_name="Small")
         for i in range(12):
-            p = b.enrolled_patient(consent_on=dt.date(2025, 8, 4), care_manager_id=cm_busy,
-                                   first_name="Alma", last_name=f"Example{i}")
+            p = b.enrolled_patient(
+                consent_on=dt.date(2025, 8, 4), care_manager_id=cm_busy, first_name="Alma", last_name=f"Example{i}"
+            )
             b.time(p, minutes=10 + 3 * i, on=OCT)
             b.time(p, minutes=25, on=SEP)
         for _ in range(3):
@@ -71,8 +75,11 @@ def app(shell_db, monkeypatch):
 
 def _log_rows(engine, action):
     with engine.connect() as conn:
-        return conn.execute(select(access_log.c.username, access_log.c.detail, access_log.c.page)
-                            .where(access_log.c.action == action).order_by(access_log.c.id)).all()
+        return conn.execute(
+            select(access_log.c.username, access_log.c.detail, access_log.c.page)
+            .where(access_log.c.action == action)
+            .order_by(access_log.c.id)
+        ).all()
 
 
 def _existing(keys):
@@ -136,8 +143,9 @@ def test_sign_out_returns_to_the_form_and_is_logged(app):
 
 
 def test_deactivation_ends_an_open_session_at_the_next_click(app):
-    auth.add_user(app, "temp_lead", "temp-lead-pass", "program_lead") if auth.get_user(app, "temp_lead") is None \
-        else auth.set_active(app, "temp_lead", True)
+    auth.add_user(app, "temp_lead", "temp-lead-pass", "program_lead") if auth.get_user(
+        app, "temp_lead"
+    ) is None else auth.set_active(app, "temp_lead", True)
     at = new_app().run()
     submit_login(at, "temp_lead", "temp-lead-pass")
     assert at.metric
@@ -217,8 +225,15 @@ def test_filters_come_from_the_link_and_go_back_into_it(app):
 
 def test_care_manager_is_scoped_to_their_own_patients(app):
     with app.connect() as conn:
-        busy = conn.execute(select(patient.c.care_manager_id).group_by(patient.c.care_manager_id)
-                            .order_by(patient.c.care_manager_id)).scalars().all()
+        busy = (
+            conn.execute(
+                select(patient.c.care_manager_id)
+                .group_by(patient.c.care_manager_id)
+                .order_by(patient.c.care_manager_id)
+            )
+            .scalars()
+            .all()
+        )
     at = login_as("care_manager")
     care = auth.get_user(app, ROLE_USERS["care_manager"][0])
     assert care.staff_id in busy
@@ -237,17 +252,21 @@ def _present_script():
     import streamlit as st
     from sqlalchemy import select
 
-    from ccm_core.schema import patient
-    from ui.data import get_engine
+    from ccm_core.storage.schema import patient
+    from ui.cache import get_engine
     from ui.meeting import present, suppress_small
     from ui.session import require_page
 
     user = require_page("overview")
     with get_engine().connect() as conn:
-        df = pd.DataFrame(conn.execute(select(patient.c.id.label("patient_id"), patient.c.mrn,
-                                              patient.c.last_name).order_by(patient.c.id)).mappings().all())
-    shown = present(df, user, "overview", id_cols=("patient_id", "mrn"), name_cols=("last_name",),
-                    table_key="roster")
+        df = pd.DataFrame(
+            conn.execute(
+                select(patient.c.id.label("patient_id"), patient.c.mrn, patient.c.last_name).order_by(patient.c.id)
+            )
+            .mappings()
+            .all()
+        )
+    shown = present(df, user, "overview", id_cols=("patient_id", "mrn"), name_cols=("last_name",), table_key="roster")
     if shown is not None:
         st.dataframe(shown)
     st.text(f"small={suppress_small(7)} big={suppress_small(15)}")
@@ -326,8 +345,7 @@ def test_excel_export_round_trips():
 
     df = pd.DataFrame({"patient": ["Patient 1A2B3C"], "minutes": [19], "when": [pd.Timestamp("2025-10-06")]})
     back = pd.read_excel(__import__("io").BytesIO(to_excel_bytes(df, "worklist")))
-    assert back.to_dict("records") == [{"patient": "Patient 1A2B3C", "minutes": 19,
-                                        "when": pd.Timestamp("2025-10-06")}]
+    assert back.to_dict("records") == [{"patient": "Patient 1A2B3C", "minutes": 19, "when": pd.Timestamp("2025-10-06")}]
     assert to_csv_bytes(df).decode("utf-8-sig").splitlines()[1] == "Patient 1A2B3C,19,2025-10-06"
 
 
@@ -395,7 +413,7 @@ def test_admin_page_manages_users_with_guard_rails(app):
 
 
 def _hash(engine, username):
-    from ccm_core.schema import app_user
+    from ccm_core.storage.schema import app_user
 
     with engine.connect() as conn:
         return conn.execute(select(app_user.c.password_hash).where(app_user.c.username == username)).scalar_one()

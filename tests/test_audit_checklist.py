@@ -3,6 +3,7 @@
 Every case is a worked example: a patient-month in March 2025 that satisfies every item
 (``clean``), then one change that should fail (or make n/a) exactly the item under test.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -10,10 +11,11 @@ import datetime as dt
 import pytest
 from sqlalchemy import update
 
+from ccm_core.audit import checklist as audit
+from ccm_core.engine.filters import Filters
+from ccm_core.storage import schema as s
+
 from builders import Builder
-from ccm_core import audit
-from ccm_core import schema as s
-from ccm_core.filters import Filters
 
 MONTH = 202503
 D = dt.date
@@ -34,8 +36,16 @@ def setup_patient(b: Builder, *, diagnoses=("E119", "I10"), consent=True, care_p
     return p
 
 
-def bill_month(b: Builder, p: int, minutes=(12, 13), on=D(2025, 3, 4), codes=(("99490", 1),),
-               dos=D(2025, 3, 31), pay=True, **time_kw) -> int | None:
+def bill_month(
+    b: Builder,
+    p: int,
+    minutes=(12, 13),
+    on=D(2025, 3, 4),
+    codes=(("99490", 1),),
+    dos=D(2025, 3, 31),
+    pay=True,
+    **time_kw,
+) -> int | None:
     """Time entries one per day from ``on``, then one claim with ``codes`` on ``dos`` (paid in full)."""
     if minutes:
         b.times(p, list(minutes), on=on, **time_kw)
@@ -183,9 +193,15 @@ def test_consent(engine):
         bill_month(b, reconsented)
     res = run(engine, [ok, missing, undated, late, incomplete, declined, revoked, changed, reconsented])
     assert result(res, ok, "consent") == "pass"
-    for p, words in ((missing, "No CCM consent"), (undated, "undated"), (late, "first CCM minute (2025-03-04)"),
-                     (incomplete, "right to stop"), (declined, "declined"), (revoked, "Revoked 2025-02-28"),
-                     (changed, f"#{new_doc}: a new consent")):
+    for p, words in (
+        (missing, "No CCM consent"),
+        (undated, "undated"),
+        (late, "first CCM minute (2025-03-04)"),
+        (incomplete, "right to stop"),
+        (declined, "declined"),
+        (revoked, "Revoked 2025-02-28"),
+        (changed, f"#{new_doc}: a new consent"),
+    ):
         assert result(res, p, "consent") == "fail", p
         assert words in res[(p, "consent")][1], res[(p, "consent")][1]
     assert f"tied to practitioner #{first_doc}" in res[(changed, "consent")][1]
@@ -226,8 +242,13 @@ def test_time_log(engine):
         b = Builder(conn)
         ok = clean(b)
         nonclinical = clean(b)
-        b.time(nonclinical, 10, on=D(2025, 3, 12), staff_id=b.nonclinical_staff(last_name="Scheduler"),
-               note="Scheduled cardiology follow-up and mailed the reminder letter")
+        b.time(
+            nonclinical,
+            10,
+            on=D(2025, 3, 12),
+            staff_id=b.nonclinical_staff(last_name="Scheduler"),
+            note="Scheduled cardiology follow-up and mailed the reminder letter",
+        )
         no_note = setup_patient(b)
         bill_month(b, no_note)
         b.time(no_note, 6, on=D(2025, 3, 20), note=None)
@@ -343,8 +364,10 @@ def test_inpatient_days(engine):
     res = run(engine, [ok, in_stay, around, still_in, claim_only])
     assert result(res, ok, "inpatient_days") == "pass"
     assert result(res, in_stay, "inpatient_days") == "fail"
-    assert "12 CCM min logged on inpatient/SNF days (inpatient 2025-03-14 to 2025-03-18)" \
+    assert (
+        "12 CCM min logged on inpatient/SNF days (inpatient 2025-03-14 to 2025-03-18)"
         in res[(in_stay, "inpatient_days")][1]
+    )
     assert result(res, around, "inpatient_days") == "pass"
     assert "SNF 2025-03-14 to 2025-03-18" in res[(around, "inpatient_days")][1]
     assert result(res, still_in, "inpatient_days") == "fail"
@@ -383,13 +406,28 @@ def test_claim_fields(engine):
         b.paid(b.claim(wrong_pos, [("99490", 1)], dos=D(2025, 3, 31), place_of_service="02"))
         unbilled = setup_patient(b)
         bill_month(b, unbilled, codes=())
-    res = run(engine, [ok, at_threshold, early, over_cap, no_base, complex_no_mdm, complex_mdm, complex_no_revision,
-                       wrong_pos, unbilled])
+    res = run(
+        engine,
+        [
+            ok,
+            at_threshold,
+            early,
+            over_cap,
+            no_base,
+            complex_no_mdm,
+            complex_mdm,
+            complex_no_revision,
+            wrong_pos,
+            unbilled,
+        ],
+    )
     assert result(res, ok, "claim_fields") == "pass"
     assert result(res, at_threshold, "claim_fields") == "pass"
     assert result(res, early, "claim_fields") == "fail"
-    assert "date of service 2025-03-05 is before the threshold was reached on 2025-03-10" \
+    assert (
+        "date of service 2025-03-05 is before the threshold was reached on 2025-03-10"
         in res[(early, "claim_fields")][1].lower()
+    )
     assert result(res, over_cap, "claim_fields") == "fail" and "cap" in res[(over_cap, "claim_fields")][1]
     assert result(res, no_base, "claim_fields") == "fail" and "without its base" in res[(no_base, "claim_fields")][1]
     assert result(res, complex_no_mdm, "claim_fields") == "fail"
@@ -397,7 +435,10 @@ def test_claim_fields(engine):
     assert result(res, complex_mdm, "claim_fields") == "pass", res[(complex_mdm, "claim_fields")]
     assert result(res, complex_no_revision, "claim_fields") == "fail"
     assert "care plan established or substantially revised" in res[(complex_no_revision, "claim_fields")][1]
-    assert result(res, wrong_pos, "claim_fields") == "fail" and "place of service" in res[(wrong_pos, "claim_fields")][1].lower()
+    assert (
+        result(res, wrong_pos, "claim_fields") == "fail"
+        and "place of service" in res[(wrong_pos, "claim_fields")][1].lower()
+    )
     assert result(res, unbilled, "claim_fields") == "na"
 
 

@@ -1,4 +1,5 @@
 """``python -m ccm_core audit`` and ``sample`` (both backends)."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -6,10 +7,12 @@ import json
 
 from sqlalchemy import select
 
+from ccm_core import cli
+from ccm_core.audit import checklist as audit
+from ccm_core.engine.filters import Filters
+from ccm_core.storage import schema as s
+
 from builders import Builder
-from ccm_core import audit, cli
-from ccm_core import schema as s
-from ccm_core.filters import Filters
 
 
 def _run(capsys, *argv) -> tuple[int, str, str]:
@@ -36,8 +39,23 @@ def test_audit_month_json_matches_the_checklist(demo_url, demo_engine, demo_repo
 
 
 def test_sample_is_reproducible_from_the_command_line(demo_url, demo_report, capsys):
-    args = ["sample", "--db", demo_url, "--from", "2025-05", "--to", "2025-09", "--size", "8", "--seed", "21",
-            "--strata", "payer,code", "--format", "json"]
+    args = [
+        "sample",
+        "--db",
+        demo_url,
+        "--from",
+        "2025-05",
+        "--to",
+        "2025-09",
+        "--size",
+        "8",
+        "--seed",
+        "21",
+        "--strata",
+        "payer,code",
+        "--format",
+        "json",
+    ]
     rc1, out1, _ = _run(capsys, *args)
     rc2, out2, _ = _run(capsys, *args)
     rc3, out3, _ = _run(capsys, *(args[:-4] + ["--seed", "22", "--strata", "payer,code", "--format", "json"]))
@@ -57,19 +75,39 @@ def test_sample_save_records_the_pull_and_the_access_log(engine, capsys):
             p = b.enrolled_patient()
             b.times(p, [12, 13], on=dt.date(2025, 3, 3))
             b.claim(p, [("99490", 1)], dos=dt.date(2025, 3, 31))
-    rc, _, err = _run(capsys, "sample", "--db", url, "--from", "2025-03", "--to", "2025-03", "--size", "2",
-                      "--seed", "3", "--save")
+    rc, _, err = _run(
+        capsys, "sample", "--db", url, "--from", "2025-03", "--to", "2025-03", "--size", "2", "--seed", "3", "--save"
+    )
     assert rc == 2 and "--user" in err
-    rc, out, _ = _run(capsys, "sample", "--db", url, "--from", "2025-03", "--to", "2025-03", "--size", "2",
-                      "--seed", "3", "--save", "--user", "auditor1", "--name", "cli pull")
+    rc, out, _ = _run(
+        capsys,
+        "sample",
+        "--db",
+        url,
+        "--from",
+        "2025-03",
+        "--to",
+        "2025-03",
+        "--size",
+        "2",
+        "--seed",
+        "3",
+        "--save",
+        "--user",
+        "auditor1",
+        "--name",
+        "cli pull",
+    )
     assert rc == 0
     data = json.loads(out)
     with engine.connect() as conn:
         row = conn.execute(select(s.audit_sample)).mappings().one()
-        items = conn.execute(select(s.audit_sample_item.c.patient_id, s.audit_sample_item.c.service_month)
-                             .order_by(s.audit_sample_item.c.position)).all()
-        log = conn.execute(select(s.access_log.c.action, s.access_log.c.username, s.access_log.c.patient_count)
-                           ).all()
+        items = conn.execute(
+            select(s.audit_sample_item.c.patient_id, s.audit_sample_item.c.service_month).order_by(
+                s.audit_sample_item.c.position
+            )
+        ).all()
+        log = conn.execute(select(s.access_log.c.action, s.access_log.c.username, s.access_log.c.patient_count)).all()
     assert data["sample_id"] == row["id"] and row["name"] == "cli pull" and row["created_by"] == "auditor1"
     assert [tuple(x) for x in items] == [(i["patient_id"], i["service_month"]) for i in data["items"]]
     assert [tuple(x) for x in log] == [("sample_pull", "auditor1", 2)]
@@ -78,9 +116,24 @@ def test_sample_save_records_the_pull_and_the_access_log(engine, capsys):
 def test_bad_input_gives_a_message_not_a_traceback(demo_url, capsys):
     rc, _, err = _run(capsys, "audit", "--db", demo_url, "--month", "2025-13")
     assert rc == 2 and "YYYY-MM" in err
-    rc, _, err = _run(capsys, "sample", "--db", demo_url, "--from", "2025-09", "--to", "2025-05", "--size", "3",
-                      "--seed", "1")
+    rc, _, err = _run(
+        capsys, "sample", "--db", demo_url, "--from", "2025-09", "--to", "2025-05", "--size", "3", "--seed", "1"
+    )
     assert rc == 2 and "backwards" in err
-    rc, _, err = _run(capsys, "sample", "--db", demo_url, "--from", "2025-05", "--to", "2025-09", "--size", "3",
-                      "--seed", "1", "--strata", "shoe_size")
+    rc, _, err = _run(
+        capsys,
+        "sample",
+        "--db",
+        demo_url,
+        "--from",
+        "2025-05",
+        "--to",
+        "2025-09",
+        "--size",
+        "3",
+        "--seed",
+        "1",
+        "--strata",
+        "shoe_size",
+    )
     assert rc == 2 and "Unknown stratum" in err

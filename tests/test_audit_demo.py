@@ -1,10 +1,11 @@
 """The checklist on the demo database finds every failure the generator planted (both backends)."""
+
 from __future__ import annotations
 
 import pytest
 
-from ccm_core import audit
-from ccm_core.filters import Filters
+from ccm_core.audit import checklist as audit
+from ccm_core.engine.filters import Filters
 
 
 @pytest.fixture
@@ -37,8 +38,14 @@ def test_patient_level_failures_persist_in_later_months(demo_checklist, demo_rep
     """Consent / care-plan / initiating-visit problems are not fixed by time passing."""
     df = demo_checklist
     results = {(r.patient_id, r.service_month, r.item_key): r.result for r in df.itertuples()}
-    for kind in ("missing_consent", "undated_consent", "incomplete_consent", "practitioner_change_no_reconsent",
-                 "no_care_plan", "no_initiating_visit"):
+    for kind in (
+        "missing_consent",
+        "undated_consent",
+        "incomplete_consent",
+        "practitioner_change_no_reconsent",
+        "no_care_plan",
+        "no_initiating_visit",
+    ):
         item = audit.PLANTED_ITEM[kind]
         for pid, month in demo_report.planted[kind]:
             later = sorted(m for (p, m, k) in results if p == pid and k == item and month is not None and m >= month)
@@ -52,8 +59,9 @@ def test_shape_and_invariants(demo_checklist, demo_engine, demo_report):
     assert set(df["result"]) <= set(audit.RESULTS)
     assert df["evidence"].str.len().min() > 10
     with demo_engine.connect() as conn:
-        pop = audit.billed_patient_months(conn, Filters(month_from=demo_report.month_from,
-                                                        month_to=demo_report.end_month))
+        pop = audit.billed_patient_months(
+            conn, Filters(month_from=demo_report.month_from, month_to=demo_report.end_month)
+        )
     assert len(per_pm) == len(pop)
     # a clean practice: most billed months pass every item, but not all (failures were planted)
     summary = audit.summarize(df)

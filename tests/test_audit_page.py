@@ -1,5 +1,6 @@
 """The Audit page through AppTest: pull a sample, walk a patient-month, record findings; role gates and the
 access log (SQLite; the checklist itself is tested on both backends elsewhere)."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -7,10 +8,12 @@ import datetime as dt
 import pytest
 from sqlalchemy import select
 
+from ccm_core.audit import checklist as audit
+from ccm_core.storage import db
+from ccm_core.storage import schema as s
+
 from apptest_utils import app_env, ensure_role_users, login_as, open_page, screen_text
 from builders import Builder
-from ccm_core import audit, db
-from ccm_core import schema as s
 
 D = dt.date
 
@@ -26,8 +29,14 @@ def audit_db(tmp_path_factory):
         for i in range(5):
             p = b.enrolled_patient(consent_on=D(2025, 6, 2), first_name="Ada", last_name=f"Sample{i}")
             b.visit(p, on=D(2025, 5, 20))
-            b.times(p, [12, 13], on=D(2025, 9, 3), note="LVM" if i == 0 else
-                    "Called pt re lisinopril adherence; reviewed home BP log; next call in 2 weeks")
+            b.times(
+                p,
+                [12, 13],
+                on=D(2025, 9, 3),
+                note="LVM"
+                if i == 0
+                else "Called pt re lisinopril adherence; reviewed home BP log; next call in 2 weeks",
+            )
             b.paid(b.claim(p, [("99490", 1)], dos=D(2025, 9, 30)))
         db.bump_data_version(conn)
     ensure_role_users(engine)
@@ -45,9 +54,11 @@ def app(audit_db, monkeypatch):
 
 def _log(engine, action):
     with engine.connect() as conn:
-        return conn.execute(select(s.access_log.c.username, s.access_log.c.detail, s.access_log.c.patient_count)
-                            .where(s.access_log.c.action == action, s.access_log.c.page == "audit")
-                            .order_by(s.access_log.c.id)).all()
+        return conn.execute(
+            select(s.access_log.c.username, s.access_log.c.detail, s.access_log.c.patient_count)
+            .where(s.access_log.c.action == action, s.access_log.c.page == "audit")
+            .order_by(s.access_log.c.id)
+        ).all()
 
 
 def _button(at, label):
@@ -94,8 +105,14 @@ def test_auditor_pulls_walks_and_records_findings(app):
     at.run()
     assert not at.exception
     with app.connect() as conn:
-        rows = conn.execute(select(s.audit_finding.c.item_key, s.audit_finding.c.verdict,
-                                   s.audit_finding.c.auditor, s.audit_finding.c.sample_item_id)).all()
+        rows = conn.execute(
+            select(
+                s.audit_finding.c.item_key,
+                s.audit_finding.c.verdict,
+                s.audit_finding.c.auditor,
+                s.audit_finding.c.sample_item_id,
+            )
+        ).all()
     assert len(rows) == len(audit.ITEMS)
     assert {r.verdict for r in rows} == {"agree"} and {r.auditor for r in rows} == {"t_auditor"}
     assert len({r.sample_item_id for r in rows}) == 1
@@ -157,7 +174,7 @@ def test_roles_without_the_page_do_not_get_it(app):
 
 def test_meeting_mode_hides_the_patient_month_until_revealed(app):
     with app.begin() as conn:
-        from ccm_core import sampling
+        from ccm_core.audit import sampling
 
         smp = sampling.pull_sample(conn, sampling.SampleRequest(202509, 202509, 2, 1))
         sid = sampling.save_sample(conn, smp, "t_auditor", name="meeting check")
@@ -175,7 +192,7 @@ def test_meeting_mode_hides_the_patient_month_until_revealed(app):
 
 def test_opening_a_sample_logs_every_patient_its_picker_sends(app):
     """Issue 13 item 8: the picker sends every sampled name and MRN, so the log row counts them all."""
-    from ccm_core import sampling
+    from ccm_core.audit import sampling
 
     with app.begin() as conn:
         smp = sampling.pull_sample(conn, sampling.SampleRequest(202509, 202509, 5, 7))

@@ -1,4 +1,5 @@
 """Users, passwords, lockout, the role matrix, the cookie-key policy and the users CLI."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -6,8 +7,10 @@ import datetime as dt
 import pytest
 from sqlalchemy import func, select
 
-from ccm_core import admin, auth, cli, db
-from ccm_core.schema import ROLES, access_log, app_user, setting
+from ccm_core import cli
+from ccm_core.security import admin, auth
+from ccm_core.storage import db
+from ccm_core.storage.schema import ROLES, access_log, app_user, setting
 
 T0 = dt.datetime(2025, 11, 3, 9, 0, 0)
 
@@ -38,8 +41,7 @@ def test_passwords_are_stored_only_as_bcrypt_hashes(engine):
     assert not auth.verify_password("x" * 100, row.password_hash)  # over bcrypt's 72 bytes: no match, no crash
 
 
-@pytest.mark.parametrize("bad, why", [("short", "at least 8"), (" padded-pass ", "spaces"),
-                                      ("é" * 40, "72 bytes")])
+@pytest.mark.parametrize("bad, why", [("short", "at least 8"), (" padded-pass ", "spaces"), ("é" * 40, "72 bytes")])
 def test_weak_or_mangled_passwords_are_refused(bad, why):
     with pytest.raises(ValueError, match=why):
         auth.hash_password(bad)
@@ -141,8 +143,18 @@ def test_authenticator_credentials_hide_inactive_and_disarm_locked(engine):
 # --------------------------------------------------------------------------- roles
 def test_role_matrix_matches_the_brief():
     expected = {  # work queues (issue 15): My month for care managers and the lead, Denials for billers
-        "admin": ("my_month", "overview", "enrollment", "minutes", "billing", "revenue", "audit", "denials", "import",
-                  "admin"),
+        "admin": (
+            "my_month",
+            "overview",
+            "enrollment",
+            "minutes",
+            "billing",
+            "revenue",
+            "audit",
+            "denials",
+            "import",
+            "admin",
+        ),
         "program_lead": ("my_month", "overview", "enrollment", "minutes", "billing", "revenue", "denials"),
         "auditor": ("overview", "enrollment", "billing", "audit"),
         "biller": ("overview", "billing", "revenue", "audit", "denials"),
@@ -151,8 +163,14 @@ def test_role_matrix_matches_the_brief():
     }
     assert auth.ROLE_PAGES == expected
     landing = {role: auth.landing_page(role) for role in ROLES}
-    assert landing == {"admin": "overview", "program_lead": "overview", "auditor": "audit", "biller": "denials",
-                       "care_manager": "my_month", "viewer": "overview"}
+    assert landing == {
+        "admin": "overview",
+        "program_lead": "overview",
+        "auditor": "audit",
+        "biller": "denials",
+        "care_manager": "my_month",
+        "viewer": "overview",
+    }
     assert set(auth.ROLE_PAGES) == set(ROLES)
     assert not auth.may_open("viewer", "billing") and auth.may_open("biller", "audit")
     assert not auth.may_open(None, "overview")
@@ -173,9 +191,16 @@ GOOD_KEY = "v3W_sJFN5k9Jx5DDaewPVchj5Gzt2RikQf8_U11F98jo"  # committed: accepted
 GOOD_ENV = {"CCM_TESTING": "1"}
 
 
-@pytest.mark.parametrize("key, problem", [(None, "No cookie key"), ("", "No cookie key"),
-                                          ("some_key", "well-known"), ("changeme", "well-known"),
-                                          ("x" * 31, "shorter than 32")])
+@pytest.mark.parametrize(
+    "key, problem",
+    [
+        (None, "No cookie key"),
+        ("", "No cookie key"),
+        ("some_key", "well-known"),
+        ("changeme", "well-known"),
+        ("x" * 31, "shorter than 32"),
+    ],
+)
 def test_unsafe_cookie_keys_refuse_to_start_outside_demo_mode(tmp_path, key, problem):
     env = {} if key is None else {"CCM_COOKIE_KEY": key}
     with pytest.raises(auth.CookieKeyError, match=problem):
@@ -201,7 +226,9 @@ def test_demo_mode_generates_one_random_key_per_process(tmp_path):
     second = auth.cookie_key({"CCM_DEMO_MODE": "1", "CCM_COOKIE_KEY": "short"}, secrets_path=none)
     assert first == second and len(first) >= 32 and auth.cookie_key_problem(first) is None
     # A good configured key is still used in demo mode.
-    assert auth.cookie_key({**GOOD_ENV, "CCM_DEMO_MODE": "1", "CCM_COOKIE_KEY": GOOD_KEY}, secrets_path=none) == GOOD_KEY
+    assert (
+        auth.cookie_key({**GOOD_ENV, "CCM_DEMO_MODE": "1", "CCM_COOKIE_KEY": GOOD_KEY}, secrets_path=none) == GOOD_KEY
+    )
 
 
 # --------------------------------------------------------------------------- demo users
@@ -238,8 +265,10 @@ def _stdin(monkeypatch, text: str) -> None:
 def test_users_cli_add_set_role_unlock_deactivate(engine, capsys, monkeypatch):
     url = _url(engine)
     _stdin(monkeypatch, "mary-pass-1\n")
-    assert cli.main(["users", "add", "Mary", "--role", "auditor", "--name", "Mary Q", "--password-stdin",
-                     "--db", url]) == 0
+    assert (
+        cli.main(["users", "add", "Mary", "--role", "auditor", "--name", "Mary Q", "--password-stdin", "--db", url])
+        == 0
+    )
     assert auth.authenticate(engine, "mary", "mary-pass-1", now=T0).ok
     assert cli.main(["users", "set-role", "mary", "biller", "--db", url]) == 0
     assert auth.get_user(engine, "mary").role == "biller"
@@ -258,8 +287,13 @@ def test_users_cli_add_set_role_unlock_deactivate(engine, capsys, monkeypatch):
     assert cli.main(["users", "deactivate", "mary", "--db", url]) == 0
     assert not auth.authenticate(engine, "mary", "mary-pass-2").ok
     details = [d for u, a, d in _log(engine) if a == "admin"]
-    assert details == ["user mary added with role auditor", "role of mary set to biller", "user mary unlocked",
-                       "password reset for mary", "user mary deactivated"]
+    assert details == [
+        "user mary added with role auditor",
+        "role of mary set to biller",
+        "user mary unlocked",
+        "password reset for mary",
+        "user mary deactivated",
+    ]
 
 
 def test_users_cli_errors_are_clear(engine, capsys, monkeypatch):
@@ -307,10 +341,16 @@ def test_init_db_never_creates_demo_logins_in_a_non_demo_database(tmp_path, caps
     assert cli.main(["init-db", "--demo-if-empty", "--db", url]) == 0
     assert sorted(u.username for u in auth.list_users(engine)) == sorted(u for u, *_ in auth.DEMO_USERS)
     with engine.connect() as conn:
-        from ccm_core import pm_store  # bookkeeping rows aside, the demo flag is the only setting
-        assert conn.execute(select(func.count()).select_from(setting)
-                            .where(setting.c.key != pm_store.STATE_KEY,
-                                   setting.c.key.not_like(db.TABLE_VERSION_PREFIX + "%"))).scalar() == 1
+        from ccm_core.storage import stored as pm_store  # bookkeeping rows aside, the demo flag is the only setting
+
+        assert (
+            conn.execute(
+                select(func.count())
+                .select_from(setting)
+                .where(setting.c.key != pm_store.STATE_KEY, setting.c.key.not_like(db.TABLE_VERSION_PREFIX + "%"))
+            ).scalar()
+            == 1
+        )
     engine.dispose()
 
 
@@ -327,8 +367,8 @@ def test_admin_guard_rails_keep_one_admin(engine):
 
 
 def test_init_db_fills_an_empty_database_with_demo_data_and_logins(tmp_path, capsys):
-    pytest.importorskip("ccm_core.demo")
-    from ccm_core.schema import patient
+    pytest.importorskip("ccm_core.io.demo")
+    from ccm_core.storage.schema import patient
 
     url = f"sqlite:///{tmp_path / 'fresh.db'}"
     assert cli.main(["init-db", "--demo-if-empty", "--db", url]) == 0
@@ -346,7 +386,7 @@ def test_init_db_fills_an_empty_database_with_demo_data_and_logins(tmp_path, cap
 
 
 def test_a_database_filled_by_the_demo_command_is_recognised(tmp_path):
-    demo = pytest.importorskip("ccm_core.demo")
+    demo = pytest.importorskip("ccm_core.io.demo")
 
     url = f"sqlite:///{tmp_path / 'demo_cli.db'}"
     engine = db.make_engine(url)
@@ -371,8 +411,9 @@ def test_a_locked_account_is_told_what_an_unknown_name_is_told(engine):
 
 
 # --------------------------------------------------------------------------- issue 13: cookie keys
-@pytest.mark.parametrize("key", ["a" * 32, " " * 32, "abcd" * 8, "ab" * 40, "0123456789abcdef" * 2,
-                                 "0123456789abcdefghijklmnopqrstuvwxyz"])
+@pytest.mark.parametrize(
+    "key", ["a" * 32, " " * 32, "abcd" * 8, "ab" * 40, "0123456789abcdef" * 2, "0123456789abcdefghijklmnopqrstuvwxyz"]
+)
 def test_predictable_cookie_keys_are_refused_outside_demo_mode(tmp_path, key):
     with pytest.raises(auth.CookieKeyError, match="predictable"):
         auth.cookie_key({"CCM_COOKIE_KEY": key}, secrets_path=tmp_path / "none.toml")
@@ -393,8 +434,12 @@ def _committed_keys() -> set[str]:
     pattern = re.compile(r"""\b[A-Z_]*KEY\b\s*[=:]\s*["']([^"'$]{8,})["']|CCM_COOKIE_KEY=["']?([^"'\s$]{8,})""")
     found = set()
     for path in auth.ROOT.rglob("*"):
-        if path.suffix not in (".py", ".md", ".toml", ".yml", ".yaml", ".example", "") or ".venv" in path.parts \
-                or ".git" in path.parts or not path.is_file():
+        if (
+            path.suffix not in (".py", ".md", ".toml", ".yml", ".yaml", ".example", "")
+            or ".venv" in path.parts
+            or ".git" in path.parts
+            or not path.is_file()
+        ):
             continue
         try:
             text = path.read_text(encoding="utf-8")
@@ -419,8 +464,9 @@ def test_the_keys_committed_in_the_repository_are_refused_outside_tests(tmp_path
         assert key in auth.REPOSITORY_KEYS
         assert auth.cookie_key({"CCM_TESTING": "1", "CCM_COOKIE_KEY": key}, secrets_path=tmp_path / "n.toml") == key
     # In demo mode a committed key is replaced by a random one.
-    demo = auth.cookie_key({"CCM_DEMO_MODE": "1", "CCM_COOKIE_KEY": next(iter(auth.REPOSITORY_KEYS))},
-                           secrets_path=tmp_path / "n.toml")
+    demo = auth.cookie_key(
+        {"CCM_DEMO_MODE": "1", "CCM_COOKIE_KEY": next(iter(auth.REPOSITORY_KEYS))}, secrets_path=tmp_path / "n.toml"
+    )
     assert demo not in auth.REPOSITORY_KEYS
 
 
@@ -530,18 +576,28 @@ def test_a_cookie_round_trips_only_with_its_key():
     assert auth.decode_session_cookie(KEY, old) is None
 
 
-@pytest.mark.parametrize("make", [
-    lambda exp: f"{_b64({'alg': 'none', 'typ': 'JWT'})}.{_b64({'username': 'admin', 'sid': 'x', 'exp_date': exp})}.",
-    lambda exp: __import__("jwt").encode({"username": "admin", "sid": "x", "exp_date": exp}, KEY, algorithm="HS512"),
-    lambda exp: __import__("jwt").encode({"username": "admin", "exp_date": exp}, KEY, algorithm="HS256"),
-    lambda exp: __import__("jwt").encode({"username": ["admin"], "sid": "x", "exp_date": exp}, KEY, algorithm="HS256"),
-    lambda exp: __import__("jwt").encode({"username": "admin", "sid": "x", "exp_date": "never"}, KEY,
-                                         algorithm="HS256"),
-    lambda exp: "not a jwt at all",
-    lambda exp: "a.b.c",
-    lambda exp: "x" * 5000,
-    lambda exp: f"{_b64(b'not json')}.{_b64({'username': 'admin'})}.sig",
-])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda exp: (
+            f"{_b64({'alg': 'none', 'typ': 'JWT'})}.{_b64({'username': 'admin', 'sid': 'x', 'exp_date': exp})}."
+        ),
+        lambda exp: __import__("jwt").encode(
+            {"username": "admin", "sid": "x", "exp_date": exp}, KEY, algorithm="HS512"
+        ),
+        lambda exp: __import__("jwt").encode({"username": "admin", "exp_date": exp}, KEY, algorithm="HS256"),
+        lambda exp: __import__("jwt").encode(
+            {"username": ["admin"], "sid": "x", "exp_date": exp}, KEY, algorithm="HS256"
+        ),
+        lambda exp: __import__("jwt").encode(
+            {"username": "admin", "sid": "x", "exp_date": "never"}, KEY, algorithm="HS256"
+        ),
+        lambda exp: "not a jwt at all",
+        lambda exp: "a.b.c",
+        lambda exp: "x" * 5000,
+        lambda exp: f"{_b64(b'not json')}.{_b64({'username': 'admin'})}.sig",
+    ],
+)
 def test_foreign_or_malformed_cookies_are_no_cookie(make):
     exp = (dt.datetime.now() + dt.timedelta(hours=1)).timestamp()
     assert auth.decode_session_cookie(KEY, make(exp)) is None

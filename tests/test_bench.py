@@ -3,6 +3,7 @@
 Why test a bench: its figures go into docs/performance.md; a floor that silently read nothing or a
 KPI error swallowed as "fast" would make those figures lies.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -12,10 +13,10 @@ from sqlalchemy import text
 
 from bench import harness as bench
 from bench import peer
-from ccm_core import db
-from ccm_core import compliance
-from ccm_core import engine as engine_mod
-from ccm_core.filters import Filters
+from ccm_core.engine import compliance
+from ccm_core.engine import patient_month as engine_mod
+from ccm_core.engine.filters import Filters
+from ccm_core.storage import db
 
 MONTH = 202509  # the demo set ends 2025-10; September is the last complete month
 
@@ -27,8 +28,10 @@ def test_floor_queries_read_the_months_rows(demo_engine):
         for sql in floors.values():
             conn.exec_driver_sql(sql).fetchall()  # every floor runs on this dialect
         per_patient = conn.exec_driver_sql(floors["time"]).fetchall()
-        expected = conn.execute(text("SELECT count(DISTINCT patient_id), sum(minutes) FROM time_entry "
-                                     "WHERE service_month = :m"), {"m": MONTH}).one()
+        expected = conn.execute(
+            text("SELECT count(DISTINCT patient_id), sum(minutes) FROM time_entry WHERE service_month = :m"),
+            {"m": MONTH},
+        ).one()
     assert len(per_patient) == expected[0] > 0
     assert sum(m for _, m in per_patient) == expected[1]
 
@@ -56,17 +59,23 @@ def test_core_stage_times_every_page_kpi_without_errors(demo_engine):
 
 
 def test_markdown_flags_targets():
-    result = {"backend": "sqlite", "patients": 10, "months": 2,
-              "generate": {"seconds": 1.0, "peak_mb": 100.0, "rows": {"time_entry": 5, "claim_line": 2,
-                                                                     "patient": 10}},
-              "core": {"month": 202509, "peak_mb": 200.0, "floors": {},
-                       "kpis": [{"page": "overview", "kpi": "fast", "seconds": 0.2, "floor": 0.1, "ratio": 2.0,
-                                 "error": None},
-                                {"page": "overview", "kpi": "slow", "seconds": 0.4, "floor": 0.1, "ratio": 4.0,
-                                 "error": None}],
-                       "billing": {"seconds": 6.0, "floor": 1.0, "ratio": 6.0, "patient_months": 3,
-                                   "ready_to_bill": 2},
-                       "audit_sample": {"seconds": 1.0, "floor": 1.0, "ratio": 1.0, "population": 3}}}
+    result = {
+        "backend": "sqlite",
+        "patients": 10,
+        "months": 2,
+        "generate": {"seconds": 1.0, "peak_mb": 100.0, "rows": {"time_entry": 5, "claim_line": 2, "patient": 10}},
+        "core": {
+            "month": 202509,
+            "peak_mb": 200.0,
+            "floors": {},
+            "kpis": [
+                {"page": "overview", "kpi": "fast", "seconds": 0.2, "floor": 0.1, "ratio": 2.0, "error": None},
+                {"page": "overview", "kpi": "slow", "seconds": 0.4, "floor": 0.1, "ratio": 4.0, "error": None},
+            ],
+            "billing": {"seconds": 6.0, "floor": 1.0, "ratio": 6.0, "patient_months": 3, "ready_to_bill": 2},
+            "audit_sample": {"seconds": 1.0, "floor": 1.0, "ratio": 1.0, "population": 3},
+        },
+    }
     md = bench.render_markdown([result])
     assert "| overview | fast | 0.200 | 0.100 | 2.0 | yes |" in md
     assert "| overview | slow | 0.400 | 0.100 | 4.0 | no |" in md
@@ -99,8 +108,9 @@ def test_app_stage_renders_every_page_and_tab_in_its_own_process(demo_engine, tm
         src.backup(dst)  # the WAL's pages included
     res = bench.run_child("app", module="bench.app_stage", url=f"sqlite:///{copy}", sessions=2)
     assert "error" not in res, res
-    expected = set(bench_app.APP_PAGES) | {f"{page}: {tab.lower()} tab"
-                                           for page, (_, tabs) in bench_app.PAGE_TABS.items() for tab in tabs}
+    expected = set(bench_app.APP_PAGES) | {
+        f"{page}: {tab.lower()} tab" for page, (_, tabs) in bench_app.PAGE_TABS.items() for tab in tabs
+    }
     assert set(res["pages"]) == expected
     assert [k for k, v in res["pages"].items() if v["error"]] == []
     assert res["overview"]["error"] is None and res["concurrency"]["ok"] == 2 and res["peak_mb"] > 0

@@ -3,13 +3,14 @@
 Why: the peer's times are only comparable with ours if it answers the same question; a peer that
 dropped a rule would be faster for the wrong reason (or slower, for the wrong reason).
 """
+
 from __future__ import annotations
 
 import pytest
 from sqlalchemy import text
 
 from bench import peer
-from ccm_core.filters import Filters
+from ccm_core.engine.filters import Filters
 
 MONTH = 202509  # the demo set ends 2025-10; September is the last complete month
 
@@ -17,10 +18,13 @@ MONTH = 202509  # the demo set ends 2025-10; September is the last complete mont
 def _filters(conn):
     clinic = conn.execute(text("SELECT min(clinic_id) FROM patient")).scalar()
     payer = conn.execute(text("SELECT min(payer) FROM patient")).scalar()
-    return [Filters.for_month(MONTH), Filters.for_month(202507),
-            Filters(month_from=202506, month_to=MONTH),
-            Filters.for_month(MONTH, clinic_ids=(int(clinic),)),
-            Filters.for_month(MONTH, payers=(payer,))]
+    return [
+        Filters.for_month(MONTH),
+        Filters.for_month(202507),
+        Filters(month_from=202506, month_to=MONTH),
+        Filters.for_month(MONTH, clinic_ids=(int(clinic),)),
+        Filters.for_month(MONTH, payers=(payer,)),
+    ]
 
 
 @pytest.mark.parametrize("label", list(peer.PEERS))
@@ -48,10 +52,12 @@ def test_bench_peers_rows_carry_both_ratios(demo_engine):
 def test_peer_table_flags_both_targets():
     from bench import harness
 
-    core = {"peer": [{"kpi": "fast", "ours": 0.01, "peer_cold": 0.5, "peer_cached": 0.02, "vs_cold": 0.02,
-                      "vs_cached": 0.5},
-                     {"kpi": "slow", "ours": 0.1, "peer_cold": 0.5, "peer_cached": 0.05, "vs_cold": 0.2,
-                      "vs_cached": 2.0}]}
+    core = {
+        "peer": [
+            {"kpi": "fast", "ours": 0.01, "peer_cold": 0.5, "peer_cached": 0.02, "vs_cold": 0.02, "vs_cached": 0.5},
+            {"kpi": "slow", "ours": 0.1, "peer_cold": 0.5, "peer_cached": 0.05, "vs_cold": 0.2, "vs_cached": 2.0},
+        ]
+    }
     md = "\n".join(harness.render_peer(core))
     assert "| fast | 0.010 | 0.500 | 0.020 | 0.02 | 0.5 | yes | yes |" in md
     assert "| slow | 0.100 | 0.500 | 0.050 | 0.2 | 2.0 | no | no |" in md

@@ -7,6 +7,7 @@ the clean patient ``P-OK`` in exactly one prerequisite (docs/reference/ccm-rules
 complex CCM (99487 + 99489) needs moderate/high complexity AND a care plan established or substantially
 revised in the month (docs/reference/ccm-rules.md §1); short of either the month is billed on the non-complex track.
 """
+
 from __future__ import annotations
 
 import csv
@@ -63,49 +64,151 @@ def write_import_files(folder: Path, patients: dict[str, dict] = PATIENTS) -> Pa
     pats, dx, visits, events, consents, plans, cx, times = [], [], [], [], [], [], [], []
     for i, (mrn, d) in enumerate(patients.items(), start=1):
         npi = d.get("billing_practitioner_npi", DR_A)
-        pats.append({"mrn": mrn, "first_name": f"Pat{i}", "last_name": "Test", "birth_date": "1950-01-01",
-                     "payer": "Medicare Part B", "clinic_code": "RBM-MAIN", "billing_practitioner_npi": npi,
-                     "care_manager_external_id": "S001", "first_seen_date": d.get("first_seen_date", "2019-01-01")})
+        pats.append(
+            {
+                "mrn": mrn,
+                "first_name": f"Pat{i}",
+                "last_name": "Test",
+                "birth_date": "1950-01-01",
+                "payer": "Medicare Part B",
+                "clinic_code": "RBM-MAIN",
+                "billing_practitioner_npi": npi,
+                "care_manager_external_id": "S001",
+                "first_seen_date": d.get("first_seen_date", "2019-01-01"),
+            }
+        )
         for j, code in enumerate(d.get("diagnoses", ["E11.9", "I10"])):
             dx.append({"external_id": f"DX-{mrn}-{j}", "mrn": mrn, "icd10": code, "onset_date": "2015-01-01"})
         if d.get("visit", True):
-            visits.append({"external_id": f"V-{mrn}", "mrn": mrn, "practitioner_npi": d.get("visit_npi", DR_A),
-                           "clinic_code": "RBM-MAIN", "visit_date": "2026-08-04", "cpt_code": "99214",
-                           "visit_type": "EM", "face_to_face": "yes"})
-        events.append({"external_id": f"EV-{mrn}", "mrn": mrn, "status": "enrolled", "event_date": "2026-09-01",
-                       "staff_external_id": "S001", "practitioner_npi": DR_A})
-        consent = {"external_id": f"C-{mrn}", "mrn": mrn, "decision": "accepted", "consent_date": "2026-09-01",
-                   "method": "verbal", "staff_external_id": "S001", "practitioner_npi": DR_A,
-                   "disclosed_cost_sharing": "yes", "disclosed_one_practitioner": "yes",
-                   "disclosed_right_to_stop": "yes", "disclosed_info_sharing": "yes"}
+            visits.append(
+                {
+                    "external_id": f"V-{mrn}",
+                    "mrn": mrn,
+                    "practitioner_npi": d.get("visit_npi", DR_A),
+                    "clinic_code": "RBM-MAIN",
+                    "visit_date": "2026-08-04",
+                    "cpt_code": "99214",
+                    "visit_type": "EM",
+                    "face_to_face": "yes",
+                }
+            )
+        events.append(
+            {
+                "external_id": f"EV-{mrn}",
+                "mrn": mrn,
+                "status": "enrolled",
+                "event_date": "2026-09-01",
+                "staff_external_id": "S001",
+                "practitioner_npi": DR_A,
+            }
+        )
+        consent = {
+            "external_id": f"C-{mrn}",
+            "mrn": mrn,
+            "decision": "accepted",
+            "consent_date": "2026-09-01",
+            "method": "verbal",
+            "staff_external_id": "S001",
+            "practitioner_npi": DR_A,
+            "disclosed_cost_sharing": "yes",
+            "disclosed_one_practitioner": "yes",
+            "disclosed_right_to_stop": "yes",
+            "disclosed_info_sharing": "yes",
+        }
         consent.update(d.get("consent", {}))
         consents.append(consent)
         if d.get("care_plan", True):
-            plans.append({"external_id": f"CP-{mrn}-1", "mrn": mrn, "version": 1, "established_date": "2026-09-01",
-                          "shared_with_patient_date": "2026-09-02", "signed_by_npi": DR_A})
+            plans.append(
+                {
+                    "external_id": f"CP-{mrn}-1",
+                    "mrn": mrn,
+                    "version": 1,
+                    "established_date": "2026-09-01",
+                    "shared_with_patient_date": "2026-09-02",
+                    "signed_by_npi": DR_A,
+                }
+            )
         if d.get("revision"):
-            plans.append({"external_id": f"CP-{mrn}-2", "mrn": mrn, "version": 2, "established_date": "2026-10-01",
-                          "shared_with_patient_date": "2026-10-01", "signed_by_npi": DR_A,
-                          "substantially_revised": "yes"})
+            plans.append(
+                {
+                    "external_id": f"CP-{mrn}-2",
+                    "mrn": mrn,
+                    "version": 2,
+                    "established_date": "2026-10-01",
+                    "shared_with_patient_date": "2026-10-01",
+                    "signed_by_npi": DR_A,
+                    "substantially_revised": "yes",
+                }
+            )
         if d.get("mdm"):
             cx.append({"mrn": mrn, "service_month": MONTH, "mdm_level": "moderate", "practitioner_npi": DR_A})
         for k, (day, minutes) in enumerate(zip((6, 13), d.get("minutes", (15, 15)))):
-            times.append({"external_id": f"T-{mrn}-{k}", "mrn": mrn, "staff_external_id": "S001", "program": "CCM",
-                          "service_date": f"2026-10-{day:02d}", "started_at": "09:00", "minutes": minutes,
-                          "activity": "care_coordination",
-                          "note": "Reviewed home glucose log and adjusted the plan with the patient",
-                          "practitioner_npi": d.get("time_npi", DR_A), "entry_method": "realtime",
-                          "entered_at": f"2026-10-{day:02d} 10:00", "interactive": "yes"})
-    _write(folder / "patients.csv", ["mrn", "first_name", "last_name", "birth_date", "payer", "clinic_code",
-                                     "billing_practitioner_npi", "care_manager_external_id", "first_seen_date"], pats)
+            times.append(
+                {
+                    "external_id": f"T-{mrn}-{k}",
+                    "mrn": mrn,
+                    "staff_external_id": "S001",
+                    "program": "CCM",
+                    "service_date": f"2026-10-{day:02d}",
+                    "started_at": "09:00",
+                    "minutes": minutes,
+                    "activity": "care_coordination",
+                    "note": "Reviewed home glucose log and adjusted the plan with the patient",
+                    "practitioner_npi": d.get("time_npi", DR_A),
+                    "entry_method": "realtime",
+                    "entered_at": f"2026-10-{day:02d} 10:00",
+                    "interactive": "yes",
+                }
+            )
+    _write(
+        folder / "patients.csv",
+        [
+            "mrn",
+            "first_name",
+            "last_name",
+            "birth_date",
+            "payer",
+            "clinic_code",
+            "billing_practitioner_npi",
+            "care_manager_external_id",
+            "first_seen_date",
+        ],
+        pats,
+    )
     _write(folder / "diagnoses.csv", ["external_id", "mrn", "icd10", "onset_date"], dx)
-    _write(folder / "visits.csv", ["external_id", "mrn", "practitioner_npi", "clinic_code", "visit_date", "cpt_code",
-                                   "visit_type", "face_to_face"], visits)
-    _write(folder / "enrollment_events.csv", ["external_id", "mrn", "status", "event_date", "staff_external_id",
-                                              "practitioner_npi"], events)
+    _write(
+        folder / "visits.csv",
+        [
+            "external_id",
+            "mrn",
+            "practitioner_npi",
+            "clinic_code",
+            "visit_date",
+            "cpt_code",
+            "visit_type",
+            "face_to_face",
+        ],
+        visits,
+    )
+    _write(
+        folder / "enrollment_events.csv",
+        ["external_id", "mrn", "status", "event_date", "staff_external_id", "practitioner_npi"],
+        events,
+    )
     _write(folder / "consents.csv", list(consents[0]), consents)
-    _write(folder / "care_plans.csv", ["external_id", "mrn", "version", "established_date",
-                                       "shared_with_patient_date", "signed_by_npi", "substantially_revised"], plans)
+    _write(
+        folder / "care_plans.csv",
+        [
+            "external_id",
+            "mrn",
+            "version",
+            "established_date",
+            "shared_with_patient_date",
+            "signed_by_npi",
+            "substantially_revised",
+        ],
+        plans,
+    )
     if cx:
         _write(folder / "complexity_assessments.csv", ["mrn", "service_month", "mdm_level", "practitioner_npi"], cx)
     _write(folder / "time_entries.csv", list(times[0]), times)
@@ -165,8 +268,10 @@ def test_every_prerequisite_holds_the_month_with_its_reason_and_ready_only_exclu
     cx = rows["P-CX"]
     assert cx["supported_track"] == "complex" and cx["supported_codes"] == "99487 x1, 99489 x1"
     assert cx["expected_amount"] == pytest.approx(222.45) and cx["complex_note"] == ""
-    for mrn, missing in (("P-CX-NOREV", "no care plan established or substantially revised in the month"),
-                         ("P-CX-NOMDM", "no moderate/high complexity (MDM) assessment")):
+    for mrn, missing in (
+        ("P-CX-NOREV", "no care plan established or substantially revised in the month"),
+        ("P-CX-NOMDM", "no moderate/high complexity (MDM) assessment"),
+    ):
         r = rows[mrn]
         assert r["supported_track"] == "non_complex" and r["supported_codes"] == "99490 x1, 99439 x2", mrn
         assert r["expected_amount"] == pytest.approx(167.01)
@@ -177,11 +282,33 @@ def test_fixing_the_record_releases_the_hold(engine, imported, capsys, tmp_path)
     """A new consent with the disclosure, imported as a correction, makes the month ready."""
     fix = tmp_path / "fix"
     fix.mkdir()
-    _write(fix / "consents.csv", ["external_id", "mrn", "decision", "consent_date", "method", "practitioner_npi",
-                                  "disclosed_cost_sharing", "disclosed_one_practitioner", "disclosed_right_to_stop"],
-           [{"external_id": "C-P-NOCOST-2", "mrn": "P-NOCOST", "decision": "accepted", "consent_date": "2026-10-01",
-             "method": "written", "practitioner_npi": DR_A, "disclosed_cost_sharing": "yes",
-             "disclosed_one_practitioner": "yes", "disclosed_right_to_stop": "yes"}])
+    _write(
+        fix / "consents.csv",
+        [
+            "external_id",
+            "mrn",
+            "decision",
+            "consent_date",
+            "method",
+            "practitioner_npi",
+            "disclosed_cost_sharing",
+            "disclosed_one_practitioner",
+            "disclosed_right_to_stop",
+        ],
+        [
+            {
+                "external_id": "C-P-NOCOST-2",
+                "mrn": "P-NOCOST",
+                "decision": "accepted",
+                "consent_date": "2026-10-01",
+                "method": "written",
+                "practitioner_npi": DR_A,
+                "disclosed_cost_sharing": "yes",
+                "disclosed_one_practitioner": "yes",
+                "disclosed_right_to_stop": "yes",
+            }
+        ],
+    )
     assert cli.main(["import", "--db", imported, "--user", "tester", str(fix / "consents.csv")]) == 0
     rows = _billing(capsys, imported)
     assert rows["P-NOCOST"]["billing_status"] == "ready"
@@ -194,9 +321,11 @@ def test_dollars_on_hold_and_holds_by_reason(engine):
     month short: $182.70 on hold in two months."""
     import datetime as dt
 
+    from ccm_core.engine import compliance
+    from ccm_core.engine.filters import Filters
+    from ccm_core.kpis import program as kpis
+
     from builders import Builder
-    from ccm_core import compliance, kpis
-    from ccm_core.filters import Filters
 
     d = dt.date
     with engine.begin() as conn:
@@ -212,6 +341,7 @@ def test_dollars_on_hold_and_holds_by_reason(engine):
             if plan:
                 b.care_plan(p, established=d(2026, 9, 1))
             return p
+
         no_cost = patient(disclosed_cost_sharing=False)
         b.times(no_cost, [15, 15], on=d(2026, 10, 5))
         no_plan = patient(plan=False)
@@ -229,8 +359,10 @@ def test_dollars_on_hold_and_holds_by_reason(engine):
     assert kpi.definition.numerator.startswith("Expected payment")
     assert by.attrs["total"] == {"patient_months": 2, "dollars": pytest.approx(182.70)}
     rows = {(r.prerequisite, r.problem): (r.patient_months, r.dollars) for r in by.itertuples()}
-    assert rows == {("care_plan", "none"): (1, pytest.approx(116.57)),
-                    ("consent", "disclosed_cost_sharing"): (1, pytest.approx(66.13))}
+    assert rows == {
+        ("care_plan", "none"): (1, pytest.approx(116.57)),
+        ("consent", "disclosed_cost_sharing"): (1, pytest.approx(66.13)),
+    }
     assert list(by["prerequisite"]) == ["care_plan", "consent"]  # most dollars first
     assert st.loc[ready, "billing_status"] == "ready" and st.loc[short, "billing_status"] == "short"
     # the short month has no care plan: it is not on hold (no code yet), but the worklist can say it will be
@@ -245,17 +377,23 @@ def test_payer_vocabulary_maps_spellings_and_warns_about_the_rest(engine, tmp_pa
     warning naming it, and not an eligible payer.  A refused file says what it would have inserted."""
     import datetime as dt
 
-    from ccm_core import kpis
-    from ccm_core.filters import Filters
-    from ccm_core.imports import import_files
+    from ccm_core.engine.filters import Filters
+    from ccm_core.io.imports import import_files
+    from ccm_core.kpis import program as kpis
 
     folder = write_import_files(tmp_path / "p", {"P-FFS": {}, "P-BLUE": {}, "P-PARTB": {}})
     pats = (folder / "patients.csv").read_text()
     pats = pats.replace("P-FFS,Pat1,Test,1950-01-01,Medicare Part B", "P-FFS,Pat1,Test,1950-01-01,Medicare FFS")
     pats = pats.replace("P-BLUE,Pat2,Test,1950-01-01,Medicare Part B", "P-BLUE,Pat2,Test,1950-01-01,Blue Cross PPO")
     (folder / "patients.csv").write_text(pats)
-    run = import_files(engine, [folder / n for n in ("clinics.csv", "practitioners.csv", "staff.csv", "patients.csv",
-                                                     "diagnoses.csv", "visits.csv")], today=dt.date(2026, 11, 1))
+    run = import_files(
+        engine,
+        [
+            folder / n
+            for n in ("clinics.csv", "practitioners.csv", "staff.csv", "patients.csv", "diagnoses.csv", "visits.csv")
+        ],
+        today=dt.date(2026, 11, 1),
+    )
     assert run.committed
     warnings = " ".join(run.warnings)
     assert "'Blue Cross PPO' (1 row)" in warnings and "outside the payer vocabulary" in warnings
@@ -266,11 +404,28 @@ def test_payer_vocabulary_maps_spellings_and_warns_about_the_rest(engine, tmp_pa
 
     bad = tmp_path / "bad"
     bad.mkdir()
-    _write(bad / "patients.csv", ["mrn", "first_name", "last_name", "birth_date", "payer", "clinic_code"],
-           [{"mrn": "P-NEW1", "first_name": "A", "last_name": "B", "birth_date": "1950-01-01",
-             "payer": "Medicare Part B", "clinic_code": "RBM-MAIN"},
-            {"mrn": "P-NEW2", "first_name": "A", "last_name": "B", "birth_date": "not a date",
-             "payer": "Medicare Part B", "clinic_code": "RBM-MAIN"}])
+    _write(
+        bad / "patients.csv",
+        ["mrn", "first_name", "last_name", "birth_date", "payer", "clinic_code"],
+        [
+            {
+                "mrn": "P-NEW1",
+                "first_name": "A",
+                "last_name": "B",
+                "birth_date": "1950-01-01",
+                "payer": "Medicare Part B",
+                "clinic_code": "RBM-MAIN",
+            },
+            {
+                "mrn": "P-NEW2",
+                "first_name": "A",
+                "last_name": "B",
+                "birth_date": "not a date",
+                "payer": "Medicare Part B",
+                "clinic_code": "RBM-MAIN",
+            },
+        ],
+    )
     refused = import_files(engine, [bad / "patients.csv"], today=dt.date(2026, 11, 1))
     assert not refused.committed
     summary = refused.files[0].summary()
@@ -279,7 +434,7 @@ def test_payer_vocabulary_maps_spellings_and_warns_about_the_rest(engine, tmp_pa
 
 def test_exporting_the_ready_list_is_recorded_by_month(engine):
     """Which months' ready lists went to the billing system, by whom and when (billing_export), newest first."""
-    from ccm_core import compliance
+    from ccm_core.engine import compliance
 
     with engine.begin() as conn:
         compliance.record_export(conn, 202610, "biller", 24, 2606.12, "ready_to_bill_202610_20261101.csv")
@@ -299,15 +454,21 @@ def test_prebill_audit_sample_draws_from_months_not_billed_yet(engine):
     held and the ready ones), never from billed or short months; it is stored and re-drawn like any other."""
     import datetime as dt
 
+    from ccm_core.audit import checklist as audit
+    from ccm_core.audit import sampling
+
     from builders import Builder
-    from ccm_core import audit, sampling
 
     d = dt.date
     with engine.begin() as conn:
         b = Builder(conn)
         made = {}
-        for name, minutes, billed in (("ready", 25, False), ("hold", 30, False), ("billed", 30, True),
-                                      ("short", 10, False)):
+        for name, minutes, billed in (
+            ("ready", 25, False),
+            ("hold", 30, False),
+            ("billed", 30, True),
+            ("short", 10, False),
+        ):
             p = b.patient(first_seen_date=d(2019, 1, 1))
             b.diagnoses(p, ["E119", "I10"])
             b.visit(p, d(2026, 8, 4))

@@ -6,12 +6,14 @@ scope and practitioner lookup, then the checklist items) are two ways to the sam
 patient-month both see, the prerequisites that fail must be the same; a month the status calls ``ready`` must
 pass (or not need) every prerequisite item, a ``hold`` must fail at least one.
 """
+
 from __future__ import annotations
 
 import pandas as pd
 
-from ccm_core import audit, compliance
-from ccm_core.filters import Filters
+from ccm_core.audit import checklist as audit
+from ccm_core.engine import compliance
+from ccm_core.engine.filters import Filters
 
 KEY = ["patient_id", "service_month"]
 
@@ -33,9 +35,12 @@ def test_prebill_status_and_audit_checklist_agree_on_every_demo_patient_month(de
         billed = _failed_items(audit.checklist_for_months(conn, f, population="billed"))
         prebill = _failed_items(audit.checklist_for_months(conn, f, population="prebill"))
     assert not set(billed) & set(prebill)  # a month is billed or not, never both
-    st = {(int(p), int(m)): (s, set(x for x in fp.split(", ") if x))
-          for p, m, s, fp in zip(status["patient_id"], status["service_month"], status["billing_status"],
-                                 status["failed_prerequisites"])}
+    st = {
+        (int(p), int(m)): (s, set(x for x in fp.split(", ") if x))
+        for p, m, s, fp in zip(
+            status["patient_id"], status["service_month"], status["billing_status"], status["failed_prerequisites"]
+        )
+    }
     counts = status["billing_status"].value_counts().to_dict()
     # the demo has every status, and holds of more than one kind (planted failures in the open month)
     assert {"ready", "hold", "short", "billed"} <= set(counts), counts

@@ -7,6 +7,7 @@ The first requests go to the page URLs Streamlit derives from the pages/ file na
 "legacy" path where Streamlit runs a page file directly, so each page's own guard
 must show the sign-in form and nothing else.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -14,8 +15,10 @@ import re
 
 import pytest
 
+from ccm_core.security import auth
+from ccm_core.storage import db
+
 from browser_utils import browser_available, shot, streamlit_server, wait_idle
-from ccm_core import auth, db
 
 pytestmark = pytest.mark.browser
 
@@ -40,7 +43,7 @@ def _build_demo_db(url: str) -> None:
     engine = db.make_engine(url)
     db.upgrade(engine)
     try:
-        from ccm_core import demo
+        from ccm_core.io import demo
 
         demo.generate(engine, patients=300, months=6, seed=11)
     except (ImportError, AttributeError):  # generator not in this checkout: a hand-built practice instead
@@ -53,8 +56,9 @@ def _build_demo_db(url: str) -> None:
         with engine.begin() as conn:
             b = Builder(conn)
             for i in range(40):
-                p = b.enrolled_patient(consent_on=today.replace(day=1) - dt.timedelta(days=60),
-                                       first_name="Alma", last_name=f"Example{i}")
+                p = b.enrolled_patient(
+                    consent_on=today.replace(day=1) - dt.timedelta(days=60), first_name="Alma", last_name=f"Example{i}"
+                )
                 b.time(p, minutes=5 + i, on=today.replace(day=1) - dt.timedelta(days=20))
                 b.time(p, minutes=3 + i % 18, on=today.replace(day=1))
             db.bump_data_version(conn)
@@ -89,9 +93,14 @@ def _page(browser):
 def _sign_in_form_only(page) -> None:
     """The sign-in form is there and nothing that reads data is."""
     wait_idle(page, settle_ms=500, ready='input[aria-label="Username"]')
-    for selector in ('[data-testid="stMetric"]', '[data-testid="stDataFrame"]', '[data-testid="stTable"]',
-                     '[data-testid="stVegaLiteChart"]', '[data-testid="stSidebar"] >> text=Sign out',
-                     '[data-testid="stException"]'):
+    for selector in (
+        '[data-testid="stMetric"]',
+        '[data-testid="stDataFrame"]',
+        '[data-testid="stTable"]',
+        '[data-testid="stVegaLiteChart"]',
+        '[data-testid="stSidebar"] >> text=Sign out',
+        '[data-testid="stException"]',
+    ):
         assert page.locator(selector).count() == 0, selector
     text = page.locator('[data-testid="stApp"]').inner_text()
     assert "$" not in text and "Example" not in text and "Patient " not in text

@@ -4,10 +4,17 @@ meeting mode; screenshots (artifacts/screenshots/holds_*.png) for a person to lo
 A fresh ``streamlit run app.py`` serves a small demo practice that ends today, so the open month has months on
 hold (the demo plants missing consents, care plans and initiating visits) and months ready to bill.
 """
+
 from __future__ import annotations
 
 import pytest
 from sqlalchemy import select
+
+from ccm_core.engine import compliance
+from ccm_core.engine.filters import Filters
+from ccm_core.security import auth
+from ccm_core.storage import db
+from ccm_core.storage.schema import patient
 
 from browser_utils import (
     browser_available,
@@ -20,9 +27,6 @@ from browser_utils import (
     streamlit_server,
     wait_idle,
 )
-from ccm_core import auth, compliance, db
-from ccm_core.filters import Filters
-from ccm_core.schema import patient
 
 pytestmark = pytest.mark.browser
 
@@ -36,7 +40,7 @@ def site(tmp_path_factory):
     """(base URL, server log, MRNs, this month's held MRNs, the care manager's held MRNs)."""
     import datetime as dt
 
-    from ccm_core import demo
+    from ccm_core.io import demo
 
     url = f"sqlite:///{tmp_path_factory.mktemp('browser_holds') / 'demo.db'}"
     engine = db.make_engine(url)

@@ -5,12 +5,17 @@ person to look at.
 A fresh ``streamlit run app.py`` serves a small demo practice that ends today, so the month-to-date
 worklist is live; the demo logins (lead/lead-demo, care/care-demo) sign in through the real form.
 """
+
 from __future__ import annotations
 
 import re
 
 import pytest
 from sqlalchemy import select
+
+from ccm_core.security import auth
+from ccm_core.storage import db
+from ccm_core.storage.schema import patient
 
 from browser_utils import (
     browser_available,
@@ -23,8 +28,6 @@ from browser_utils import (
     streamlit_server,
     wait_idle,
 )
-from ccm_core import auth, db
-from ccm_core.schema import patient
 
 pytestmark = pytest.mark.browser
 
@@ -33,11 +36,15 @@ if _skip:
     pytest.skip(_skip, allow_module_level=True)
 
 PAGES = {  # url path -> (h1, tabs)
-    "enrollment": ("Enrollment & consent",
-                   ["Funnel", "Declines & disenrollments", "Consent completeness", "Retention", "Outreach list"]),
+    "enrollment": (
+        "Enrollment & consent",
+        ["Funnel", "Declines & disenrollments", "Consent completeness", "Retention", "Outreach list"],
+    ),
     "minutes": ("Minutes & worklist", ["Worklist", "Distribution & trend", "Care managers", "Time flags"]),
-    "billing": ("Billing & denials", ["Supported vs billed", "Findings & conflicts", "Denial trend",
-                                      "Denial reasons", "Claim lines"]),
+    "billing": (
+        "Billing & denials",
+        ["Supported vs billed", "Findings & conflicts", "Denial trend", "Denial reasons", "Claim lines"],
+    ),
     "revenue": ("Revenue", ["By month", "Leakage", "Projection"]),
 }
 PATIENT_TABS = {"enrollment": "Outreach list", "minutes": "Worklist", "billing": "Claim lines"}
@@ -50,7 +57,7 @@ def _slug(text: str) -> str:
 @pytest.fixture(scope="module")
 def demo_site(tmp_path_factory):
     """(base URL, server log, MRNs, patient names) of a server over a fresh 400-patient demo practice."""
-    from ccm_core import demo
+    from ccm_core.io import demo
 
     url = f"sqlite:///{tmp_path_factory.mktemp('browser_pages') / 'demo.db'}"
     engine = db.make_engine(url)
@@ -83,8 +90,12 @@ def test_every_page_and_tab_renders_and_is_photographed(demo_site):
             for tab in tabs:
                 click_tab(page, tab)
                 assert not error_boxes(page), (path, tab, error_boxes(page))
-                assert page.locator('[data-testid="stVegaLiteChart"], [data-testid="stDataFrame"], '
-                                    '[data-testid="stMetric"]').count() > 0
+                assert (
+                    page.locator(
+                        '[data-testid="stVegaLiteChart"], [data-testid="stDataFrame"], [data-testid="stMetric"]'
+                    ).count()
+                    > 0
+                )
                 shot(page, f"pages_{path}_{_slug(tab)}")
     assert "Traceback" not in log.read_text(), log.read_text()[-3000:]
 
@@ -142,7 +153,7 @@ def test_auditor_pulls_reviews_and_exports_a_sample(demo_site):
         size.press("Tab")
         form.get_by_role("button", name="Pull and save sample").click()
         wait_idle(page)
-        page.wait_for_selector('text=/Sample #\\d+|#\\d+ /', timeout=60_000)
+        page.wait_for_selector("text=/Sample #\\d+|#\\d+ /", timeout=60_000)
         wait_idle(page)
         assert not error_boxes(page), error_boxes(page)
         text = _visible_text(page)
@@ -176,8 +187,14 @@ def test_admin_checks_files_on_the_import_page(demo_site):
         assert not error_boxes(page)
         shot(page, "pages_import_empty")
         page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(
-            [str(examples / "clinics.csv"), str(examples / "practitioners.csv"), str(examples / "staff.csv"),
-             str(examples / "patients.csv"), str(examples / "time_entries.csv")])
+            [
+                str(examples / "clinics.csv"),
+                str(examples / "practitioners.csv"),
+                str(examples / "staff.csv"),
+                str(examples / "patients.csv"),
+                str(examples / "time_entries.csv"),
+            ]
+        )
         page.wait_for_selector('h3:has-text("Check")', timeout=60_000)
         wait_idle(page)
         assert not error_boxes(page), error_boxes(page)

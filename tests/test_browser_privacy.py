@@ -7,6 +7,7 @@
 
 Screenshots: artifacts/screenshots/privacy_*.png.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -17,10 +18,22 @@ from urllib.parse import urlparse
 import pytest
 from sqlalchemy import select
 
-from browser_utils import browser_available, chromium_page, click_tab, error_boxes, goto, login, shot, wait_idle
-from browser_utils import streamlit_server
-from ccm_core import auth, db, sampling
-from ccm_core import schema as s
+from ccm_core.audit import sampling
+from ccm_core.security import auth
+from ccm_core.storage import db
+from ccm_core.storage import schema as s
+
+from browser_utils import (
+    browser_available,
+    chromium_page,
+    click_tab,
+    error_boxes,
+    goto,
+    login,
+    shot,
+    streamlit_server,
+    wait_idle,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -36,8 +49,9 @@ HOSTILE_NOTE = "![](http://x/b.png)"  # under 20 characters: a vague note, quote
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
     """A small demo practice plus one patient whose name and note are markdown, alone in a saved sample."""
+    from ccm_core.io import demo
+
     from builders import Builder
-    from ccm_core import demo
 
     url = f"sqlite:///{tmp_path_factory.mktemp('browser_privacy') / 'demo.db'}"
     engine = db.make_engine(url)
@@ -47,8 +61,9 @@ def site(tmp_path_factory):
     month_day = dt.date(2023, 3, 1)  # before the demo's months: the sample holds this patient only
     with engine.begin() as conn:
         b = Builder(conn)
-        p = b.enrolled_patient(consent_on=dt.date(2023, 1, 5), first_name=HOSTILE_FIRST, last_name=HOSTILE_LAST,
-                               mrn="HOSTILE-1")
+        p = b.enrolled_patient(
+            consent_on=dt.date(2023, 1, 5), first_name=HOSTILE_FIRST, last_name=HOSTILE_LAST, mrn="HOSTILE-1"
+        )
         b.visit(p, on=dt.date(2022, 12, 1))
         b.times(p, [12, 13], on=month_day, note=HOSTILE_NOTE)
         b.claim(p, [("99490", 1)], dos=dt.date(2023, 3, 31))
@@ -63,8 +78,11 @@ def site(tmp_path_factory):
 
 def _export_rows(engine):
     with engine.connect() as conn:
-        return conn.execute(select(s.access_log.c.username, s.access_log.c.detail, s.access_log.c.patient_count)
-                            .where(s.access_log.c.action == "export").order_by(s.access_log.c.id)).all()
+        return conn.execute(
+            select(s.access_log.c.username, s.access_log.c.detail, s.access_log.c.patient_count)
+            .where(s.access_log.c.action == "export")
+            .order_by(s.access_log.c.id)
+        ).all()
 
 
 def _fetch(url: str) -> tuple[int, bytes]:
@@ -129,8 +147,12 @@ def test_names_and_notes_from_data_render_as_text_on_the_audit_page(site):
         text = app.inner_text()
         assert HOSTILE_FIRST in text  # the name reads literally
         assert HOSTILE_NOTE in text  # the note is quoted in the evidence, literally
-        assert page.locator('[data-testid="stMain"] a[href^="https://x"], [data-testid="stMain"] a[href^="http://x"]'
-                            ).count() == 0
+        assert (
+            page.locator(
+                '[data-testid="stMain"] a[href^="https://x"], [data-testid="stMain"] a[href^="http://x"]'
+            ).count()
+            == 0
+        )
         assert page.locator('[data-testid="stMain"] img[src*="//x"]').count() == 0
         shot(page, "privacy_audit_text_from_data")
         assert not error_boxes(page)
@@ -148,9 +170,12 @@ def test_meeting_mode_pages_in_a_browser(site):
     ids = {r.mrn for r in people} | {f"{r.first_name} {r.last_name}" for r in people}
     with chromium_page() as page:
         login(page, base, "lead", "lead-demo", path="?meeting=1")
-        for path, title, tab in (("", "Overview", None), ("enrollment", "Enrollment & consent", "Funnel"),
-                                 ("minutes", "Minutes & worklist", "Distribution & trend"),
-                                 ("billing", "Billing & denials", "Denial reasons")):
+        for path, title, tab in (
+            ("", "Overview", None),
+            ("enrollment", "Enrollment & consent", "Funnel"),
+            ("minutes", "Minutes & worklist", "Distribution & trend"),
+            ("billing", "Billing & denials", "Denial reasons"),
+        ):
             if path:
                 goto(page, base, path, title)
             if tab:

@@ -2,15 +2,17 @@
 works her list; the biller lands on the denials and marks one appealed, which persists and is logged.
 Screenshots at 1366x768 and 1920x1080 (artifacts/screenshots/queues_*.png) for a person to look at.
 """
+
 from __future__ import annotations
 
 import pytest
 from sqlalchemy import select
 
-from browser_utils import (browser_available, chromium_page, error_boxes, goto, login, shot, streamlit_server,
-                           wait_idle)
-from ccm_core import auth, db
-from ccm_core import schema as s
+from ccm_core.security import auth
+from ccm_core.storage import db
+from ccm_core.storage import schema as s
+
+from browser_utils import browser_available, chromium_page, error_boxes, goto, login, shot, streamlit_server, wait_idle
 
 pytestmark = pytest.mark.browser
 
@@ -23,7 +25,7 @@ SIZES = ({"width": 1366, "height": 768}, {"width": 1920, "height": 1080})
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
-    from ccm_core import demo
+    from ccm_core.io import demo
 
     url = f"sqlite:///{tmp_path_factory.mktemp('browser_queues') / 'demo.db'}"
     engine = db.make_engine(url)
@@ -43,8 +45,9 @@ def _text(page) -> str:
 def test_care_manager_lands_on_her_month_and_works_the_list(site):
     base, engine = site
     with engine.connect() as conn:
-        me = conn.execute(select(s.app_user.c.staff_id, s.app_user.c.display_name)
-                          .where(s.app_user.c.username == "care")).one()
+        me = conn.execute(
+            select(s.app_user.c.staff_id, s.app_user.c.display_name).where(s.app_user.c.username == "care")
+        ).one()
     with chromium_page() as page:
         for size in SIZES:
             page.set_viewport_size(size)
@@ -112,7 +115,9 @@ def test_biller_works_a_denial_it_persists_and_is_logged(site):
         shot(page, "queues_biller_aging_1920")
     with engine.connect() as conn:
         rows = conn.execute(select(s.denial_work.c.status, s.denial_work.c.updated_by)).all()
-        log = conn.execute(select(s.access_log.c.detail).where(s.access_log.c.action == "denial_status")).scalars().all()
+        log = (
+            conn.execute(select(s.access_log.c.detail).where(s.access_log.c.action == "denial_status")).scalars().all()
+        )
     assert ("appealed", "biller") in [tuple(r) for r in rows]
     assert any(claim_number in d and "open -> appealed" in d for d in log)
 
@@ -127,7 +132,7 @@ def test_auditor_reviews_a_sample_end_to_end(site):
         wait_idle(page, ready='h1:has-text("Audit")')  # the auditor lands on the audit
         page.get_by_role("spinbutton", name="Sample size").fill("3")
         page.get_by_role("button", name="Pull and save sample").click()
-        wait_idle(page, ready='text=Reviewed')
+        wait_idle(page, ready="text=Reviewed")
         picker = page.get_by_role("combobox", name="Patient-month (failed first)")
         first = picker.input_value()
         assert "to review" in first and first.startswith(first.split(".")[0] + ".")

@@ -12,6 +12,7 @@ One fresh ``streamlit run app.py`` on a small hand-built practice with the demo 
 
 Screenshots: artifacts/screenshots/security_*.png.
 """
+
 from __future__ import annotations
 
 import base64
@@ -22,8 +23,10 @@ import urllib.parse
 
 import pytest
 
+from ccm_core.security import auth
+from ccm_core.storage import db
+
 from browser_utils import COOKIE_KEY, browser_available, shot, streamlit_server, wait_idle
-from ccm_core import auth, db
 
 pytestmark = pytest.mark.browser
 
@@ -49,8 +52,7 @@ def server(tmp_path_factory):
     with engine.begin() as conn:
         b = Builder(conn)
         for i in range(12):
-            p = b.enrolled_patient(consent_on=first - dt.timedelta(days=90), first_name="Alma",
-                                   last_name=f"Example{i}")
+            p = b.enrolled_patient(consent_on=first - dt.timedelta(days=90), first_name="Alma", last_name=f"Example{i}")
             b.time(p, minutes=10 + i, on=first - dt.timedelta(days=20))
             b.time(p, minutes=5 + i, on=first - dt.timedelta(days=50))
         db.bump_data_version(conn)
@@ -80,9 +82,15 @@ def _page(browser, cookies: list[dict] | None = None):
 
 def _sign_in_form_only(page) -> None:
     wait_idle(page, settle_ms=800, ready='input[aria-label="Username"]')
-    for selector in ('[data-testid="stMetric"]', '[data-testid="stDataFrame"]', '[data-testid="stVegaLiteChart"]',
-                     '[data-testid="stSidebar"] >> text=Sign out', '[data-testid="stException"]',
-                     '[data-testid="stAlertContentError"]', '[role="dialog"]'):
+    for selector in (
+        '[data-testid="stMetric"]',
+        '[data-testid="stDataFrame"]',
+        '[data-testid="stVegaLiteChart"]',
+        '[data-testid="stSidebar"] >> text=Sign out',
+        '[data-testid="stException"]',
+        '[data-testid="stAlertContentError"]',
+        '[role="dialog"]',
+    ):
         assert page.locator(selector).count() == 0, selector
     text = page.locator('[data-testid="stApp"]').inner_text()
     assert "Example" not in text and "Page not found" not in text and "Something went wrong" not in text
@@ -193,8 +201,15 @@ def test_a_cookie_with_another_algorithm_is_no_cookie(server, browser, alg):
     else:
         forged = jwt.encode(claims, COOKIE_KEY, algorithm="HS512")
     host = urllib.parse.urlparse(base).hostname
-    template = {"name": COOKIE, "domain": host, "path": "/", "expires": -1, "httpOnly": False, "secure": False,
-                "sameSite": "Strict"}
+    template = {
+        "name": COOKIE,
+        "domain": host,
+        "path": "/",
+        "expires": -1,
+        "httpOnly": False,
+        "secure": False,
+        "sameSite": "Strict",
+    }
     control = _page(browser, [dict(template, value=good)])
     control.goto(f"{base}/")
     assert _signed_in(control)  # the same claims in HS256 do sign in
@@ -212,8 +227,7 @@ def test_url_values_are_never_rendered_as_markdown(server, browser):
     page = _page(browser)
     _sign_in(page, base, "lead", "lead-demo")
     outside: list[str] = []
-    page.on("request", lambda r: None if r.url.startswith(base) or r.url.startswith("data:")
-            else outside.append(r.url))
+    page.on("request", lambda r: None if r.url.startswith(base) or r.url.startswith("data:") else outside.append(r.url))
     hostile = "![x](http://beacon.invalid/beacon.png) [click](http://beacon.invalid/)"
     page.goto(f"{base}/?to={urllib.parse.quote(hostile)}")
     wait_idle(page, ready='h1:has-text("Overview")')

@@ -2,6 +2,7 @@
 normal and meeting mode, the main area's content is no taller than the window (no scrolling), and the tiles,
 forecast and attention list are all on screen.  Screenshots: artifacts/screenshots/weekly_overview_*.png.
 """
+
 from __future__ import annotations
 
 import pytest
@@ -15,9 +16,9 @@ if _skip:
     pytest.skip(_skip, allow_module_level=True)
 
 from playwright.sync_api import sync_playwright  # noqa: E402
+from test_browser import _build_demo_db  # noqa: E402
 
 from browser_utils import CHROMIUM, CHROMIUM_ARGS, login  # noqa: E402
-from test_browser import _build_demo_db  # noqa: E402
 
 SIZES = [(1366, 768), (1920, 1080)]
 
@@ -48,8 +49,14 @@ def test_overview_fits_the_screen_without_scrolling(server, meeting):
                 shot(page, f"weekly_overview_{width}x{height}_{'meeting' if meeting else 'normal'}")
                 assert content <= height, (width, height, content)
                 text = page.locator('[data-testid="stMain"]').inner_text()
-                for words in ("Enrolled patients", "Billable (20+ min)", "Denial rate (claims)", "month-end forecast",
-                              "Needs attention", "data through"):
+                for words in (
+                    "Enrolled patients",
+                    "Billable (20+ min)",
+                    "Denial rate (claims)",
+                    "month-end forecast",
+                    "Needs attention",
+                    "data through",
+                ):
                     assert words in text, words
                 assert page.locator('[data-testid="stMetric"]').count() == 6
                 page.context.close()

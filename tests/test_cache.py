@@ -1,4 +1,4 @@
-"""The app's result cache (ui.data.cached): served from cache until the data changes, never stale after.
+"""The app's result cache (ui.cache.cached): served from cache until the data changes, never stale after.
 
 Why it matters: at 50,000 patients a KPI costs seconds, so pages must not recompute on every rerun;
 but a cache that outlives an import would show the program lead last week's numbers.  A result is
@@ -8,18 +8,20 @@ revert records the tables it changed in the same transaction that writes the row
 Hand-worked cohort (month 2025-03): patients A, B, C enrolled on 2025-01-02 with 25, 10 and 0
 counted CCM minutes; patient D only consented.  So enrolled = 3, mean minutes = 35 / 3.
 """
+
 from __future__ import annotations
 
 import datetime as dt
 
 import pytest
 
+from ccm_core.engine.filters import Filters
+from ccm_core.io import imports
+from ccm_core.kpis import program as kpis
+from ccm_core.storage import db
+from ui.cache import clear_cache
+
 from builders import Builder
-from ccm_core import db, imports, kpis
-from ccm_core.filters import Filters
-from ui.data import clear_cache
-
-
 
 MARCH = Filters.for_month(202503)
 CALLS: list[str] = []
@@ -38,7 +40,7 @@ def counted_minutes(conn, f):
 
 @pytest.fixture
 def app_db(engine, monkeypatch):
-    """The hand-worked cohort; the in-process ui.data pointed at it with an empty cache."""
+    """The hand-worked cohort; the in-process ui.cache pointed at it with an empty cache."""
     with engine.begin() as conn:
         b = Builder(conn)
         a, b_, c = (b.enrolled_patient(mrn=m) for m in ("MRN-A", "MRN-B", "MRN-C"))
@@ -60,7 +62,7 @@ def _csv(name: str, text: str) -> imports.Source:
 
 
 def test_served_from_cache_until_an_import_then_recomputed(app_db):
-    from ui.data import cached
+    from ui.cache import cached
 
     engine, _ = app_db
     first = cached(counted_enrolled, MARCH)
@@ -68,8 +70,9 @@ def test_served_from_cache_until_an_import_then_recomputed(app_db):
     assert (first.value, again.value) == (3, 3)
     assert CALLS == ["enrolled"]  # the second call never reached the database
 
-    run = imports.import_files(engine, [_csv("enrollment_events.csv",
-                                             "external_id,mrn,status,event_date\nEV-D,MRN-D,enrolled,2025-03-10\n")])
+    run = imports.import_files(
+        engine, [_csv("enrollment_events.csv", "external_id,mrn,status,event_date\nEV-D,MRN-D,enrolled,2025-03-10\n")]
+    )
     assert [r.status for r in run.files] == ["imported"], run.files[0].problems
     after = cached(counted_enrolled, MARCH)
     assert after.value == 4  # D is enrolled now: nothing stale
@@ -79,21 +82,27 @@ def test_served_from_cache_until_an_import_then_recomputed(app_db):
 
 
 def test_cache_is_per_filter_set(app_db):
-    from ui.data import cached
+    from ui.cache import cached
 
     cached(counted_enrolled, MARCH)
     feb = cached(counted_enrolled, Filters.for_month(202502))
     assert feb.value == 3
     assert CALLS == ["enrolled", "enrolled"]
     assert cached(counted_enrolled, MARCH).value == 3
-    assert cached(counted_enrolled, Filters.for_month(202502), ).value == 3
+    assert (
+        cached(
+            counted_enrolled,
+            Filters.for_month(202502),
+        ).value
+        == 3
+    )
     assert len(CALLS) == 2
     nobody = cached(counted_enrolled, Filters.for_month(202503, payers=("Medicare Advantage",)))
     assert nobody.value == 0 and len(CALLS) == 3
 
 
 def test_time_import_changes_minutes_kpi_and_rejected_import_keeps_cache(app_db):
-    from ui.data import cached
+    from ui.cache import cached
 
     engine, staff_ext = app_db
     before = cached(counted_minutes, MARCH)
@@ -101,16 +110,30 @@ def test_time_import_changes_minutes_kpi_and_rejected_import_keeps_cache(app_db)
     assert before.value == pytest.approx(35 / 3)
 
     # A file that is rejected writes nothing, so the cached value is still right and still served.
-    bad = imports.import_files(engine, [_csv("time_entries.csv",
-                                             "external_id,mrn,staff_external_id,service_date,minutes,activity\n"
-                                             f"T-X,NO-SUCH-MRN,{staff_ext},2025-03-10,20,phone call\n")])
+    bad = imports.import_files(
+        engine,
+        [
+            _csv(
+                "time_entries.csv",
+                "external_id,mrn,staff_external_id,service_date,minutes,activity\n"
+                f"T-X,NO-SUCH-MRN,{staff_ext},2025-03-10,20,phone call\n",
+            )
+        ],
+    )
     assert bad.files[0].status == "rejected"
     assert cached(counted_minutes, MARCH).numerator == 35
     assert CALLS == ["minutes"]
 
-    good = imports.import_files(engine, [_csv("time_entries.csv",
-                                              "external_id,mrn,staff_external_id,service_date,started_at,minutes,"
-                                              f"activity\nT-C,MRN-C,{staff_ext},2025-03-10,2025-03-10 09:00,20,phone call\n")])
+    good = imports.import_files(
+        engine,
+        [
+            _csv(
+                "time_entries.csv",
+                "external_id,mrn,staff_external_id,service_date,started_at,minutes,"
+                f"activity\nT-C,MRN-C,{staff_ext},2025-03-10,2025-03-10 09:00,20,phone call\n",
+            )
+        ],
+    )
     assert good.files[0].status == "imported", good.files[0].problems
     after = cached(counted_minutes, MARCH)
     assert (after.numerator, after.denominator) == (55, 3)  # C's 20 minutes count
@@ -128,23 +151,31 @@ def test_an_import_recomputes_only_what_read_the_tables_it_wrote(app_db):
     """Time entries change the minutes, not who is enrolled: the enrolled count stays cached, the
     minutes recompute; an enrollment import then recomputes both (minutes per enrolled patient reads
     enrollment too).  Whatever is served equals a fresh computation."""
-    from ui.data import cached
+    from ui.cache import cached
 
     engine, staff_ext = app_db
     assert cached(counted_enrolled, MARCH).value == 3
     assert cached(counted_minutes, MARCH).numerator == 35
     assert sorted(CALLS) == ["enrolled", "minutes"]
 
-    good = imports.import_files(engine, [_csv("time_entries.csv",
-                                              "external_id,mrn,staff_external_id,service_date,started_at,minutes,"
-                                              f"activity\nT-C2,MRN-C,{staff_ext},2025-03-11,2025-03-11 09:00,20,phone call\n")])
+    good = imports.import_files(
+        engine,
+        [
+            _csv(
+                "time_entries.csv",
+                "external_id,mrn,staff_external_id,service_date,started_at,minutes,"
+                f"activity\nT-C2,MRN-C,{staff_ext},2025-03-11,2025-03-11 09:00,20,phone call\n",
+            )
+        ],
+    )
     assert good.files[0].status == "imported", good.files[0].problems
     assert cached(counted_enrolled, MARCH).value == 3
     assert cached(counted_minutes, MARCH).numerator == 55
     assert sorted(CALLS) == ["enrolled", "minutes", "minutes"]  # the enrolled count was served from cache
 
-    run = imports.import_files(engine, [_csv("enrollment_events.csv",
-                                             "external_id,mrn,status,event_date\nEV-D3,MRN-D,enrolled,2025-03-12\n")])
+    run = imports.import_files(
+        engine, [_csv("enrollment_events.csv", "external_id,mrn,status,event_date\nEV-D3,MRN-D,enrolled,2025-03-12\n")]
+    )
     assert [r.status for r in run.files] == ["imported"], run.files[0].problems
     assert cached(counted_enrolled, MARCH).value == 4
     assert cached(counted_minutes, MARCH).denominator == 4
@@ -156,9 +187,9 @@ def test_an_import_recomputes_only_what_read_the_tables_it_wrote(app_db):
 
 
 def test_a_cached_frame_changed_by_its_caller_does_not_change_the_cache(app_db):
-    from ui.data import cached
-
     import pandas as pd
+
+    from ui.cache import cached
 
     frame = cached(kpis.funnel_counts, MARCH)
     before = frame.copy()
@@ -172,14 +203,15 @@ def test_data_version_bumps_once_per_import_transaction(app_db):
     engine, _ = app_db
     with engine.connect() as conn:
         v0 = db.get_data_version(conn)
-    imports.import_files(engine, [_csv("enrollment_events.csv",
-                                       "external_id,mrn,status,event_date\nEV-D2,MRN-D,enrolled,2025-03-11\n")])
+    imports.import_files(
+        engine, [_csv("enrollment_events.csv", "external_id,mrn,status,event_date\nEV-D2,MRN-D,enrolled,2025-03-11\n")]
+    )
     with engine.connect() as conn:
         assert db.get_data_version(conn) == v0 + 1
 
 
 def test_one_engine_per_process(app_db):
-    from ui import data
+    from ui import cache as data
 
     e1, e2 = data.get_engine(), data.get_engine()
     assert e1 is e2
@@ -188,7 +220,7 @@ def test_one_engine_per_process(app_db):
 
 def test_cached_results_are_small(app_db):
     """Only aggregates are cached: a month-level KPI is one KpiResult, not a frame of rows."""
-    from ui.data import cached
+    from ui.cache import cached
 
     result = cached(counted_minutes, MARCH)
     assert set(result.extra) >= {"median", "bands"}

@@ -6,6 +6,7 @@ never see half of an import: each import is one transaction, so any read sees al
 none of it.  Runs on PostgreSQL when CCM_TEST_PG_URL is set, else SQLite (one backend: it is the
 slowest test here).  ``make bench`` runs the same 20 sessions at 50,000 patients.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -14,15 +15,16 @@ import threading
 import pytest
 from sqlalchemy import text
 
-from apptest_utils import ROLE_USERS, app_env, ensure_role_users
-from builders import Builder
 from bench import app_stage as bench_app
 from bench import harness as bench
-from ccm_core import imports, kpis
-from ui.data import clear_cache
-from ccm_core.filters import Filters
-from conftest import BACKENDS
+from ccm_core.engine.filters import Filters
+from ccm_core.io import imports
+from ccm_core.kpis import program as kpis
+from ui.cache import clear_cache
 
+from apptest_utils import ROLE_USERS, app_env, ensure_role_users
+from builders import Builder
+from conftest import BACKENDS
 
 ONE_BACKEND = [BACKENDS[-1]]  # postgresql when configured, else sqlite
 
@@ -38,8 +40,10 @@ def test_twenty_simultaneous_overview_sessions(backend, demo_engine, demo_url, m
     assert any(m.label == "Enrolled patients" for m in first.metric)
 
     stats = bench_app.run_sessions(20, username=username)
-    print(f"\n20 sessions on {backend}: p50 {stats['p50']} s, p95 {stats['p95']} s, max {stats['max']} s, "
-          f"wall {stats['wall']} s")
+    print(
+        f"\n20 sessions on {backend}: p50 {stats['p50']} s, p95 {stats['p95']} s, max {stats['max']} s, "
+        f"wall {stats['wall']} s"
+    )
     assert stats["errors"] == []
     assert stats["ok"] == 20
     assert stats["p50"] <= stats["p95"] <= stats["max"]
@@ -69,11 +73,15 @@ def test_readers_never_see_half_an_import(engine):
     march = Filters.for_month(202503)
     files = []
     for k in range(BATCHES):
-        rows = "".join(f"T{k}-{i},MRN-RACE,{staff_ext},2025-03-{1 + i % 28:02d},1,chart review\n"
-                       for i in range(BATCH_ROWS))
-        files.append(imports.Source(f"time_entries_{k}.csv",
-                                    ("external_id,mrn,staff_external_id,service_date,minutes,activity\n" + rows)
-                                    .encode()))
+        rows = "".join(
+            f"T{k}-{i},MRN-RACE,{staff_ext},2025-03-{1 + i % 28:02d},1,chart review\n" for i in range(BATCH_ROWS)
+        )
+        files.append(
+            imports.Source(
+                f"time_entries_{k}.csv",
+                ("external_id,mrn,staff_external_id,service_date,minutes,activity\n" + rows).encode(),
+            )
+        )
     done = threading.Event()
     seen: list[tuple[int, int]] = []
     kpi_minutes: list[int] = []
@@ -83,9 +91,12 @@ def test_readers_never_see_half_an_import(engine):
         try:
             while not done.is_set():
                 with engine.connect() as conn:
-                    n, committed = conn.execute(text(
-                        "SELECT (SELECT count(*) FROM time_entry), "
-                        "(SELECT coalesce(sum(rows_in), 0) FROM import_batch WHERE status = 'committed')")).one()
+                    n, committed = conn.execute(
+                        text(
+                            "SELECT (SELECT count(*) FROM time_entry), "
+                            "(SELECT coalesce(sum(rows_in), 0) FROM import_batch WHERE status = 'committed')"
+                        )
+                    ).one()
                     seen.append((int(n), int(committed)))
                 with engine.connect() as conn:
                     kpi_minutes.append(int(kpis.minutes_per_enrolled_patient(conn, march).numerator))

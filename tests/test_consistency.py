@@ -7,16 +7,20 @@ them.  A page that computed a figure from another population (the funnel's "Reac
 reached", Revenue's billable patient-months beside the Minutes page's, "Appeals overturned" beside the
 denial card) fails here.
 """
+
 from __future__ import annotations
 
 import re
 
 import pytest
 
-from apptest_utils import app_env, ensure_role_users, login_as, open_page
-from ccm_core import admin, kpis, weekly
-from ccm_core.filters import Filters
+from ccm_core.engine.filters import Filters
+from ccm_core.kpis import program as kpis
+from ccm_core.kpis import weekly
+from ccm_core.security import admin
 from ui.components import format_value
+
+from apptest_utils import app_env, ensure_role_users, login_as, open_page
 
 TABS = {"enrollment": "enrollment_tab", "minutes": "minutes_tab", "billing": "billing_tab", "revenue": "revenue_tab"}
 
@@ -64,8 +68,14 @@ def test_every_kpi_reads_the_same_on_every_page(demo_engine, lead):
 
     # Overview
     ov = _metrics(at)
-    for label in ("Enrolled patients", "Consent rate", "Billable (20+ min)", "Minutes per patient", "Expected revenue",
-                  "Denial rate (claims)"):
+    for label in (
+        "Enrolled patients",
+        "Consent rate",
+        "Billable (20+ min)",
+        "Minutes per patient",
+        "Expected revenue",
+        "Denial rate (claims)",
+    ):
         saw(label, "overview tile", ov[label])
     text = "\n".join(m.value for m in at.markdown)
     forecast = re.search(r"month-end forecast \*\*([\d,<]+)\*\*", text)

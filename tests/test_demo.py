@@ -6,6 +6,7 @@ few that must write use the empty ``engine`` fixture with tiny sizes.  Each
 planted kind is checked with its own plain SQL over the raw tables, not with
 the engine, so a generator bug and an engine bug cannot cancel out.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -17,9 +18,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Date, DateTime, and_, exists, func, not_, or_, select
 
-from ccm_core import cli, db, demo
-from ccm_core import schema as s
-from ccm_core.demo import vocab
+from ccm_core import cli
+from ccm_core.io import demo
+from ccm_core.io.demo import vocab
+from ccm_core.storage import db
+from ccm_core.storage import schema as s
 
 CCW_CODES = Path(__file__).resolve().parent.parent / "ccm_core" / "rules" / "ccw_codes.csv"  # CMS CCW, 30 conditions
 CLINICAL = or_(s.staff.c.is_clinical.is_(True), s.staff.c.practitioner_id.isnot(None))
@@ -47,19 +50,23 @@ def all_digests(engine) -> dict[str, str]:
 def ccm_minutes_by_month():
     """Minutes of CCM time by clinical staff or practitioners, per patient-month (raw tables, no engine)."""
     te = s.time_entry
-    return (select(te.c.patient_id, te.c.service_month, func.sum(te.c.minutes).label("minutes"))
-            .join(s.staff, s.staff.c.id == te.c.staff_id)
-            .where(te.c.program == "CCM", CLINICAL)
-            .group_by(te.c.patient_id, te.c.service_month))
+    return (
+        select(te.c.patient_id, te.c.service_month, func.sum(te.c.minutes).label("minutes"))
+        .join(s.staff, s.staff.c.id == te.c.staff_id)
+        .where(te.c.program == "CCM", CLINICAL)
+        .group_by(te.c.patient_id, te.c.service_month)
+    )
 
 
 def billed_units():
     """Units billed per patient-month and code, leaving out exact duplicate resubmissions (claim number + R)."""
     cl, c = s.claim_line, s.claim
-    return (select(cl.c.patient_id, cl.c.dos_month, cl.c.cpt_code, func.sum(cl.c.units).label("units"))
-            .join(c, c.c.id == cl.c.claim_id)
-            .where(not_(c.c.claim_number.like("%R")))
-            .group_by(cl.c.patient_id, cl.c.dos_month, cl.c.cpt_code))
+    return (
+        select(cl.c.patient_id, cl.c.dos_month, cl.c.cpt_code, func.sum(cl.c.units).label("units"))
+        .join(c, c.c.id == cl.c.claim_id)
+        .where(not_(c.c.claim_number.like("%R")))
+        .group_by(cl.c.patient_id, cl.c.dos_month, cl.c.cpt_code)
+    )
 
 
 def planted_patients(report, kinds=demo.PATIENT_KINDS) -> set[int]:
@@ -87,10 +94,16 @@ def test_refuses_a_database_that_already_holds_patients(engine):
         assert conn.execute(select(func.count()).select_from(s.time_entry)).scalar() == before
 
 
-@pytest.mark.parametrize("kw, message", [
-    (dict(patients=0), "patients"), (dict(months=0), "months"), (dict(seed=-1), "seed"),
-    (dict(end_month=202513), "end_month"), (dict(end_month=202510, as_of=dt.date(2025, 9, 30)), "before the end month"),
-])
+@pytest.mark.parametrize(
+    "kw, message",
+    [
+        (dict(patients=0), "patients"),
+        (dict(months=0), "months"),
+        (dict(seed=-1), "seed"),
+        (dict(end_month=202513), "end_month"),
+        (dict(end_month=202510, as_of=dt.date(2025, 9, 30)), "before the end month"),
+    ],
+)
 def test_bad_arguments_are_refused_clearly(engine, kw, message):
     args = dict(patients=10, months=2, seed=1, end_month=202510) | kw
     with pytest.raises(ValueError, match=message):
@@ -115,9 +128,11 @@ def test_ids_continue_after_the_demo_rows(engine):
     demo.generate(engine, patients=30, months=2, seed=3, end_month=202510)
     with engine.begin() as conn:
         top = conn.execute(select(func.max(s.visit.c.id))).scalar()
-        new_id = conn.execute(s.visit.insert().values(
-            patient_id=1, visit_date=dt.date(2025, 10, 1), cpt_code="99213", visit_type="EM")
-            .returning(s.visit.c.id)).scalar()
+        new_id = conn.execute(
+            s.visit.insert()
+            .values(patient_id=1, visit_date=dt.date(2025, 10, 1), cpt_code="99213", visit_type="EM")
+            .returning(s.visit.c.id)
+        ).scalar()
         assert new_id == top + 1
         assert db.get_data_version(conn) == 1
 
@@ -125,8 +140,7 @@ def test_ids_continue_after_the_demo_rows(engine):
 def test_replace_keeps_logins_and_settings(engine):
     with engine.begin() as conn:
         conn.execute(s.setting.insert().values(key="practice.name", value="Kept"))
-        conn.execute(s.app_user.insert().values(username="kept", display_name="Kept", password_hash="x",
-                                                role="admin"))
+        conn.execute(s.app_user.insert().values(username="kept", display_name="Kept", password_hash="x", role="admin"))
     demo.generate(engine, patients=20, months=2, seed=1, end_month=202510)
     demo.generate(engine, patients=25, months=2, seed=1, end_month=202510, replace=True)
     with engine.connect() as conn:
@@ -148,15 +162,29 @@ def test_current_month_is_partial_and_nothing_is_dated_after_as_of(engine):
         march = conn.execute(ccm_minutes_by_month().where(te.c.service_month == 202603)).all()
         assert march and any(15 <= m <= 19 for _, _, m in march)
         # February was billed in early March (submitted 2-10 days after month end, on or before as_of)
-        feb = conn.execute(select(func.min(s.claim.c.submitted_date), func.max(s.claim.c.submitted_date))
-                           .where(s.claim.c.submitted_month == 202603)).one()
+        feb = conn.execute(
+            select(func.min(s.claim.c.submitted_date), func.max(s.claim.c.submitted_date)).where(
+                s.claim.c.submitted_month == 202603
+            )
+        ).one()
         assert feb[0] >= dt.date(2026, 3, 2) and feb[1] <= as_of
 
 
 # Tables written by people using the app (logins, audit work, imports), stamped with the real clock, not the demo's.
-_OPERATIONAL_TABLES = {"data_version", "access_log", "app_user", "user_session", "audit_sample",
-                       "audit_sample_item", "audit_finding", "import_batch", "import_change", "setting", "meeting",
-                       "denial_work"}
+_OPERATIONAL_TABLES = {
+    "data_version",
+    "access_log",
+    "app_user",
+    "user_session",
+    "audit_sample",
+    "audit_sample_item",
+    "audit_finding",
+    "import_batch",
+    "import_change",
+    "setting",
+    "meeting",
+    "denial_work",
+}
 # Dates that are scheduled, so they lie after as_of by design: each must be in the 14 days after it.
 _SCHEDULED_COLUMNS = {("patient", "next_contact_date")}
 
@@ -194,8 +222,9 @@ def test_nothing_after_as_of_in_the_demo_db(demo_engine, demo_report):
     assert demo_report.as_of == dt.date(2025, 10, 31)
     with demo_engine.connect() as conn:
         _assert_nothing_after(conn, demo_report.as_of)
-        months = conn.execute(select(func.min(s.time_entry.c.service_month),
-                                     func.max(s.time_entry.c.service_month))).one()
+        months = conn.execute(
+            select(func.min(s.time_entry.c.service_month), func.max(s.time_entry.c.service_month))
+        ).one()
         assert tuple(months) == (202505, 202510)
 
 
@@ -234,8 +263,14 @@ def test_patients_payers_and_ages(demo_engine, demo_report):
     assert sum(65 <= a < 96 for a in ages) / len(ages) > 0.8
     assert 0.04 < sum(p.is_qmb for p in pts) / len(pts) < 0.2
     assert len({p.mrn for p in pts}) == len(pts) and len({p.mbi for p in pts}) == len(pts)
-    assert all(re.fullmatch(r"[1-9][AC-HJKMNP-RT-Y][AC-HJKMNP-RT-Y0-9]\d[AC-HJKMNP-RT-Y][AC-HJKMNP-RT-Y0-9]\d"
-                            r"[AC-HJKMNP-RT-Y]{2}\d\d", p.mbi) for p in pts)
+    assert all(
+        re.fullmatch(
+            r"[1-9][AC-HJKMNP-RT-Y][AC-HJKMNP-RT-Y0-9]\d[AC-HJKMNP-RT-Y][AC-HJKMNP-RT-Y0-9]\d"
+            r"[AC-HJKMNP-RT-Y]{2}\d\d",
+            p.mbi,
+        )
+        for p in pts
+    )
     assert all(p.billing_practitioner_id and p.care_manager_id and p.first_seen_date for p in pts)
 
 
@@ -262,12 +297,19 @@ def test_diagnoses_are_real_chronic_codes_and_most_patients_are_eligible(demo_en
 def test_enrollment_funnel(demo_engine, demo_report):
     ev = s.enrollment_event
     with demo_engine.connect() as conn:
-        by_status = dict(conn.execute(select(ev.c.status, func.count(func.distinct(ev.c.patient_id)))
-                                      .where(ev.c.program == "CCM").group_by(ev.c.status)).all())
-        reasons = set(conn.execute(select(ev.c.reason).where(ev.c.status.in_(["declined", "disenrolled"])))
-                      .scalars())
-        latest = conn.execute(select(ev.c.patient_id, ev.c.status, ev.c.event_date).where(ev.c.program == "CCM")
-                              .order_by(ev.c.patient_id, ev.c.event_date, ev.c.id)).all()
+        by_status = dict(
+            conn.execute(
+                select(ev.c.status, func.count(func.distinct(ev.c.patient_id)))
+                .where(ev.c.program == "CCM")
+                .group_by(ev.c.status)
+            ).all()
+        )
+        reasons = set(conn.execute(select(ev.c.reason).where(ev.c.status.in_(["declined", "disenrolled"]))).scalars())
+        latest = conn.execute(
+            select(ev.c.patient_id, ev.c.status, ev.c.event_date)
+            .where(ev.c.program == "CCM")
+            .order_by(ev.c.patient_id, ev.c.event_date, ev.c.id)
+        ).all()
     assert by_status["identified"] >= by_status["outreached"] >= by_status["reached"] >= by_status["consented"]
     assert by_status["consented"] >= by_status["enrolled"] > 0 and by_status.get("declined", 0) > 0
     assert {"unreachable", "not interested"} <= reasons
@@ -282,25 +324,46 @@ def test_enrollment_funnel(demo_engine, demo_report):
 def test_consents_precede_minutes_for_clean_patients(demo_engine, demo_report):
     """Outside the planted consent failures, every CCM minute is on or after a dated, complete consent."""
     te, cn = s.time_entry, s.consent
-    ok_consent = exists().where(cn.c.patient_id == te.c.patient_id, cn.c.program == te.c.program,
-                                cn.c.decision == "accepted", cn.c.consent_date <= te.c.service_date,
-                                cn.c.disclosed_cost_sharing.is_(True), cn.c.disclosed_one_practitioner.is_(True),
-                                cn.c.disclosed_right_to_stop.is_(True),
-                                or_(cn.c.revoked_date.is_(None), cn.c.revoked_date > te.c.service_date))
+    ok_consent = exists().where(
+        cn.c.patient_id == te.c.patient_id,
+        cn.c.program == te.c.program,
+        cn.c.decision == "accepted",
+        cn.c.consent_date <= te.c.service_date,
+        cn.c.disclosed_cost_sharing.is_(True),
+        cn.c.disclosed_one_practitioner.is_(True),
+        cn.c.disclosed_right_to_stop.is_(True),
+        or_(cn.c.revoked_date.is_(None), cn.c.revoked_date > te.c.service_date),
+    )
     with demo_engine.connect() as conn:
-        bad = {r[0] for r in conn.execute(select(te.c.patient_id).where(te.c.program.in_(["CCM", "PCM"]),
-                                                                          not_(ok_consent)))}
-    assert bad == planted_patients(demo_report, ["missing_consent", "late_consent", "undated_consent",
-                                                 "incomplete_consent"])
+        bad = {
+            r[0]
+            for r in conn.execute(select(te.c.patient_id).where(te.c.program.in_(["CCM", "PCM"]), not_(ok_consent)))
+        }
+    assert bad == planted_patients(
+        demo_report, ["missing_consent", "late_consent", "undated_consent", "incomplete_consent"]
+    )
 
 
 def test_time_entries_look_real(demo_engine):
     te = s.time_entry
     with demo_engine.connect() as conn:
-        entries = conn.execute(select(te.c.started_at, te.c.ended_at, te.c.minutes, te.c.entered_at,
-                                      te.c.service_date, te.c.activity, te.c.note, te.c.program)).all()
-        per_month = conn.execute(select(te.c.patient_id, te.c.service_month, func.count())
-                                 .where(te.c.program == "CCM").group_by(te.c.patient_id, te.c.service_month)).all()
+        entries = conn.execute(
+            select(
+                te.c.started_at,
+                te.c.ended_at,
+                te.c.minutes,
+                te.c.entered_at,
+                te.c.service_date,
+                te.c.activity,
+                te.c.note,
+                te.c.program,
+            )
+        ).all()
+        per_month = conn.execute(
+            select(te.c.patient_id, te.c.service_month, func.count())
+            .where(te.c.program == "CCM")
+            .group_by(te.c.patient_id, te.c.service_month)
+        ).all()
     assert all(e.ended_at - e.started_at == dt.timedelta(minutes=e.minutes) for e in entries)
     assert all(e.started_at.date() == e.service_date and 8 <= e.started_at.hour <= 18 for e in entries)
     assert all(e.entered_at >= e.ended_at for e in entries)
@@ -323,9 +386,12 @@ def test_minutes_cluster_near_the_billing_thresholds(demo_engine, demo_report):
         left = ev.alias("left_program")
         active = conn.execute(
             select(ev.c.patient_id, ev.c.event_date, left.c.event_date)
-            .outerjoin(left, and_(left.c.patient_id == ev.c.patient_id, left.c.program == "CCM",
-                                  left.c.status == "disenrolled"))
-            .where(ev.c.program == "CCM", ev.c.status == "enrolled")).all()
+            .outerjoin(
+                left,
+                and_(left.c.patient_id == ev.c.patient_id, left.c.program == "CCM", left.c.status == "disenrolled"),
+            )
+            .where(ev.c.program == "CCM", ev.c.status == "enrolled")
+        ).all()
     minutes = []
     for pid, start, stop in active:
         if pid in clean:
@@ -354,8 +420,9 @@ def test_clean_months_are_billed_exactly_as_the_rules_say(demo_engine, demo_repo
         billed: dict[tuple[int, int], dict[str, int]] = {}
         for p, m, code, units in conn.execute(billed_units()):
             billed.setdefault((p, m), {})[code] = units
-        complex_months = rows(conn, select(s.complexity_assessment.c.patient_id,
-                                           s.complexity_assessment.c.service_month))
+        complex_months = rows(
+            conn, select(s.complexity_assessment.c.patient_id, s.complexity_assessment.c.service_month)
+        )
     checked = 0
     for (p, m), codes in billed.items():
         ccm = {k: v for k, v in codes.items() if k in ("99490", "99439", "99487", "99489")}
@@ -380,13 +447,20 @@ def test_claims_and_remittances(demo_engine, demo_report):
     with demo_engine.connect() as conn:
         claims = conn.execute(select(c)).all()
         lines = conn.execute(select(s.claim_line)).all()
-        first = conn.execute(select(r.c.claim_id, r.c.status_code, r.c.received_date)
-                             .where(r.c.adjudication_seq == 1)).all()
-        dup18 = {row[0] for row in conn.execute(
-            select(r.c.claim_id).join(s.remittance_adjustment, s.remittance_adjustment.c.remittance_id == r.c.id)
-            .where(s.remittance_adjustment.c.carc == "18"))}
-        carcs = set(conn.execute(select(s.remittance_adjustment.c.group_code + "-" + s.remittance_adjustment.c.carc))
-                    .scalars())
+        first = conn.execute(
+            select(r.c.claim_id, r.c.status_code, r.c.received_date).where(r.c.adjudication_seq == 1)
+        ).all()
+        dup18 = {
+            row[0]
+            for row in conn.execute(
+                select(r.c.claim_id)
+                .join(s.remittance_adjustment, s.remittance_adjustment.c.remittance_id == r.c.id)
+                .where(s.remittance_adjustment.c.carc == "18")
+            )
+        }
+        carcs = set(
+            conn.execute(select(s.remittance_adjustment.c.group_code + "-" + s.remittance_adjustment.c.carc)).scalars()
+        )
         appeals = conn.execute(select(s.appeal)).all()
         second = conn.execute(select(r.c.claim_id, r.c.status_code).where(r.c.adjudication_seq == 2)).all()
     by_id = {x.id: x for x in claims}
@@ -417,12 +491,21 @@ def test_claims_and_remittances(demo_engine, demo_report):
 def test_duplicate_resubmissions_are_denied_oa18(demo_engine, demo_report):
     c, r, ra, cl = s.claim, s.remittance, s.remittance_adjustment, s.claim_line
     with demo_engine.connect() as conn:
-        dups = conn.execute(select(c.c.patient_id, cl.c.dos_month, c.c.claim_number, c.c.practitioner_id)
-                            .join(cl, cl.c.claim_id == c.c.id).where(c.c.claim_number.like("%R"))
-                            .distinct()).all()
+        dups = conn.execute(
+            select(c.c.patient_id, cl.c.dos_month, c.c.claim_number, c.c.practitioner_id)
+            .join(cl, cl.c.claim_id == c.c.id)
+            .where(c.c.claim_number.like("%R"))
+            .distinct()
+        ).all()
         originals = {row.claim_number: row.practitioner_id for row in conn.execute(select(c))}
-        oa18 = set(conn.execute(select(c.c.claim_number).join(r, r.c.claim_id == c.c.id)
-                                .join(ra, ra.c.remittance_id == r.c.id).where(ra.c.carc == "18")).scalars())
+        oa18 = set(
+            conn.execute(
+                select(c.c.claim_number)
+                .join(r, r.c.claim_id == c.c.id)
+                .join(ra, ra.c.remittance_id == r.c.id)
+                .where(ra.c.carc == "18")
+            ).scalars()
+        )
     assert len(dups) >= 3
     assert sorted((d.patient_id, d.dos_month) for d in dups) == demo_report.duplicate_resubmissions
     assert {d.claim_number for d in dups} == oa18
@@ -434,11 +517,13 @@ def test_paid_lines_balance_and_follow_the_fee_schedule(demo_engine):
     rl, ra, r, c = s.remittance_line, s.remittance_adjustment, s.remittance, s.claim
     with demo_engine.connect() as conn:
         adj = {}
-        for line_id, group, carc, amount in conn.execute(select(ra.c.remittance_line_id, ra.c.group_code, ra.c.carc,
-                                                                ra.c.amount)):
+        for line_id, group, carc, amount in conn.execute(
+            select(ra.c.remittance_line_id, ra.c.group_code, ra.c.carc, ra.c.amount)
+        ):
             adj.setdefault(line_id, {})[f"{group}-{carc}"] = amount
-        lines = conn.execute(select(rl, c.c.payer).join(r, r.c.id == rl.c.remittance_id)
-                             .join(c, c.c.id == r.c.claim_id)).all()
+        lines = conn.execute(
+            select(rl, c.c.payer).join(r, r.c.id == rl.c.remittance_id).join(c, c.c.id == r.c.claim_id)
+        ).all()
     part_b = 0
     for ln in lines:
         a = adj.get(ln.id, {})
@@ -461,39 +546,65 @@ def _month_kind_queries(as_of: dt.date) -> dict:
     units = billed_units().subquery()
 
     def code_units(code):
-        return (select(units.c.patient_id, units.c.dos_month, units.c.units).where(units.c.cpt_code == code)
-                .subquery())
+        return select(units.c.patient_id, units.c.dos_month, units.c.units).where(units.c.cpt_code == code).subquery()
 
     base, addon, pcm = code_units("99490"), code_units("99439"), code_units("99424")
     mins = ccm_minutes_by_month().subquery()
     return {
-        "inpatient_minutes": select(te.c.patient_id, te.c.service_month).join(fs, and_(
-            fs.c.patient_id == te.c.patient_id, fs.c.admit_date <= te.c.service_date,
-            func.coalesce(fs.c.discharge_date, as_of) >= te.c.service_date)).where(ccm),
-        "nonclinical_minutes": select(te.c.patient_id, te.c.service_month)
-        .join(st, st.c.id == te.c.staff_id).where(ccm, not_(CLINICAL)),
-        "vague_notes": select(te.c.patient_id, te.c.service_month).where(ccm, te.c.note.in_(vocab.VAGUE_NOTES)),
-        "backdated_batch": select(te.c.patient_id, te.c.service_month)
-        .where(ccm, te.c.entry_method == "batch", te.c.minutes % 10 == 0),
-        "other_program_overlap": select(te.c.patient_id, te.c.service_month).join(other, and_(
-            other.c.patient_id == te.c.patient_id, other.c.service_date == te.c.service_date,
-            other.c.program != "CCM", other.c.started_at < te.c.ended_at, te.c.started_at < other.c.ended_at))
+        "inpatient_minutes": select(te.c.patient_id, te.c.service_month)
+        .join(
+            fs,
+            and_(
+                fs.c.patient_id == te.c.patient_id,
+                fs.c.admit_date <= te.c.service_date,
+                func.coalesce(fs.c.discharge_date, as_of) >= te.c.service_date,
+            ),
+        )
         .where(ccm),
-        "duplicate_ccm_other_practitioner": select(cl.c.patient_id, cl.c.dos_month).where(cl.c.cpt_code == "99490")
-        .group_by(cl.c.patient_id, cl.c.dos_month).having(func.count(func.distinct(cl.c.practitioner_id)) > 1),
-        "ccm_with_pcm_same_practitioner": select(cl.c.patient_id, cl.c.dos_month).join(pcm_line, and_(
-            pcm_line.c.patient_id == cl.c.patient_id, pcm_line.c.dos_month == cl.c.dos_month,
-            pcm_line.c.practitioner_id == cl.c.practitioner_id, pcm_line.c.cpt_code == "99424"))
+        "nonclinical_minutes": select(te.c.patient_id, te.c.service_month)
+        .join(st, st.c.id == te.c.staff_id)
+        .where(ccm, not_(CLINICAL)),
+        "vague_notes": select(te.c.patient_id, te.c.service_month).where(ccm, te.c.note.in_(vocab.VAGUE_NOTES)),
+        "backdated_batch": select(te.c.patient_id, te.c.service_month).where(
+            ccm, te.c.entry_method == "batch", te.c.minutes % 10 == 0
+        ),
+        "other_program_overlap": select(te.c.patient_id, te.c.service_month)
+        .join(
+            other,
+            and_(
+                other.c.patient_id == te.c.patient_id,
+                other.c.service_date == te.c.service_date,
+                other.c.program != "CCM",
+                other.c.started_at < te.c.ended_at,
+                te.c.started_at < other.c.ended_at,
+            ),
+        )
+        .where(ccm),
+        "duplicate_ccm_other_practitioner": select(cl.c.patient_id, cl.c.dos_month)
+        .where(cl.c.cpt_code == "99490")
+        .group_by(cl.c.patient_id, cl.c.dos_month)
+        .having(func.count(func.distinct(cl.c.practitioner_id)) > 1),
+        "ccm_with_pcm_same_practitioner": select(cl.c.patient_id, cl.c.dos_month)
+        .join(
+            pcm_line,
+            and_(
+                pcm_line.c.patient_id == cl.c.patient_id,
+                pcm_line.c.dos_month == cl.c.dos_month,
+                pcm_line.c.practitioner_id == cl.c.practitioner_id,
+                pcm_line.c.cpt_code == "99424",
+            ),
+        )
         .where(cl.c.cpt_code == "99490"),
         "addon_over_cap": select(addon.c.patient_id, addon.c.dos_month).where(addon.c.units > 2),
-        "addon_without_base": select(addon.c.patient_id, addon.c.dos_month).where(~exists().where(
-            base.c.patient_id == addon.c.patient_id, base.c.dos_month == addon.c.dos_month)),
-        "under_billed": select(base.c.patient_id, base.c.dos_month).join(mins, and_(
-            mins.c.patient_id == base.c.patient_id, mins.c.service_month == base.c.dos_month))
+        "addon_without_base": select(addon.c.patient_id, addon.c.dos_month).where(
+            ~exists().where(base.c.patient_id == addon.c.patient_id, base.c.dos_month == addon.c.dos_month)
+        ),
+        "under_billed": select(base.c.patient_id, base.c.dos_month)
+        .join(mins, and_(mins.c.patient_id == base.c.patient_id, mins.c.service_month == base.c.dos_month))
         .outerjoin(addon, and_(addon.c.patient_id == base.c.patient_id, addon.c.dos_month == base.c.dos_month))
         .where(mins.c.minutes >= 40, func.coalesce(addon.c.units, 0) == 0),
-        "over_billed": select(addon.c.patient_id, addon.c.dos_month).join(mins, and_(
-            mins.c.patient_id == addon.c.patient_id, mins.c.service_month == addon.c.dos_month))
+        "over_billed": select(addon.c.patient_id, addon.c.dos_month)
+        .join(mins, and_(mins.c.patient_id == addon.c.patient_id, mins.c.service_month == addon.c.dos_month))
         .where(mins.c.minutes < 40),
         "_pcm_months": select(pcm.c.patient_id, pcm.c.dos_month),
         "_claim_months": select(c.c.patient_id, cl.c.dos_month).join(cl, cl.c.claim_id == c.c.id),
@@ -503,27 +614,48 @@ def _month_kind_queries(as_of: dt.date) -> dict:
 def _patient_kind_queries() -> dict:
     cn, cp, _v, te, cl = s.consent, s.care_plan, s.visit, s.time_entry, s.claim_line
     accepted = and_(cn.c.program == "CCM", cn.c.decision == "accepted")
-    first_consent = (select(cn.c.patient_id, func.min(cn.c.consent_date).label("day"))
-                     .where(accepted).group_by(cn.c.patient_id).subquery())
+    first_consent = (
+        select(cn.c.patient_id, func.min(cn.c.consent_date).label("day"))
+        .where(accepted)
+        .group_by(cn.c.patient_id)
+        .subquery()
+    )
     earlier = s.claim_line.alias("earlier")
     return {
-        "missing_consent": select(cl.c.patient_id).where(
-            ~exists().where(cn.c.patient_id == cl.c.patient_id, accepted)),
+        "missing_consent": select(cl.c.patient_id).where(~exists().where(cn.c.patient_id == cl.c.patient_id, accepted)),
         "undated_consent": select(cn.c.patient_id).where(accepted, cn.c.consent_date.is_(None)),
-        "incomplete_consent": select(cn.c.patient_id).where(accepted, or_(
-            cn.c.disclosed_cost_sharing.is_(False), cn.c.disclosed_one_practitioner.is_(False),
-            cn.c.disclosed_right_to_stop.is_(False))),
-        "late_consent": select(te.c.patient_id).join(first_consent, first_consent.c.patient_id == te.c.patient_id)
+        "incomplete_consent": select(cn.c.patient_id).where(
+            accepted,
+            or_(
+                cn.c.disclosed_cost_sharing.is_(False),
+                cn.c.disclosed_one_practitioner.is_(False),
+                cn.c.disclosed_right_to_stop.is_(False),
+            ),
+        ),
+        "late_consent": select(te.c.patient_id)
+        .join(first_consent, first_consent.c.patient_id == te.c.patient_id)
         .where(te.c.program == "CCM", te.c.service_date < first_consent.c.day),
         "practitioner_change_no_reconsent": select(cl.c.patient_id)
-        .join(s.patient, and_(s.patient.c.id == cl.c.patient_id,
-                              s.patient.c.billing_practitioner_id == cl.c.practitioner_id))
-        .join(earlier, and_(earlier.c.patient_id == cl.c.patient_id, earlier.c.dos_month < cl.c.dos_month,
-                            earlier.c.cpt_code == "99490", earlier.c.practitioner_id != cl.c.practitioner_id))
-        .where(cl.c.cpt_code == "99490", ~exists().where(
-            cn.c.patient_id == cl.c.patient_id, accepted, cn.c.practitioner_id == cl.c.practitioner_id)),
+        .join(
+            s.patient,
+            and_(s.patient.c.id == cl.c.patient_id, s.patient.c.billing_practitioner_id == cl.c.practitioner_id),
+        )
+        .join(
+            earlier,
+            and_(
+                earlier.c.patient_id == cl.c.patient_id,
+                earlier.c.dos_month < cl.c.dos_month,
+                earlier.c.cpt_code == "99490",
+                earlier.c.practitioner_id != cl.c.practitioner_id,
+            ),
+        )
+        .where(
+            cl.c.cpt_code == "99490",
+            ~exists().where(cn.c.patient_id == cl.c.patient_id, accepted, cn.c.practitioner_id == cl.c.practitioner_id),
+        ),
         "no_care_plan": select(cl.c.patient_id).where(~exists().where(cp.c.patient_id == cl.c.patient_id)),
-        "care_plan_not_shared": select(cp.c.patient_id).group_by(cp.c.patient_id)
+        "care_plan_not_shared": select(cp.c.patient_id)
+        .group_by(cp.c.patient_id)
         .having(func.count(cp.c.shared_with_patient_date) == 0),
     }
 
@@ -531,15 +663,23 @@ def _patient_kind_queries() -> dict:
 def _no_initiating_visit(conn) -> set[int]:
     """Patients with no face-to-face qualifying visit in the 12 months up to their CCM consent (Python: date math)."""
     cn, v = s.consent, s.visit
-    consented = dict(conn.execute(select(cn.c.patient_id, func.min(cn.c.consent_date))
-                                  .where(cn.c.program == "CCM", cn.c.decision == "accepted")
-                                  .group_by(cn.c.patient_id)).all())
+    consented = dict(
+        conn.execute(
+            select(cn.c.patient_id, func.min(cn.c.consent_date))
+            .where(cn.c.program == "CCM", cn.c.decision == "accepted")
+            .group_by(cn.c.patient_id)
+        ).all()
+    )
     seen: dict[int, list[dt.date]] = {}
-    for pid, day in conn.execute(select(v.c.patient_id, v.c.visit_date)
-                                 .where(v.c.face_to_face.is_(True), v.c.cpt_code.in_(QUALIFYING_VISITS))):
+    for pid, day in conn.execute(
+        select(v.c.patient_id, v.c.visit_date).where(v.c.face_to_face.is_(True), v.c.cpt_code.in_(QUALIFYING_VISITS))
+    ):
         seen.setdefault(pid, []).append(day)
-    return {pid for pid, start in consented.items() if start is not None and not any(
-        start - dt.timedelta(days=365) <= d <= start for d in seen.get(pid, []))}
+    return {
+        pid
+        for pid, start in consented.items()
+        if start is not None and not any(start - dt.timedelta(days=365) <= d <= start for d in seen.get(pid, []))
+    }
 
 
 def test_every_planted_kind_is_present(demo_report):
@@ -587,9 +727,11 @@ def test_backdated_batches_are_entered_at_month_end_for_earlier_days(demo_engine
     te = s.time_entry
     with demo_engine.connect() as conn:
         for pid, month in demo_report.planted["backdated_batch"]:
-            entries = conn.execute(select(te.c.service_date, te.c.entered_at, te.c.minutes, te.c.entry_method)
-                                   .where(te.c.patient_id == pid, te.c.service_month == month,
-                                          te.c.program == "CCM")).all()
+            entries = conn.execute(
+                select(te.c.service_date, te.c.entered_at, te.c.minutes, te.c.entry_method).where(
+                    te.c.patient_id == pid, te.c.service_month == month, te.c.program == "CCM"
+                )
+            ).all()
             assert entries and all(e.entry_method == "batch" and e.minutes % 10 == 0 for e in entries)
             entered_days = {e.entered_at.date() for e in entries}
             assert len(entered_days) == 1 and (db.month_bounds(month)[1] - entered_days.pop()).days <= 2

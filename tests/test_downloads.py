@@ -1,16 +1,19 @@
 """Issue 13 item 2 (server side): a download is built only when clicked, only for the live session that drew
 it, and its access-log row is written before the bytes are returned.  The browser half (the /media URL
 fetched without a cookie returns nothing) is in tests/test_browser_privacy.py."""
+
 from __future__ import annotations
 
 import pytest
 from sqlalchemy import select
 
-from apptest_utils import ROLE_USERS, ensure_role_users
-from ccm_core import auth, db
-from ccm_core import schema as s
+from ccm_core.security import auth
+from ccm_core.storage import db
+from ccm_core.storage import schema as s
 from ui import exports
 from ui.session import SESSION_ID_KEY
+
+from apptest_utils import ROLE_USERS, ensure_role_users
 
 
 @pytest.fixture
@@ -25,9 +28,15 @@ def users_db(tmp_path, monkeypatch):
 
 def _exports(engine):
     with engine.connect() as conn:
-        return conn.execute(select(s.access_log.c.username, s.access_log.c.role, s.access_log.c.page,
-                                   s.access_log.c.detail, s.access_log.c.patient_count)
-                            .where(s.access_log.c.action == "export")).all()
+        return conn.execute(
+            select(
+                s.access_log.c.username,
+                s.access_log.c.role,
+                s.access_log.c.page,
+                s.access_log.c.detail,
+                s.access_log.c.patient_count,
+            ).where(s.access_log.c.action == "export")
+        ).all()
 
 
 def _ticket(engine, username, built, page="enrollment"):
@@ -35,9 +44,16 @@ def _ticket(engine, username, built, page="enrollment"):
         built.append(len(_exports(engine)))  # how many export rows existed while the file was being built
         return b"mrn,name\r\nA1,Alma\r\n"
 
-    return exports.ExportTicket(engine=engine, session_id="sess-1", username=username, page=page,
-                                file_name="outreach_list_20260101.csv", detail="1 rows, identified", patients=1,
-                                build=build)
+    return exports.ExportTicket(
+        engine=engine,
+        session_id="sess-1",
+        username=username,
+        page=page,
+        file_name="outreach_list_20260101.csv",
+        detail="1 rows, identified",
+        patients=1,
+        build=build,
+    )
 
 
 def _sessions(monkeypatch, states: dict):
@@ -56,12 +72,24 @@ def test_a_click_from_the_live_session_builds_logs_then_returns(users_db, monkey
     built: list[int] = []
     data = _ticket(users_db, lead, built)()
     assert data.startswith(b"mrn,name") and built == [0]  # built on the click, not before
-    assert [tuple(r) for r in _exports(users_db)] == [(lead, "program_lead", "enrollment",
-                                                      "outreach_list_20260101.csv: 1 rows, identified", 1)]
+    assert [tuple(r) for r in _exports(users_db)] == [
+        (lead, "program_lead", "enrollment", "outreach_list_20260101.csv: 1 rows, identified", 1)
+    ]
 
 
-@pytest.mark.parametrize("case", ["tab closed", "signed out", "other user", "session revoked", "deactivated",
-                                  "role cannot export", "role cannot open the page", "no server session"])
+@pytest.mark.parametrize(
+    "case",
+    [
+        "tab closed",
+        "signed out",
+        "other user",
+        "session revoked",
+        "deactivated",
+        "role cannot export",
+        "role cannot open the page",
+        "no server session",
+    ],
+)
 def test_no_bytes_and_no_row_without_a_live_allowed_session(users_db, monkeypatch, case):
     lead = ROLE_USERS["program_lead"][0]
     username, page = lead, "enrollment"
@@ -132,9 +160,17 @@ def test_an_aggregate_file_is_for_any_role_that_may_open_the_page_still_logged(u
     live session and logged first; a closed tab still gets nothing."""
     viewer = ROLE_USERS["viewer"][0]
     _sessions(monkeypatch, {"sess-1": _signed_in(users_db, viewer)})
-    ticket = exports.ExportTicket(engine=users_db, session_id="sess-1", username=viewer, page="overview",
-                                  file_name="ccm_meeting_pack_20260101.pdf", detail="meeting pack", patients=None,
-                                  build=lambda: b"%PDF-1.4", action=None)
+    ticket = exports.ExportTicket(
+        engine=users_db,
+        session_id="sess-1",
+        username=viewer,
+        page="overview",
+        file_name="ccm_meeting_pack_20260101.pdf",
+        detail="meeting pack",
+        patients=None,
+        build=lambda: b"%PDF-1.4",
+        action=None,
+    )
     assert ticket() == b"%PDF-1.4"
     assert [(r.username, r.page, r.patient_count) for r in _exports(users_db)] == [(viewer, "overview", None)]
     _sessions(monkeypatch, {})

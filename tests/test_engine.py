@@ -5,6 +5,7 @@ Fees used in the hand calculations (national non-facility, docs/reference/ccm-ru
       99424 80.87, 99426 61.78, 99427 50.46
 2026: 99490 66.13, 99439 50.44
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -12,10 +13,11 @@ import random
 
 import pytest
 
-from builders import Builder
-from ccm_core import engine as eng
 from ccm_core import rules
-from ccm_core.filters import Filters
+from ccm_core.engine import patient_month as eng
+from ccm_core.engine.filters import Filters
+
+from builders import Builder
 
 MAR = 202503
 D = dt.date
@@ -41,6 +43,7 @@ def test_19_minutes_bill_nothing_20_minutes_bill_99490(engine):
         b.time(p20, 10, D(2025, 3, 3))
         b.time(p20, 10, D(2025, 3, 7))
         return p19, p20
+
     p19, p20 = build(engine, cohort)
     df = pm(engine)
     assert df.loc[p19, "counted_minutes"] == 19
@@ -54,9 +57,16 @@ def test_19_minutes_bill_nothing_20_minutes_bill_99490(engine):
     assert df.loc[p20, "supported_codes"] == "99490 x1"
 
 
-@pytest.mark.parametrize("minutes, addon_units, expected", [
-    (39, 0, 60.49), (40, 1, 106.42), (59, 1, 106.42), (60, 2, 152.35), (130, 2, 152.35),
-])
+@pytest.mark.parametrize(
+    "minutes, addon_units, expected",
+    [
+        (39, 0, 60.49),
+        (40, 1, 106.42),
+        (59, 1, 106.42),
+        (60, 2, 152.35),
+        (130, 2, 152.35),
+    ],
+)
 def test_99439_needs_each_full_extra_20_minutes_capped_at_two(engine, minutes, addon_units, expected):
     p = build(engine, lambda b: (lambda p: (b.time(p, minutes, D(2025, 3, 10)), p)[1])(b.enrolled_patient()))
     row = pm(engine).loc[p]
@@ -77,6 +87,7 @@ def test_non_clinical_minutes_never_count_but_practitioner_minutes_do(engine):
         own = b.staff(clinical=False, role="practitioner", practitioner_id=b.default_practitioner())
         b.time(q, 20, D(2025, 3, 5), staff_id=own)
         return p, q
+
     p, q = build(engine, cohort)
     df = pm(engine)
     assert df.loc[p, "counted_minutes"] == 15
@@ -100,6 +111,7 @@ def test_inpatient_and_snf_days_do_not_count_inclusive_of_admit_and_discharge(en
         b.time(q, 19, D(2025, 3, 19))
         b.time(q, 30, D(2025, 3, 25))
         return p, q
+
     p, q = build(engine, cohort)
     df = pm(engine)
     assert df.loc[p, "counted_minutes"] == 20
@@ -131,6 +143,7 @@ def test_minutes_before_consent_or_after_revocation_do_not_count(engine):
         b.consent(o, on=D(2025, 1, 5), program="PCM")  # another program's consent does not cover CCM
         b.time(o, 25, D(2025, 3, 10))
         return p, r, u, d, o
+
     p, r, u, d, o = build(engine, cohort)
     df = pm(engine)
     assert (df.loc[p, "counted_minutes"], df.loc[p, "excluded_pre_consent"]) == (20, 15)
@@ -151,6 +164,7 @@ def test_rpm_minutes_overlapping_ccm_are_subtracted_once(engine):
         b.time(q, 25, D(2025, 3, 5), start=dt.time(14, 0))  # RPM on another day does not overlap
         b.time(q, 30, D(2025, 3, 6), program="RPM", start=dt.time(8, 0))
         return p, q
+
     p, q = build(engine, cohort)
     df = pm(engine)
     assert (df.loc[p, "counted_minutes"], df.loc[p, "excluded_other_program"]) == (20, 10)
@@ -163,6 +177,7 @@ def test_rpm_only_patient_month_is_not_a_ccm_patient_month(engine):
         p = b.enrolled_patient()
         b.time(p, 40, D(2025, 3, 4), program="RPM")
         return p
+
     p = build(engine, cohort)
     assert p not in pm(engine).index
 
@@ -188,6 +203,7 @@ def test_complex_track_needs_complexity_and_wins_only_when_it_pays_more(engine):
         b.complexity(np95, MAR)
         b.care_plan(np95, established=D(2025, 3, 2), substantially_revised=False)
         return cx95, nc95, cx65, np95
+
     cx95, nc95, cx65, np95 = build(engine, cohort)
     df = pm(engine)
     # 99487 + 99489 x1 = 131.65 + 70.52 = 202.17 > 99490 + 2 x 99439 = 152.35
@@ -216,6 +232,7 @@ def test_practitioner_track_counts_only_the_practitioners_own_minutes(engine):
         r = b.enrolled_patient()
         b.time(r, 35, D(2025, 3, 5), staff_id=b.staff_of(other))
         return p, q, r
+
     p, q, r = build(engine, cohort)
     df = pm(engine)
     assert df.loc[p, "practitioner_minutes"] == 35
@@ -237,6 +254,7 @@ def test_pcm_minutes_support_pcm_codes(engine):
         b.consent(q, on=D(2025, 1, 2), program="PCM")
         b.times(q, [30, 35], D(2025, 3, 5), program="PCM")
         return p, q
+
     p, q = build(engine, cohort)
     df = pm(engine, programs=("CCM", "PCM"))
     assert df.loc[p, "pcm_practitioner_minutes"] == 35 and df.loc[p, "counted_minutes"] == 20
@@ -257,6 +275,7 @@ def test_fee_of_the_service_year(engine):
         b.time(p, 25, D(2025, 12, 10))
         b.time(p, 45, D(2026, 1, 10))
         return p
+
     p = build(engine, cohort)
     assert pm(engine, 202512).loc[p, "expected_amount"] == pytest.approx(60.49)
     assert pm(engine, 202601).loc[p, "expected_amount"] == pytest.approx(66.13 + 50.44)
@@ -272,6 +291,7 @@ def test_unverified_fee_is_carried_forward_and_labelled(engine):
         p = b.enrolled_patient()
         b.time(p, 35, D(2026, 2, 10), staff_id=b.staff_of(pr))
         return p
+
     p = build(engine, cohort)
     row = pm(engine, 202602).loc[p]
     assert row["supported_track"] == "practitioner"  # 82.16 carried forward > 66.13
@@ -294,6 +314,7 @@ def test_duplicate_ccm_across_practitioners_and_same_practitioner(engine):
         b.time(r, 25, D(2025, 3, 5))
         b.claim(r, [("99490", 1)], dos=D(2025, 3, 31))
         return p, q, r
+
     p, q, r = build(engine, cohort)
     df = pm(engine)
     assert df.loc[p, "duplicate_ccm"] and df.loc[p, "ccm_practitioners"] == 2 and df.loc[p, "ccm_claims"] == 2
@@ -318,6 +339,7 @@ def test_ccm_with_pcm_or_apcm_conflicts_only_for_the_same_practitioner(engine):
         b.time(apcm, 25, D(2025, 3, 5))
         b.claim(apcm, [("99490", 1), ("G0557", 1)], dos=D(2025, 3, 31))
         return same, other, apcm
+
     same, other, apcm = build(engine, cohort)
     df = pm(engine)
     assert df.loc[same, "ccm_with_pcm_same_practitioner"]
@@ -339,6 +361,7 @@ def test_addon_without_base_and_units_over_cap(engine):
         b.time(ok, 100, D(2025, 3, 5))
         b.claim(ok, [("99490", 1), ("99439", 2)], dos=D(2025, 3, 31))
         return a, c, ok
+
     a, c, ok = build(engine, cohort)
     df = pm(engine)
     assert df.loc[a, "addon_without_base"] and not df.loc[a, "units_over_cap"]
@@ -361,6 +384,7 @@ def test_under_and_over_billing(engine):
         unbilled = b.enrolled_patient()
         b.time(unbilled, 25, D(2025, 3, 5))
         return under, over, short, unbilled
+
     under, over, short, unbilled = build(engine, cohort)
     df = pm(engine)
     assert df.loc[under, "under_billed"] and not df.loc[under, "over_billed"]
@@ -383,6 +407,7 @@ def test_replaced_claim_lines_are_not_billed_but_payments_count(engine):
         new = b.claim(p, [("99490", 1)], dos=D(2025, 3, 31), frequency_code="7", original_claim_id=orig)
         b.paid(new, 48.39, on=D(2025, 5, 1))
         return p
+
     p = build(engine, cohort)
     row = pm(engine).loc[p]
     assert (row["billed_99490"], row["billed_99439"]) == (1, 0)
@@ -398,13 +423,25 @@ def test_paid_amount_is_split_by_charge_across_months(engine):
         b.time(p, 25, D(2025, 3, 5))
         c = b.claim(p, [("99490", 1)], dos=D(2025, 2, 28), charges=[100.0])
         # add a March line on the same claim by hand (a claim spanning two months)
-        from ccm_core import schema as s
-        b.conn.execute(s.claim_line.insert().values(
-            claim_id=c, line_number=2, cpt_code="99490", units=1, charge=300.0, service_date=D(2025, 3, 31),
-            dos_month=MAR, patient_id=p, practitioner_id=b.default_practitioner()))
+        from ccm_core.storage import schema as s
+
+        b.conn.execute(
+            s.claim_line.insert().values(
+                claim_id=c,
+                line_number=2,
+                cpt_code="99490",
+                units=1,
+                charge=300.0,
+                service_date=D(2025, 3, 31),
+                dos_month=MAR,
+                patient_id=p,
+                practitioner_id=b.default_practitioner(),
+            )
+        )
         b.conn.execute(s.claim.update().where(s.claim.c.id == c).values(total_charge=400.0))
         b.paid(c, 120.0, on=D(2025, 4, 20))
         return p
+
     p = build(engine, cohort)
     assert pm(engine, 202502).loc[p, "paid_amount"] == pytest.approx(30.0)
     assert pm(engine, MAR).loc[p, "paid_amount"] == pytest.approx(90.0)
@@ -418,6 +455,7 @@ def test_filters_limit_patients(engine):
         q = b.enrolled_patient(clinic_id=c2, payer="Medicare Advantage")
         b.time(q, 25, D(2025, 3, 5))
         return p, q, c2
+
     p, q, c2 = build(engine, cohort)
     assert set(pm(engine, clinic_ids=(c2,)).index) == {q}
     assert set(pm(engine, payers=("Medicare Part B",)).index) == {p}
@@ -450,6 +488,7 @@ def test_invariants_on_random_cohorts(engine):
                     b.time(p, minutes, D(2025, 3, 2 + i), staff_id=staff)
                 twins.append(p)
             pairs.append(tuple(twins))
+
     build(engine, cohort)
     df = pm(engine)
     rs = rules.load()
@@ -471,9 +510,11 @@ def test_invariants_on_random_cohorts(engine):
 # --------------------------------------------------------------------------- the demo database
 def _demo_ready() -> bool:
     import importlib.util
-    if importlib.util.find_spec("ccm_core.demo") is None:
+
+    if importlib.util.find_spec("ccm_core.io.demo") is None:
         return False
-    from ccm_core import demo
+    from ccm_core.io import demo
+
     return hasattr(demo, "generate")
 
 
@@ -493,7 +534,7 @@ PLANTED_TO_FINDING = {
 }
 
 
-@pytest.mark.skipif(not _demo_ready(), reason="ccm_core.demo.generate (demo generator) is not in this checkout yet")
+@pytest.mark.skipif(not _demo_ready(), reason="ccm_core.io.demo.generate (demo generator) is not in this checkout yet")
 def test_engine_finds_every_failure_planted_in_the_demo(demo_engine, demo_report):
     """Each planted billing or counting failure shows up as the matching finding on its patient-month."""
     months = sorted({m for items in demo_report.planted.values() for _, m in items if m is not None})
@@ -517,6 +558,7 @@ def test_empty_month_has_the_same_columns(engine):
     def cohort(b):
         p = b.enrolled_patient()
         b.time(p, 25, D(2025, 3, 5))
+
     build(engine, cohort)
     full, empty = pm(engine), pm(engine, month=202504)
     assert empty.empty and list(empty.columns) == list(full.columns)

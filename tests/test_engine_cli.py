@@ -1,4 +1,5 @@
 """``python -m ccm_core kpis`` / ``billing``: the same numbers as the engine, as JSON, CSV or a table."""
+
 from __future__ import annotations
 
 import argparse
@@ -9,8 +10,9 @@ import json
 
 import pytest
 
+from ccm_core.cli import billing as engine_cli
+
 from builders import Builder
-from ccm_core import engine_cli
 
 D = dt.date
 

@@ -1,5 +1,6 @@
 """Audit exports: CSV, Excel and the PDF evidence packet open and carry the sampled patient-months
 (both backends)."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -10,8 +11,11 @@ import pandas as pd
 import pytest
 from pypdf import PdfReader
 
+from ccm_core.audit import checklist as audit
+from ccm_core.audit import sampling
+from ccm_core.io import exports
+
 from builders import Builder
-from ccm_core import audit, exports, sampling
 
 D = dt.date
 UNICODE_NOTE = "Llamó a la señora Nguyễn; 日本語の説明 ✓ — BP 150/90 reviewed"
@@ -26,8 +30,14 @@ def saved_sample(engine):
         for i, last in enumerate(("Álvarez", "Brown", "Chen")):
             p = b.enrolled_patient(consent_on=D(2025, 1, 2), last_name=last, mrn=f"MRN-EXP-{i}")
             b.visit(p, on=D(2024, 12, 1))
-            b.times(p, [12, 13], on=D(2025, 3, 3), note=UNICODE_NOTE if i == 0 else
-                    "Called pt re metformin adherence; reviewed glucose log and hypoglycemia plan")
+            b.times(
+                p,
+                [12, 13],
+                on=D(2025, 3, 3),
+                note=UNICODE_NOTE
+                if i == 0
+                else "Called pt re metformin adherence; reviewed glucose log and hypoglycemia plan",
+            )
             cid = b.claim(p, [("99490", 1)], dos=D(2025, 3, 31))
             b.paid(cid)
             pids.append(p)
@@ -35,8 +45,9 @@ def saved_sample(engine):
         smp = sampling.pull_sample(conn, sampling.SampleRequest(202503, 202503, size=3, seed=1))
         sid = sampling.save_sample(conn, smp, "auditor1")
         first = int(sampling.load_sample(conn, sid).items["item_id"][0])
-        sampling.record_finding(conn, first, "consent", "disagree", "auditor1", "Signature illegible — re-check",
-                                "pass")
+        sampling.record_finding(
+            conn, first, "consent", "disagree", "auditor1", "Signature illegible — re-check", "pass"
+        )
     return engine, sid, pids
 
 

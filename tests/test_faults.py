@@ -5,6 +5,7 @@
 * A read-only SQLite file: a sign-in the database cannot record (session row, login row) fails.
 * ``sqlite:///file:...`` (an SQLite URI) opens the file and never creates a folder named ``file:``.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -12,10 +13,12 @@ import os
 
 import pytest
 
+from ccm_core.security import auth
+from ccm_core.storage import db
+from ui.login import NOT_RECORDED
+
 from apptest_utils import ROLE_USERS, app_env, ensure_role_users, new_app, page_direct, submit_login
 from builders import Builder
-from ccm_core import auth, db
-from ui.login import NOT_RECORDED
 
 
 @pytest.fixture
@@ -40,9 +43,13 @@ def test_a_bad_database_shows_the_apps_own_message_at_every_entry_point(request,
     messages = [e.value for e in at.error]
     assert len(messages) == 1
     if kind == "broken":
-        assert messages[0].startswith(("The database could not be reached or is not set up.",
-                                       "A database error stopped this page from loading.",
-                                       "A database error stopped the dashboard from loading."))
+        assert messages[0].startswith(
+            (
+                "The database could not be reached or is not set up.",
+                "A database error stopped this page from loading.",
+                "A database error stopped the dashboard from loading.",
+            )
+        )
     else:
         assert messages[0].startswith("The database has no tables yet.")
     assert not at.text_input and not at.metric

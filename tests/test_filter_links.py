@@ -4,19 +4,27 @@ Unit tests of ``ui.filters.validate_link`` / ``bound_months`` (worked by hand), 
 AppTest with the hostile links from the issue: a superscript clinic id, a 1901-2999 month range, markdown
 in a month value.
 """
+
 from __future__ import annotations
 
 import datetime as dt
 
 import pytest
 
-from apptest_utils import app_env, ensure_role_users, login_as, open_page
-from builders import Builder
-from ccm_core import db
+from ccm_core.storage import db
 from ui.filters import MAX_SPAN_MONTHS, bound_months, validate_link
 
-OPTIONS = {"months": [202509, 202510], "clinics": [(1, "North"), (2, "South")], "practitioners": [(7, "Doe, J MD")],
-           "care_managers": [(3, "Busy, B RN")], "payers": ["Medicare", "Aetna MA"], "programs": ["CCM", "PCM"]}
+from apptest_utils import app_env, ensure_role_users, login_as, open_page
+from builders import Builder
+
+OPTIONS = {
+    "months": [202509, 202510],
+    "clinics": [(1, "North"), (2, "South")],
+    "practitioners": [(7, "Doe, J MD")],
+    "care_managers": [(3, "Busy, B RN")],
+    "payers": ["Medicare", "Aetna MA"],
+    "programs": ["CCM", "PCM"],
+}
 DEFAULT = 202510
 HOSTILE = "![x](http://beacon.invalid/beacon.png)"
 
@@ -26,16 +34,42 @@ def _v(**query):
 
 
 def test_a_good_link_is_taken_as_is():
-    state, notices = _v(**{"from": "2025-09", "to": "2025-10", "clinic": "2,1", "practitioner": "7", "cm": "3",
-                           "payer": "Aetna MA", "program": "PCM"})
+    state, notices = _v(
+        **{
+            "from": "2025-09",
+            "to": "2025-10",
+            "clinic": "2,1",
+            "practitioner": "7",
+            "cm": "3",
+            "payer": "Aetna MA",
+            "program": "PCM",
+        }
+    )
     assert notices == []
-    assert state == {"month_from": 202509, "month_to": 202510, "clinics": (2, 1), "practitioners": (7,),
-                     "care_managers": (3,), "payers": ("Aetna MA",), "programs": ("PCM",)}
+    assert state == {
+        "month_from": 202509,
+        "month_to": 202510,
+        "clinics": (2, 1),
+        "practitioners": (7,),
+        "care_managers": (3,),
+        "payers": ("Aetna MA",),
+        "programs": ("PCM",),
+    }
 
 
 def test_no_link_gives_the_defaults():
-    assert _v() == ({"month_from": DEFAULT, "month_to": DEFAULT, "clinics": (), "practitioners": (),
-                     "care_managers": (), "payers": (), "programs": ("CCM",)}, [])
+    assert _v() == (
+        {
+            "month_from": DEFAULT,
+            "month_to": DEFAULT,
+            "clinics": (),
+            "practitioners": (),
+            "care_managers": (),
+            "payers": (),
+            "programs": ("CCM",),
+        },
+        [],
+    )
 
 
 @pytest.mark.parametrize("value", ["\u00b2", "\u00b2,1", "１", "1e3", "-1", "99", "0x1", "1" * 40, ",,,"])
@@ -45,18 +79,35 @@ def test_odd_clinic_values_are_dropped_with_a_notice(value):
     assert notices == ["The link named a clinic that does not exist; it was left out."]
 
 
-@pytest.mark.parametrize("query", [{"to": HOSTILE}, {"from": HOSTILE, "to": "2025-10"}, {"to": "2025-13"},
-                                   {"to": "２０２５-１０"}, {"to": "2025-1"}, {"to": " 2025-10"}])
+@pytest.mark.parametrize(
+    "query",
+    [
+        {"to": HOSTILE},
+        {"from": HOSTILE, "to": "2025-10"},
+        {"to": "2025-13"},
+        {"to": "２０２５-１０"},
+        {"to": "2025-1"},
+        {"to": " 2025-10"},
+    ],
+)
 def test_months_that_are_not_yyyy_mm_give_the_default_month(query):
     state, notices = _v(**query)
     assert (state["month_from"], state["month_to"]) == (DEFAULT, DEFAULT)
-    assert notices == ["The link's months were not understood (they must look like 2025-10); showing the default "
-                       "month."]
+    assert notices == [
+        "The link's months were not understood (they must look like 2025-10); showing the default month."
+    ]
 
 
 def test_notices_never_repeat_the_link():
-    query = {"from": HOSTILE, "to": HOSTILE, "clinic": HOSTILE, "practitioner": HOSTILE, "cm": HOSTILE,
-             "payer": HOSTILE, "program": HOSTILE}
+    query = {
+        "from": HOSTILE,
+        "to": HOSTILE,
+        "clinic": HOSTILE,
+        "practitioner": HOSTILE,
+        "cm": HOSTILE,
+        "payer": HOSTILE,
+        "program": HOSTILE,
+    }
     state, notices = _v(**query)
     assert len(notices) == 6
     text = " ".join(notices)
@@ -81,7 +132,10 @@ def test_a_range_longer_than_the_maximum_span_keeps_its_last_months():
     data = [y * 100 + m for y in range(2019, 2026) for m in range(1, 13)]  # 84 months
     assert MAX_SPAN_MONTHS == 36
     assert bound_months(201901, 202512, data, 202512) == (
-        202301, 202512, ["A range longer than 36 months was cut to the last 36."])  # 2023-01..2025-12 = 36
+        202301,
+        202512,
+        ["A range longer than 36 months was cut to the last 36."],
+    )  # 2023-01..2025-12 = 36
     assert bound_months(202301, 202512, data, 202512) == (202301, 202512, [])  # exactly 36: kept
     assert bound_months(190101, 299912, data, 202512)[:2] == (202301, 202512)
 
@@ -108,8 +162,9 @@ def link_db(tmp_path_factory):
 
 
 def _markdown_text(at) -> str:
-    return "\n".join(str(e.value) for kind in ("markdown", "caption", "error", "warning", "info")
-                     for e in getattr(at, kind))
+    return "\n".join(
+        str(e.value) for kind in ("markdown", "caption", "error", "warning", "info") for e in getattr(at, kind)
+    )
 
 
 @pytest.mark.parametrize("page", ["overview", "revenue"])

@@ -1,17 +1,18 @@
 """``python -m ccm_core import|batches|revert``: exit codes, output, progress bar, rejected-rows file."""
+
 from __future__ import annotations
 
 import pandas as pd
 import pytest
+from fixtures_import.helpers import EXAMPLES, table_counts
 
 from ccm_core import cli
-from fixtures_import.helpers import EXAMPLES, table_counts
 
 
 @pytest.fixture(autouse=True)
 def only_import_commands(monkeypatch):
     """The real ``main`` with only this feature's commands: other features' CLIs are tested by their owners."""
-    monkeypatch.setattr(cli, "CLI_MODULES", ["ccm_core.imports"])
+    monkeypatch.setattr(cli, "CLI_MODULES", ["ccm_core.io.imports"])
 
 
 def main(argv):
@@ -60,8 +61,20 @@ def test_accept_valid_writes_the_rejected_rows_file(engine, tmp_path, capsys):
 
 
 def test_progress_bar_on_stderr_for_long_files(engine, tmp_path, capsys):
-    assert main(["import", "--db", _url(engine), str(EXAMPLES / "clinics.csv"), str(EXAMPLES / "practitioners.csv"),
-                 str(EXAMPLES / "staff.csv"), str(EXAMPLES / "patients.csv")]) == 0
+    assert (
+        main(
+            [
+                "import",
+                "--db",
+                _url(engine),
+                str(EXAMPLES / "clinics.csv"),
+                str(EXAMPLES / "practitioners.csv"),
+                str(EXAMPLES / "staff.csv"),
+                str(EXAMPLES / "patients.csv"),
+            ]
+        )
+        == 0
+    )
     rows = "".join(f"DX-{i},P100{i % 6 + 1},I10\n" for i in range(6000))
     big = tmp_path / "diagnoses.csv"
     big.write_text("external_id,mrn,icd10\n" + rows)

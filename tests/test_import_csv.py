@@ -3,6 +3,7 @@
 Each test runs on SQLite and (with CCM_TEST_PG_URL) PostgreSQL through the
 ``engine`` fixture.  Expected numbers are counted by hand from data/examples.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -11,26 +12,59 @@ import json
 
 import pandas as pd
 import pytest
+from fixtures_import.helpers import (
+    EXAMPLES,
+    MASTER,
+    ROOT,
+    data_version,
+    example,
+    import_master,
+    problems,
+    run,
+    table_counts,
+)
 from openpyxl import Workbook
 from sqlalchemy import func, select
 
-from ccm_core import schema
-from ccm_core.imports import ORDER, RevertRefused, format_reference_markdown, import_files, list_batches, revert_batch
-from ccm_core.imports.parse import npi_check_digit
-from fixtures_import.helpers import (EXAMPLES, MASTER, ROOT, data_version, example, import_master, problems,
-                                     run, table_counts)
+from ccm_core.io.imports import (
+    ORDER,
+    RevertRefused,
+    format_reference_markdown,
+    import_files,
+    list_batches,
+    revert_batch,
+)
+from ccm_core.io.imports.parse import npi_check_digit
+from ccm_core.storage import schema
 
 ALL_EXAMPLES = sorted(p.name for p in EXAMPLES.iterdir())
 
 # Counted by hand from the files in data/examples.
 EXPECTED_ROWS = {
-    "practice": 1, "clinic": 2, "practitioner": 2, "staff": 4, "patient": 6, "diagnosis": 12,
-    "eligibility_override": 1, "visit": 7, "facility_stay": 1, "enrollment_event": 12, "consent": 6,
-    "care_plan": 6, "complexity_assessment": 1, "time_entry": 15, "claim": 4, "claim_line": 6, "remittance": 4,
-    "remittance_line": 6, "remittance_adjustment": 16, "remittance_remark": 1, "appeal": 1,
+    "practice": 1,
+    "clinic": 2,
+    "practitioner": 2,
+    "staff": 4,
+    "patient": 6,
+    "diagnosis": 12,
+    "eligibility_override": 1,
+    "visit": 7,
+    "facility_stay": 1,
+    "enrollment_event": 12,
+    "consent": 6,
+    "care_plan": 6,
+    "complexity_assessment": 1,
+    "time_entry": 15,
+    "claim": 4,
+    "claim_line": 6,
+    "remittance": 4,
+    "remittance_line": 6,
+    "remittance_adjustment": 16,
+    "remittance_remark": 1,
+    "appeal": 1,
 }
 
-PATIENT_HEADER = ("mrn,first_name,last_name,birth_date,payer,clinic_code\n")
+PATIENT_HEADER = "mrn,first_name,last_name,birth_date,payer,clinic_code\n"
 
 
 def _one(engine, query):
@@ -58,12 +92,23 @@ def test_example_set_imports_cleanly_in_dependency_order(engine):
         assert te["entry_method"] == "realtime"
         total_minutes = conn.execute(select(func.sum(schema.time_entry.c.minutes))).scalar()
         assert total_minutes == 187  # 15+12+18+14+8+10+5+7+20+16+14+12+11+9+16
-        claim = conn.execute(select(schema.claim).where(schema.claim.c.claim_number == "CLM-2610-1004")).mappings().one()
+        claim = (
+            conn.execute(select(schema.claim).where(schema.claim.c.claim_number == "CLM-2610-1004")).mappings().one()
+        )
         assert claim["total_charge"] == 185.00 and claim["submitted_month"] == 202611
-        lines = conn.execute(select(schema.claim_line).where(schema.claim_line.c.claim_id == claim["id"])
-                             .order_by(schema.claim_line.c.line_number)).mappings().all()
-        assert [(ln["cpt_code"], ln["units"], ln["dos_month"]) for ln in lines] == [("99490", 1, 202610),
-                                                                                  ("99439", 2, 202610)]
+        lines = (
+            conn.execute(
+                select(schema.claim_line)
+                .where(schema.claim_line.c.claim_id == claim["id"])
+                .order_by(schema.claim_line.c.line_number)
+            )
+            .mappings()
+            .all()
+        )
+        assert [(ln["cpt_code"], ln["units"], ln["dos_month"]) for ln in lines] == [
+            ("99490", 1, 202610),
+            ("99439", 2, 202610),
+        ]
         assert lines[0]["patient_id"] == claim["patient_id"] and lines[0]["icd10_codes"] == "E119,F329,E785"
         # The remittance matched every claim and the denied 99439 line of CLM-2610-1004.
         remits = conn.execute(select(schema.remittance)).mappings().all()
@@ -98,19 +143,30 @@ def test_reimport_same_files_changes_nothing_and_says_so(engine):
 def test_corrected_file_updates_only_what_changed_and_revert_restores(engine):
     import_master(engine)
     original = (EXAMPLES / "patients.csv").read_text()
-    corrected = original.replace("P1002,2EG4-TE5-MK74,Rosa,Delgado,1952-07-30,F,555-0102",
-                                 "P1002,2EG4-TE5-MK74,Rosa,Delgado,1952-07-30,F,555-0199")
+    corrected = original.replace(
+        "P1002,2EG4-TE5-MK74,Rosa,Delgado,1952-07-30,F,555-0102",
+        "P1002,2EG4-TE5-MK74,Rosa,Delgado,1952-07-30,F,555-0199",
+    )
     corrected += "P1007,,Ivan,Petrov,1947-01-15,M,,Medicare Part B,no,RBM-MAIN,1234567893,S001,,\n"
     assert corrected != original
     result = run(engine, {"patients.csv": corrected})
     f = result.files[0]
     assert result.committed and (f.inserted, f.updated, f.unchanged) == (1, 1, 5)
     with engine.connect() as conn:
-        change = conn.execute(select(schema.import_change).where(schema.import_change.c.batch_id == f.batch_id,
-                                                                 schema.import_change.c.action == "update")).mappings().one()
+        change = (
+            conn.execute(
+                select(schema.import_change).where(
+                    schema.import_change.c.batch_id == f.batch_id, schema.import_change.c.action == "update"
+                )
+            )
+            .mappings()
+            .one()
+        )
         prior = json.loads(change["before_json"])
         assert prior["phone"] == "555-0102" and prior["import_batch_id"] == 4
-        assert conn.execute(select(schema.patient.c.phone).where(schema.patient.c.mrn == "P1002")).scalar() == "555-0199"
+        assert (
+            conn.execute(select(schema.patient.c.phone).where(schema.patient.c.mrn == "P1002")).scalar() == "555-0199"
+        )
     counts = table_counts(engine)
     outcome = revert_batch(engine, f.batch_id, "admin")
     assert outcome == {"batch_id": f.batch_id, "deleted": 1, "restored": 1}
@@ -166,8 +222,9 @@ def test_latin1_bytes_are_read_as_windows_1252_with_a_warning(engine):
     result = run(engine, {"patients.csv": text.encode("latin-1")})
     assert result.committed, result.summary()
     assert any("not UTF-8" in w and "line 2" in w for w in result.warnings)
-    row = _one(engine, select(schema.patient.c.first_name, schema.patient.c.last_name)
-               .where(schema.patient.c.mrn == "P2001"))
+    row = _one(
+        engine, select(schema.patient.c.first_name, schema.patient.c.last_name).where(schema.patient.c.mrn == "P2001")
+    )
     assert tuple(row) == ("Zo\u00eb", "M\u00fcller")
 
 
@@ -191,25 +248,33 @@ def test_bom_header_is_recognised(engine):
 def test_ragged_rows_are_reported_by_spreadsheet_row(engine):
     import_master(engine)
     counts = table_counts(engine)
-    text = (PATIENT_HEADER + "P2003,Al,Bo,1950-02-02,Medicare Part B,RBM-MAIN\n"
-            "P2004,Cy,Do,1950-02-02,Medicare Part B,RBM-MAIN,EXTRA\n"
-            "P2005,Ed,Fa,1950-02-02\n")
+    text = (
+        PATIENT_HEADER + "P2003,Al,Bo,1950-02-02,Medicare Part B,RBM-MAIN\n"
+        "P2004,Cy,Do,1950-02-02,Medicare Part B,RBM-MAIN,EXTRA\n"
+        "P2005,Ed,Fa,1950-02-02\n"
+    )
     result = run(engine, {"patients.csv": text})
     assert not result.committed
     got = problems(result)
-    assert (3, "", "row has 7 values but the header has 6 columns (a stray delimiter, or a line break inside an "
-                   "unquoted value?)") in got
+    assert (
+        3,
+        "",
+        "row has 7 values but the header has 6 columns (a stray delimiter, or a line break inside an unquoted value?)",
+    ) in got
     assert any(r == 4 and "row has 4 values" in p for r, _c, p in got)
     assert table_counts(engine) == counts
 
 
-@pytest.mark.parametrize("text, message", [
-    ("", "the file is empty"),
-    ('mrn,first_name\n"P1,Al\n', "broken CSV"),
-    ("mrn,first_name,last_name,birth_date,payer,clinic_code,shoe_size\n", "unknown column(s) 'shoe_size'"),
-    ("mrn,first_name,last_name,payer\n", "missing required column(s): birth_date, clinic_code"),
-    ("mrn,First Name,first_name,last_name,birth_date,payer,clinic_code\n", "both mean 'first_name'"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("", "the file is empty"),
+        ('mrn,first_name\n"P1,Al\n', "broken CSV"),
+        ("mrn,first_name,last_name,birth_date,payer,clinic_code,shoe_size\n", "unknown column(s) 'shoe_size'"),
+        ("mrn,first_name,last_name,payer\n", "missing required column(s): birth_date, clinic_code"),
+        ("mrn,First Name,first_name,last_name,birth_date,payer,clinic_code\n", "both mean 'first_name'"),
+    ],
+)
 def test_file_level_problems_name_the_cause(engine, text, message):
     counts = table_counts(engine)
     result = run(engine, {"patients.csv": text})
@@ -220,12 +285,16 @@ def test_file_level_problems_name_the_cause(engine, text, message):
 
 def test_headers_match_regardless_of_case_spaces_and_underscores(engine):
     import_master(engine)
-    text = ("MRN,First Name,LAST-NAME,Date of Birth,Payer,clinic code,Care Manager\n"
-            "P2010,Al,Bo,03/04/1951,Medicare Part B,RBM-EAST,S002\n")
+    text = (
+        "MRN,First Name,LAST-NAME,Date of Birth,Payer,clinic code,Care Manager\n"
+        "P2010,Al,Bo,03/04/1951,Medicare Part B,RBM-EAST,S002\n"
+    )
     result = run(engine, {"new_patients.csv": text})
     assert result.committed, result.summary()
-    row = _one(engine, select(schema.patient.c.birth_date, schema.patient.c.care_manager_id)
-               .where(schema.patient.c.mrn == "P2010"))
+    row = _one(
+        engine,
+        select(schema.patient.c.birth_date, schema.patient.c.care_manager_id).where(schema.patient.c.mrn == "P2010"),
+    )
     staff_id = _one(engine, select(schema.staff.c.id).where(schema.staff.c.external_id == "S002"))[0]
     assert row.birth_date == dt.date(1951, 3, 4) and row.care_manager_id == staff_id
 
@@ -233,10 +302,12 @@ def test_headers_match_regardless_of_case_spaces_and_underscores(engine):
 def test_wrong_types_are_reported_per_row_and_column(engine):
     import_master(engine)
     counts = table_counts(engine)
-    text = ("mrn,mbi,first_name,last_name,birth_date,sex,payer,is_qmb,clinic_code\n"
-            "P2020,1EG4-TE5-MK73,Al,Bo,13/45/1950,M,Medicare Part B,no,RBM-MAIN\n"
-            "P2021,BADMBI,Cy,Do,1950-01-01,Q,Medicare Part B,maybe,RBM-MAIN\n"
-            "P2022,,,Fa,1950-01-01,F,Medicare Part B,yes,RBM-MAIN\n")
+    text = (
+        "mrn,mbi,first_name,last_name,birth_date,sex,payer,is_qmb,clinic_code\n"
+        "P2020,1EG4-TE5-MK73,Al,Bo,13/45/1950,M,Medicare Part B,no,RBM-MAIN\n"
+        "P2021,BADMBI,Cy,Do,1950-01-01,Q,Medicare Part B,maybe,RBM-MAIN\n"
+        "P2022,,,Fa,1950-01-01,F,Medicare Part B,yes,RBM-MAIN\n"
+    )
     result = run(engine, {"patients.csv": text})
     assert not result.committed
     got = {(r, c): p for r, c, p in problems(result)}
@@ -251,7 +322,7 @@ def test_wrong_types_are_reported_per_row_and_column(engine):
 
 def test_duplicate_keys_inside_a_file_name_every_row(engine):
     import_master(engine)
-    text = ("external_id,mrn,icd10\nDX-A,P1001,E11.9\nDX-B,P1001,I10\nDX-A,P1002,I50.9\n")
+    text = "external_id,mrn,icd10\nDX-A,P1001,E11.9\nDX-B,P1001,I10\nDX-A,P1002,I50.9\n"
     result = run(engine, {"diagnoses.csv": text})
     assert not result.committed
     got = problems(result)
@@ -262,10 +333,12 @@ def test_duplicate_keys_inside_a_file_name_every_row(engine):
 def test_orphan_references_are_rejected(engine):
     import_master(engine)
     counts = table_counts(engine)
-    text = ("external_id,mrn,staff_external_id,service_date,minutes,activity\n"
-            "T-X1,P9999,S001,2026-10-02,10,call\n"
-            "T-X2,P1001,S999,2026-10-02,10,call\n"
-            "T-X3,P1001,S001,2026-10-02,10,call\n")
+    text = (
+        "external_id,mrn,staff_external_id,service_date,minutes,activity\n"
+        "T-X1,P9999,S001,2026-10-02,10,call\n"
+        "T-X2,P1001,S999,2026-10-02,10,call\n"
+        "T-X3,P1001,S001,2026-10-02,10,call\n"
+    )
     result = run(engine, {"time_entries.csv": text})
     assert not result.committed
     assert problems(result) == [
@@ -285,8 +358,9 @@ def test_references_resolve_to_rows_earlier_in_the_same_run(engine):
 def test_a_rejected_file_rolls_back_the_whole_run(engine):
     counts = table_counts(engine)
     files = {n: (EXAMPLES / n).read_text() for n in MASTER}
-    files["time_entries.csv"] = ("external_id,mrn,staff_external_id,service_date,minutes,activity\n"
-                                 "T-X1,P1001,S001,2026-10-02,-5,call\n")
+    files["time_entries.csv"] = (
+        "external_id,mrn,staff_external_id,service_date,minutes,activity\nT-X1,P1001,S001,2026-10-02,-5,call\n"
+    )
     result = run(engine, files)
     assert not result.committed
     assert [f.status for f in result.files] == ["not imported"] * 4 + ["rejected"]
@@ -295,16 +369,17 @@ def test_a_rejected_file_rolls_back_the_whole_run(engine):
 
 def test_impossible_values(engine):
     import_master(engine)
-    te = ("external_id,mrn,staff_external_id,service_date,started_at,minutes,activity,entered_at\n"
-          "T-1,P1001,S001,2026-10-02,,-5,call,\n"
-          "T-2,P1001,S001,2026-10-02,,1441,call,\n"
-          "T-3,P1001,S001,2026-12-01,,10,call,\n"
-          "T-4,P1001,S001,1940-01-01,,10,call,\n"
-          "T-5,P1001,S001,2026-10-02,2026-10-03 09:00,10,call,\n"
-          "T-6,P1001,S001,2026-10-02,09:00,10,call,2026-10-01 08:00\n"
-          "T-7,P1001,S001,2026-10-02,09:00,1440,call,\n")
-    stays = ("external_id,mrn,kind,admit_date,discharge_date\n"
-             "ST-9,P1001,snf,2026-10-10,2026-10-05\n")
+    te = (
+        "external_id,mrn,staff_external_id,service_date,started_at,minutes,activity,entered_at\n"
+        "T-1,P1001,S001,2026-10-02,,-5,call,\n"
+        "T-2,P1001,S001,2026-10-02,,1441,call,\n"
+        "T-3,P1001,S001,2026-12-01,,10,call,\n"
+        "T-4,P1001,S001,1940-01-01,,10,call,\n"
+        "T-5,P1001,S001,2026-10-02,2026-10-03 09:00,10,call,\n"
+        "T-6,P1001,S001,2026-10-02,09:00,10,call,2026-10-01 08:00\n"
+        "T-7,P1001,S001,2026-10-02,09:00,1440,call,\n"
+    )
+    stays = "external_id,mrn,kind,admit_date,discharge_date\nST-9,P1001,snf,2026-10-10,2026-10-05\n"
     result = run(engine, {"time_entries.csv": te, "facility_stays.csv": stays})
     assert not result.committed
     got = {(f, r, c): p for f, r, c, p in result.problems.itertuples(index=False)}
@@ -322,8 +397,16 @@ def test_impossible_values(engine):
 CODE_CASES = {  # value -> valid?
     "npi": {"1234567893": True, "1234567890": False, "123456789": False, "1487650008": True, "12345678931": False},
     "cpt": {"99490": True, "G0506": True, "9949": False, "1126F": True, "994900": False, "g0506": True},
-    "icd10": {"E11.9": True, "e119": True, "I10": True, "Z79.4": True, "U07.1": False, "1234": False,
-              "E11.65": True, "E": False},
+    "icd10": {
+        "E11.9": True,
+        "e119": True,
+        "I10": True,
+        "Z79.4": True,
+        "U07.1": False,
+        "1234": False,
+        "E11.65": True,
+        "E": False,
+    },
 }
 
 
@@ -332,7 +415,8 @@ def test_code_formats(engine):
     import_master(engine)
     npi = "npi,first_name,last_name,credential\n" + "".join(f"{v},A,B,MD\n" for v in CODE_CASES["npi"])
     visits = "external_id,mrn,visit_date,cpt_code,visit_type\n" + "".join(
-        f"V-{i},P1001,2026-10-01,{v},EM\n" for i, v in enumerate(CODE_CASES["cpt"]))
+        f"V-{i},P1001,2026-10-01,{v},EM\n" for i, v in enumerate(CODE_CASES["cpt"])
+    )
     dx = "external_id,mrn,icd10\n" + "".join(f"DX-{i},P1001,{v}\n" for i, v in enumerate(CODE_CASES["icd10"]))
     result = run(engine, {"practitioners.csv": npi, "visits.csv": visits, "diagnoses.csv": dx}, accept_valid=True)
     bad = {(f, r) for f, r, _c, _p in result.problems.itertuples(index=False)}
@@ -354,11 +438,13 @@ def test_npi_check_digit_matches_the_cms_example():
 
 def test_accept_valid_imports_good_rows_and_returns_the_rejected_ones(engine):
     import_master(engine)
-    text = ("external_id,mrn,icd10,onset_date\n"
-            "DX-A,P1001,E11.9,2015-04-01\n"
-            "DX-B,P1001,NOTCODE,2015-04-01\n"
-            "DX-C,P1002,I10,2099-01-01\n"
-            "DX-D,P1003,J44.9,\n")
+    text = (
+        "external_id,mrn,icd10,onset_date\n"
+        "DX-A,P1001,E11.9,2015-04-01\n"
+        "DX-B,P1001,NOTCODE,2015-04-01\n"
+        "DX-C,P1002,I10,2099-01-01\n"
+        "DX-D,P1003,J44.9,\n"
+    )
     result = run(engine, {"diagnoses.csv": text}, accept_valid=True)
     f = result.files[0]
     assert result.committed and not result.ok
@@ -366,8 +452,10 @@ def test_accept_valid_imports_good_rows_and_returns_the_rejected_ones(engine):
     rejected = pd.read_csv(io.BytesIO(f.rejected_csv()), encoding="utf-8-sig", dtype=str)
     assert list(rejected.columns) == ["row", "external_id", "mrn", "icd10", "onset_date", "problem"]
     assert rejected["row"].tolist() == ["3", "4"]
-    assert rejected["problem"].tolist() == ["icd10: 'NOTCODE' is not an ICD-10-CM code (e.g. E11.9)",
-                                            "onset_date: '2099-01-01' is in the future"]
+    assert rejected["problem"].tolist() == [
+        "icd10: 'NOTCODE' is not an ICD-10-CM code (e.g. E11.9)",
+        "onset_date: '2099-01-01' is in the future",
+    ]
     batch = list_batches(engine).iloc[0]
     assert (batch["rows_in"], batch["rows_written"], batch["rows_rejected"]) == (4, 2, 2)
     # The corrected rejects import on their own later.
@@ -379,11 +467,13 @@ def test_accept_valid_imports_good_rows_and_returns_the_rejected_ones(engine):
 def test_claim_lines_must_agree_and_a_claim_is_all_or_nothing(engine):
     import_master(engine)
     head = "claim_number,line_number,mrn,billing_npi,payer,submitted_date,cpt_code,units,charge,service_date\n"
-    text = (head + "C-1,1,P1001,1234567893,Medicare Part B,2026-11-03,99490,1,75,2026-10-31\n"
-                   "C-1,2,P1001,1234567893,Medicare Advantage,2026-11-03,99439,1,55,2026-10-31\n"
-                   "C-2,1,P1002,1234567893,Medicare Part B,2026-11-03,99490,1,75,2026-10-31\n"
-                   "C-2,2,P1002,1234567893,Medicare Part B,2026-11-03,99439,0,55,2026-10-31\n"
-                   "C-3,1,P1002,1234567893,Medicare Part B,2026-11-03,99490,1,\"$1,075.50\",2026-10-31\n")
+    text = (
+        head + "C-1,1,P1001,1234567893,Medicare Part B,2026-11-03,99490,1,75,2026-10-31\n"
+        "C-1,2,P1001,1234567893,Medicare Advantage,2026-11-03,99439,1,55,2026-10-31\n"
+        "C-2,1,P1002,1234567893,Medicare Part B,2026-11-03,99490,1,75,2026-10-31\n"
+        "C-2,2,P1002,1234567893,Medicare Part B,2026-11-03,99439,0,55,2026-10-31\n"
+        'C-3,1,P1002,1234567893,Medicare Part B,2026-11-03,99490,1,"$1,075.50",2026-10-31\n'
+    )
     result = run(engine, {"claims.csv": text}, accept_valid=True)
     got = problems(result)
     assert (2, "payer", "differs between lines of the same claim") in got
@@ -398,14 +488,17 @@ def test_claim_lines_must_agree_and_a_claim_is_all_or_nothing(engine):
 
 def test_replacement_claims_point_at_originals_in_the_same_file(engine):
     import_master(engine)
-    head = ("claim_number,line_number,mrn,billing_npi,payer,submitted_date,frequency_code,original_claim_number,"
-            "cpt_code,charge,service_date\n")
-    text = (head + "R-2,1,P1001,1234567893,Medicare Part B,2026-11-10,7,O-1,99490,80,2026-10-31\n"
-                   "O-1,1,P1001,1234567893,Medicare Part B,2026-11-03,1,,99490,75,2026-10-31\n"
-                   "R-9,1,P1001,1234567893,Medicare Part B,2026-11-10,7,NOPE,99490,80,2026-10-31\n")
+    head = (
+        "claim_number,line_number,mrn,billing_npi,payer,submitted_date,frequency_code,original_claim_number,"
+        "cpt_code,charge,service_date\n"
+    )
+    text = (
+        head + "R-2,1,P1001,1234567893,Medicare Part B,2026-11-10,7,O-1,99490,80,2026-10-31\n"
+        "O-1,1,P1001,1234567893,Medicare Part B,2026-11-03,1,,99490,75,2026-10-31\n"
+        "R-9,1,P1001,1234567893,Medicare Part B,2026-11-10,7,NOPE,99490,80,2026-10-31\n"
+    )
     result = run(engine, {"claims.csv": text}, accept_valid=True)
-    assert problems(result) == [(4, "original_claim_number",
-                                 "claim number 'NOPE' is not in the database or this file")]
+    assert problems(result) == [(4, "original_claim_number", "claim number 'NOPE' is not in the database or this file")]
     with engine.connect() as conn:
         rows = {r.claim_number: r for r in conn.execute(select(schema.claim))}
     assert rows["R-2"].original_claim_id == rows["O-1"].id and rows["R-2"].frequency_code == "7"
@@ -468,8 +561,7 @@ def test_dry_run_reports_what_would_change_and_writes_nothing(engine):
 
 def test_care_plan_versions_are_unique_per_patient(engine):
     import_master(engine)
-    text = ("external_id,mrn,version,established_date\n"
-            "CP-A,P1001,1,2026-08-06\nCP-B,P1001,1,2026-09-06\n")
+    text = "external_id,mrn,version,established_date\nCP-A,P1001,1,2026-08-06\nCP-B,P1001,1,2026-09-06\n"
     result = run(engine, {"care_plans.csv": text})
     assert {(r, c) for r, c, _p in problems(result)} == {(2, "version"), (3, "version")}
     ok = run(engine, {"care_plans.csv": "external_id,mrn,version,established_date\nCP-A,P1001,1,2026-08-06\n"})
@@ -506,9 +598,11 @@ def test_far_future_timestamps_are_a_row_problem_not_an_internal_error(engine):
     """Regression (found by the property test): a one-character typo turning 2026 into 3026 in a
     timestamp overflowed pandas' nanosecond range and aborted the import with an internal error."""
     import_master(engine)
-    te = ("external_id,mrn,staff_external_id,service_date,started_at,minutes,activity,entered_at\n"
-          "T-1,P1001,S001,2026-10-02,3026-10-02 09:26,10,call,\n"
-          "T-2,P1001,S001,3026-10-02,,10,call,\n")
+    te = (
+        "external_id,mrn,staff_external_id,service_date,started_at,minutes,activity,entered_at\n"
+        "T-1,P1001,S001,2026-10-02,3026-10-02 09:26,10,call,\n"
+        "T-2,P1001,S001,3026-10-02,,10,call,\n"
+    )
     result = run(engine, {"time_entries.csv": te})
     assert not result.committed
     got = {(r, c) for _f, r, c, _p in result.problems.itertuples(index=False)}

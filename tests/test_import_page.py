@@ -1,13 +1,15 @@
 """The Import page through AppTest: admin only, check before write, import, problems, history, revert."""
+
 from __future__ import annotations
 
 import pytest
+from fixtures_import.helpers import EXAMPLES, MASTER, table_counts
 from sqlalchemy import select
 
+from ccm_core.storage import db
+from ccm_core.storage.schema import access_log
+
 from apptest_utils import app_env, ensure_role_users, login_as, open_page, page_direct, screen_text
-from ccm_core import db
-from ccm_core.schema import access_log
-from fixtures_import.helpers import EXAMPLES, MASTER, table_counts
 
 
 @pytest.fixture

@@ -3,14 +3,15 @@
 Either the run commits (and the tables grew by exactly what it reports, and
 reverting its batches puts every count back), or nothing changed at all.
 """
+
 from __future__ import annotations
 
 import pytest
+from fixtures_import.helpers import EXAMPLES, SAMPLES, TODAY, import_master, run, table_counts
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ccm_core.imports import revert_batch
-from fixtures_import.helpers import EXAMPLES, SAMPLES, TODAY, import_master, run, table_counts
+from ccm_core.io.imports import revert_batch
 
 BASES = {
     "time_entries.csv": (EXAMPLES / "time_entries.csv").read_bytes(),
@@ -33,9 +34,9 @@ def corrupt(data: bytes, ops) -> bytes:
             break
         i = pos % len(data)
         if op == "flip":
-            data = data[:i] + bytes([data[i] ^ arg]) + data[i + 1:]
+            data = data[:i] + bytes([data[i] ^ arg]) + data[i + 1 :]
         elif op == "delete":
-            data = data[:i] + data[i + arg:]
+            data = data[:i] + data[i + arg :]
         elif op == "insert":
             data = data[:i] + arg + data[i:]
         elif op == "truncate":
@@ -43,7 +44,7 @@ def corrupt(data: bytes, ops) -> bytes:
         else:
             lines = data.split(b"\n")
             j = pos % len(lines)
-            data = b"\n".join(lines[:j + 1] + lines[j:])
+            data = b"\n".join(lines[: j + 1] + lines[j:])
     return data
 
 
@@ -78,5 +79,6 @@ def test_corrupted_file_is_all_or_nothing(engine, name, ops):
         revert_batch(engine, batch_id, "tester")
     restored = table_counts(engine)
     bookkeeping = ("import_batch", "import_change", "setting")
-    assert {t: restored[t] for t in restored if t not in bookkeeping} == \
-        {t: before[t] for t in before if t not in bookkeeping}
+    assert {t: restored[t] for t in restored if t not in bookkeeping} == {
+        t: before[t] for t in before if t not in bookkeeping
+    }

@@ -1,15 +1,16 @@
 """X12 835 import: every public sample, counted against the file; rejections; matching to our claims."""
+
 from __future__ import annotations
 
 import datetime as dt
 
 import pytest
-from sqlalchemy import select
-
-from ccm_core import schema
-from ccm_core.imports import RevertRefused, Source, import_files, revert_batch
 from fixtures_import.helpers import EXAMPLES, SAMPLES, import_master, run, table_counts
 from fixtures_import.x12 import build_835
+from sqlalchemy import select
+
+from ccm_core.io.imports import RevertRefused, Source, import_files, revert_batch
+from ccm_core.storage import schema
 
 # (claims = CLP segments, service lines = SVC segments, adjustments = CAS reason/amount triples,
 #  remarks = LQ*HE + MOA/MIA remark codes), counted by hand / grep on the files, not by the parser.
@@ -88,29 +89,50 @@ def test_managed_care_values_and_compliance_warnings(engine):
     assert "BPR16 payment date '20002316' is not a valid date" in warnings
     assert 'Mandatory segment "Payer Technical Contact Information" (PER) missing' in warnings
     first, second = _rows(engine, "remittance")
-    assert (first["claim_number"], first["status_code"], first["total_charge"], first["paid_amount"],
-            first["patient_responsibility"], first["payer_claim_control_number"]) == (
-        "5554555444", "1", 800.0, 450.0, 300.0, "94060555410000")
+    assert (
+        first["claim_number"],
+        first["status_code"],
+        first["total_charge"],
+        first["paid_amount"],
+        first["patient_responsibility"],
+        first["payer_claim_control_number"],
+    ) == ("5554555444", "1", 800.0, 450.0, 300.0, "94060555410000")
     assert first["payer"] == "RUSHMORE LIFE" and first["check_number"] == "7170066655"
     assert first["received_date"] == dt.date(2002, 3, 14) and first["received_month"] == 200203  # DTM*405
     line = _rows(engine, "remittance_line")[0]
     assert (line["cpt_code"], line["charge"], line["paid"], line["units"], line["service_date"]) == (
-        "99211", 800.0, 500.0, 1, dt.date(2002, 3, 1))
-    adj = [(a["remittance_id"], a["remittance_line_id"], a["group_code"], a["carc"], a["amount"])
-           for a in _rows(engine, "remittance_adjustment")]
-    assert adj == [(first["id"], None, "CO", "A2", 50.0), (first["id"], line["id"], "PR", "1", 300.0),
-                   (second["id"], None, "CO", "A2", 55.0), (second["id"], line["id"] + 1, "PR", "1", 600.0),
-                   (second["id"], line["id"] + 1, "CO", "45", 50.0)]
+        "99211",
+        800.0,
+        500.0,
+        1,
+        dt.date(2002, 3, 1),
+    )
+    adj = [
+        (a["remittance_id"], a["remittance_line_id"], a["group_code"], a["carc"], a["amount"])
+        for a in _rows(engine, "remittance_adjustment")
+    ]
+    assert adj == [
+        (first["id"], None, "CO", "A2", 50.0),
+        (first["id"], line["id"], "PR", "1", 300.0),
+        (second["id"], None, "CO", "A2", 55.0),
+        (second["id"], line["id"] + 1, "PR", "1", 600.0),
+        (second["id"], line["id"] + 1, "CO", "45", 50.0),
+    ]
 
 
 def test_secondary_payment_composites_with_other_separator_keep_their_lines(engine):
     result = import_files(engine, [_sample("lfh-secondary-payment.835")], user="tester")
     assert any("used '>' instead of the declared component separator ':'" in w for w in result.warnings)
     lines = _rows(engine, "remittance_line")
-    assert [(ln["cpt_code"], ln["modifier"], ln["paid"]) for ln in lines] == [("12345", "26", 30.0),
-                                                                             ("66543", "26", 280.0)]
-    multi = [(a["group_code"], a["carc"], a["amount"]) for a in _rows(engine, "remittance_adjustment")
-             if a["remittance_line_id"] == lines[1]["id"]]
+    assert [(ln["cpt_code"], ln["modifier"], ln["paid"]) for ln in lines] == [
+        ("12345", "26", 30.0),
+        ("66543", "26", 280.0),
+    ]
+    multi = [
+        (a["group_code"], a["carc"], a["amount"])
+        for a in _rows(engine, "remittance_adjustment")
+        if a["remittance_line_id"] == lines[1]["id"]
+    ]
     assert multi == [("PR", "1", 150.0), ("PR", "2", 70.0), ("CO", "42", 85.0)]  # CAS*PR*1*150**2*70 = 2 triples
 
 
@@ -118,8 +140,7 @@ def test_cob_allowed_amount_and_negative_adjustment(engine):
     import_files(engine, [_sample("lfh-cob-contractual-adjustment.835")], user="tester")
     line = _rows(engine, "remittance_line")[0]
     assert (line["cpt_code"], line["allowed"], line["service_date"]) == ("55669", 550.0, dt.date(2005, 2, 2))
-    assert [(a["carc"], a["amount"]) for a in _rows(engine, "remittance_adjustment")] == [("23", 516.0),
-                                                                                        ("94", -9.0)]
+    assert [(a["carc"], a["amount"]) for a in _rows(engine, "remittance_adjustment")] == [("23", 516.0), ("94", -9.0)]
     assert _rows(engine, "remittance")[0]["status_code"] == "2"
 
 
@@ -134,7 +155,10 @@ def test_4010_reversal_and_readjudication_sequence(engine):
     import_files(engine, [_sample("pyx12-835-simple-4010.txt")], user="tester")
     remits = _rows(engine, "remittance")
     assert [(r["claim_number"], r["status_code"], r["paid_amount"], r["adjudication_seq"]) for r in remits] == [
-        ("123839-24635", "22", -210.0, 1), ("123839-24635", "1", 200.0, 2), ("134158-27488", "22", -500.25, 1)]
+        ("123839-24635", "22", -210.0, 1),
+        ("123839-24635", "1", 200.0, 2),
+        ("134158-27488", "22", -500.25, 1),
+    ]
     lines = _rows(engine, "remittance_line")
     assert lines[2]["modifier"] == "TG" and lines[2]["service_date"] == dt.date(2008, 4, 2)
     assert {a["group_code"] for a in _rows(engine, "remittance_adjustment")} == {"CR"}
@@ -174,17 +198,22 @@ def _managed() -> str:
     return (SAMPLES / "lfh-managed-care.835").read_text()
 
 
-@pytest.mark.parametrize("mutate, message", [
-    (lambda t: t[: t.index("SE*26")], "truncated"),
-    (lambda t: t[: t.index("CAS*CO*45") + 6], "truncated"),
-    (lambda t: t[: 60], "truncated inside its ISA header"),
-    (lambda t: t[t.index("ST*835"):], "does not start with an ISA header"),
-    (lambda t: t.replace("CAS*PR*1*600.00", "ZZZ*PR*1*600.00"), "unknown segment id 'ZZZ'"),
-    (lambda t: t.replace("CLP*5554555444*1*800.00*450.00", "CLP*5554555444*1*800.00*4S0.00"),
-     "CLP04 '4S0.00' is not an amount"),
-    (lambda t: t.replace("CAS*CO*45*50.00", "CAS*XX*45*50.00"), "CAS01 group code 'XX'"),
-    (lambda t: t.replace("DTM*150*20020310", "DTM*150*20021341"), "service date '20021341' is not a valid date"),
-])
+@pytest.mark.parametrize(
+    "mutate, message",
+    [
+        (lambda t: t[: t.index("SE*26")], "truncated"),
+        (lambda t: t[: t.index("CAS*CO*45") + 6], "truncated"),
+        (lambda t: t[:60], "truncated inside its ISA header"),
+        (lambda t: t[t.index("ST*835") :], "does not start with an ISA header"),
+        (lambda t: t.replace("CAS*PR*1*600.00", "ZZZ*PR*1*600.00"), "unknown segment id 'ZZZ'"),
+        (
+            lambda t: t.replace("CLP*5554555444*1*800.00*450.00", "CLP*5554555444*1*800.00*4S0.00"),
+            "CLP04 '4S0.00' is not an amount",
+        ),
+        (lambda t: t.replace("CAS*CO*45*50.00", "CAS*XX*45*50.00"), "CAS01 group code 'XX'"),
+        (lambda t: t.replace("DTM*150*20020310", "DTM*150*20021341"), "service date '20021341' is not a valid date"),
+    ],
+)
 def test_damaged_835_is_rejected_with_a_clear_message(engine, mutate, message):
     counts = table_counts(engine)
     result = run(engine, {"remit.835": mutate(_managed())})
@@ -215,31 +244,63 @@ def test_835_batch_reverts_completely(engine):
 def _our_claims(engine):
     import_master(engine)
     head = "claim_number,line_number,mrn,billing_npi,payer,submitted_date,cpt_code,units,charge,service_date\n"
-    text = (head + "C-1,1,P1001,1234567893,Medicare Part B,2026-11-03,99490,1,75,2026-10-31\n"
-                   "C-1,2,P1001,1234567893,Medicare Part B,2026-11-03,99439,1,55,2026-10-31\n"
-                   "C-2,1,P1002,1234567893,Medicare Part B,2026-11-03,99490,1,75,2026-09-30\n"
-                   "C-2,2,P1002,1234567893,Medicare Part B,2026-11-03,99490,1,75,2026-10-31\n")
+    text = (
+        head + "C-1,1,P1001,1234567893,Medicare Part B,2026-11-03,99490,1,75,2026-10-31\n"
+        "C-1,2,P1001,1234567893,Medicare Part B,2026-11-03,99439,1,55,2026-10-31\n"
+        "C-2,1,P1002,1234567893,Medicare Part B,2026-11-03,99490,1,75,2026-09-30\n"
+        "C-2,2,P1002,1234567893,Medicare Part B,2026-11-03,99490,1,75,2026-10-31\n"
+    )
     assert run(engine, {"claims.csv": text}).committed
     with engine.connect() as conn:
-        return {(r.claim_number, r.line_number): r.id for r in conn.execute(
-            select(schema.claim.c.claim_number, schema.claim_line.c.line_number, schema.claim_line.c.id)
-            .join(schema.claim_line, schema.claim_line.c.claim_id == schema.claim.c.id))}
+        return {
+            (r.claim_number, r.line_number): r.id
+            for r in conn.execute(
+                select(schema.claim.c.claim_number, schema.claim_line.c.line_number, schema.claim_line.c.id).join(
+                    schema.claim_line, schema.claim_line.c.claim_id == schema.claim.c.id
+                )
+            )
+        }
 
 
 def test_synthetic_835_matches_our_claims_and_lines(engine):
     line_ids = _our_claims(engine)
-    remit = build_835([
-        {"number": "C-1", "charge": 130, "paid": 90, "lines": [  # add-on listed first: matched by code
-            {"code": "99439", "charge": 55, "paid": 40, "date": "20261031", "allowed": 50.44},
-            {"code": "99490", "charge": 75, "paid": 50, "date": "20261031", "cas": [("CO", "45", 8.87)]}]},
-        {"number": "C-2", "charge": 150, "paid": 50, "lines": [  # same code twice: the date decides
-            {"code": "99490", "charge": 75, "paid": 50, "date": "20261031"},
-            {"code": "99490", "charge": 75, "paid": 0, "date": "20260930", "cas": [("CO", "18", 75)],
-             "remarks": ["N702"]},
-            {"code": "99491", "charge": 90, "paid": 0, "date": "20261031"}]},  # not on our claim
-        {"number": "X-404", "charge": 10, "paid": 0, "lines": [{"code": "99490", "charge": 10, "paid": 0,
-                                                                "date": "20261031"}]},
-    ], pay_date="20261120")
+    remit = build_835(
+        [
+            {
+                "number": "C-1",
+                "charge": 130,
+                "paid": 90,
+                "lines": [  # add-on listed first: matched by code
+                    {"code": "99439", "charge": 55, "paid": 40, "date": "20261031", "allowed": 50.44},
+                    {"code": "99490", "charge": 75, "paid": 50, "date": "20261031", "cas": [("CO", "45", 8.87)]},
+                ],
+            },
+            {
+                "number": "C-2",
+                "charge": 150,
+                "paid": 50,
+                "lines": [  # same code twice: the date decides
+                    {"code": "99490", "charge": 75, "paid": 50, "date": "20261031"},
+                    {
+                        "code": "99490",
+                        "charge": 75,
+                        "paid": 0,
+                        "date": "20260930",
+                        "cas": [("CO", "18", 75)],
+                        "remarks": ["N702"],
+                    },
+                    {"code": "99491", "charge": 90, "paid": 0, "date": "20261031"},
+                ],
+            },  # not on our claim
+            {
+                "number": "X-404",
+                "charge": 10,
+                "paid": 0,
+                "lines": [{"code": "99490", "charge": 10, "paid": 0, "date": "20261031"}],
+            },
+        ],
+        pay_date="20261120",
+    )
     result = run(engine, {"remit_20261120.835": remit})
     f = result.files[0]
     assert result.committed, f.summary()
@@ -253,20 +314,40 @@ def test_synthetic_835_matches_our_claims_and_lines(engine):
     assert remits["C-1"]["received_date"] == dt.date(2026, 11, 20)
     got = [(ln["cpt_code"], ln["service_date"], ln["claim_line_id"]) for ln in _rows(engine, "remittance_line")]
     assert got == [
-        ("99439", dt.date(2026, 10, 31), line_ids[("C-1", 2)]), ("99490", dt.date(2026, 10, 31), line_ids[("C-1", 1)]),
-        ("99490", dt.date(2026, 10, 31), line_ids[("C-2", 2)]), ("99490", dt.date(2026, 9, 30), line_ids[("C-2", 1)]),
-        ("99491", dt.date(2026, 10, 31), None), ("99490", dt.date(2026, 10, 31), None)]
+        ("99439", dt.date(2026, 10, 31), line_ids[("C-1", 2)]),
+        ("99490", dt.date(2026, 10, 31), line_ids[("C-1", 1)]),
+        ("99490", dt.date(2026, 10, 31), line_ids[("C-2", 2)]),
+        ("99490", dt.date(2026, 9, 30), line_ids[("C-2", 1)]),
+        ("99491", dt.date(2026, 10, 31), None),
+        ("99490", dt.date(2026, 10, 31), None),
+    ]
 
     # A later 835 re-adjudicating C-1 (reversal + corrected payment) continues the sequence.
-    later = build_835([
-        {"number": "C-1", "status": "22", "charge": -130, "paid": -90,
-         "lines": [{"code": "99490", "charge": -75, "paid": -50, "date": "20261031"}]},
-        {"number": "C-1", "status": "1", "charge": 130, "paid": 95,
-         "lines": [{"code": "99490", "charge": 75, "paid": 55, "date": "20261031", "ref6r": "1"}]},
-    ], pay_date="20261121", check="EFT20261121", control="000000102")
+    later = build_835(
+        [
+            {
+                "number": "C-1",
+                "status": "22",
+                "charge": -130,
+                "paid": -90,
+                "lines": [{"code": "99490", "charge": -75, "paid": -50, "date": "20261031"}],
+            },
+            {
+                "number": "C-1",
+                "status": "1",
+                "charge": 130,
+                "paid": 95,
+                "lines": [{"code": "99490", "charge": 75, "paid": 55, "date": "20261031", "ref6r": "1"}],
+            },
+        ],
+        pay_date="20261121",
+        check="EFT20261121",
+        control="000000102",
+    )
     assert run(engine, {"remit_20261121.835": later}).committed
-    seqs = [(r["status_code"], r["adjudication_seq"]) for r in _rows(engine, "remittance")
-            if r["claim_number"] == "C-1"]
+    seqs = [
+        (r["status_code"], r["adjudication_seq"]) for r in _rows(engine, "remittance") if r["claim_number"] == "C-1"
+    ]
     assert seqs == [("1", 1), ("22", 2), ("1", 3)]
     # The batch that inserted our claims cannot be reverted while remittances point at them.
     with pytest.raises(RevertRefused, match="remittance"):
@@ -274,8 +355,13 @@ def test_synthetic_835_matches_our_claims_and_lines(engine):
 
 
 def test_835_and_csv_files_in_one_run_follow_dependency_order(engine):
-    names = ["appeals.csv", "remittance.835", "claims.csv", "time_entries.csv", *reversed(
-        ["clinics.csv", "practitioners.csv", "staff.csv", "patients.csv"])]
+    names = [
+        "appeals.csv",
+        "remittance.835",
+        "claims.csv",
+        "time_entries.csv",
+        *reversed(["clinics.csv", "practitioners.csv", "staff.csv", "patients.csv"]),
+    ]
     result = import_files(engine, [Source(n, (EXAMPLES / n).read_bytes()) for n in names], user="t")
     assert result.committed, result.summary()
     assert [f.kind for f in result.files][-3:] == ["claims", "x12_835", "appeals"]

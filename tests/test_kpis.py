@@ -1,4 +1,5 @@
 """KPI golden values on small hand-built cohorts, plus invariants (and a smoke run on the demo database)."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -7,10 +8,11 @@ import importlib.util
 import pandas as pd
 import pytest
 
+from ccm_core.engine.filters import Filters
+from ccm_core.kpis import program as kpis
+from ccm_core.kpis.definitions import KPI_DEFINITIONS, KpiResult
+
 from builders import Builder
-from ccm_core import kpis
-from ccm_core.definitions import KPI_DEFINITIONS, KpiResult
-from ccm_core.filters import Filters
 
 D = dt.date
 MAR = Filters.for_month(202503)
@@ -147,8 +149,14 @@ def test_funnel(engine, program):
     # K's funnel started in February (outreached 2/27, reached 2/28) but K consented in March
     # reached = consent conversion's population (C, G, J, K, L), consented = dated accepted consents (G, K);
     # outreached = an outreach event (C, G, J, L) or reached (K)
-    assert fun == {"eligible": 6, "outreached": 5, "reached": 5, "consented": 2, "enrolled": 2,
-                   "first billable month": 1}
+    assert fun == {
+        "eligible": 6,
+        "outreached": 5,
+        "reached": 5,
+        "consented": 2,
+        "enrolled": 2,
+        "first billable month": 1,
+    }
     assert (cv.numerator, cv.denominator) == (fun["consented"], fun["reached"])
 
 
@@ -253,9 +261,11 @@ def denials(engine):
         p = b.enrolled_patient()
 
         def claim(n, submitted, charge=100.0, code="99490"):
-            out[n] = b.claim(p, [(code, 1)], dos=submitted - dt.timedelta(days=9), submitted=submitted,
-                             charges=[charge])
+            out[n] = b.claim(
+                p, [(code, 1)], dos=submitted - dt.timedelta(days=9), submitted=submitted, charges=[charge]
+            )
             return out[n]
+
         for n in (1, 2, 3):
             claim(n, D(2025, 1, 10))
         for n in (4, 5, 6, 7, 8, 9):
@@ -331,9 +341,16 @@ def test_practitioner_and_payer_filters_on_denials(engine, denials):
 
 # --------------------------------------------------------------------------- invariants and definitions
 def _all_rates(conn, f, as_of):
-    out = [kpis.enrollment_rate(conn, f), kpis.consent_rate(conn, f), kpis.consent_conversion(conn, f),
-           kpis.billable_rate(conn, f), kpis.addon_capture(conn, f), kpis.initial_denial_rate(conn, f),
-           kpis.first_pass_resolution_rate(conn, f), kpis.overturn_rate(conn, f)]
+    out = [
+        kpis.enrollment_rate(conn, f),
+        kpis.consent_rate(conn, f),
+        kpis.consent_conversion(conn, f),
+        kpis.billable_rate(conn, f),
+        kpis.addon_capture(conn, f),
+        kpis.initial_denial_rate(conn, f),
+        kpis.first_pass_resolution_rate(conn, f),
+        kpis.overturn_rate(conn, f),
+    ]
     return out
 
 
@@ -369,14 +386,16 @@ def test_every_kpi_has_a_written_definition():
 
 # --------------------------------------------------------------------------- demo database smoke
 def _demo_ready() -> bool:
-    if importlib.util.find_spec("ccm_core.demo") is None:
+    if importlib.util.find_spec("ccm_core.io.demo") is None:
         return False
-    from ccm_core import demo
+    from ccm_core.io import demo
+
     return hasattr(demo, "generate")
 
 
-needs_demo = pytest.mark.skipif(not _demo_ready(),
-                                reason="ccm_core.demo.generate (demo generator) is not in this checkout yet")
+needs_demo = pytest.mark.skipif(
+    not _demo_ready(), reason="ccm_core.io.demo.generate (demo generator) is not in this checkout yet"
+)
 
 
 @needs_demo
@@ -391,8 +410,14 @@ def test_demo_smoke_and_invariants(demo_engine):
         assert rev.extra["range_expected"] > 0 and rev.extra["range_paid"] > 0
         assert not kpis.carc_pareto(conn, f).empty
         assert kpis.retention_by_cohort(conn, f)["enrolled"].sum() >= 0
-        for fn in (kpis.funnel_counts, kpis.minutes_per_care_manager, kpis.revenue_leakage,
-                   kpis.disenrollment_mix, kpis.rarc_pareto, kpis.consent_completeness_by_staff):
+        for fn in (
+            kpis.funnel_counts,
+            kpis.minutes_per_care_manager,
+            kpis.revenue_leakage,
+            kpis.disenrollment_mix,
+            kpis.rarc_pareto,
+            kpis.consent_completeness_by_staff,
+        ):
             assert fn(conn, f).attrs["definition"].key in KPI_DEFINITIONS
 
 

@@ -1,5 +1,6 @@
 """The load test against the real server (``bench/loadtest.py``) in its smoke size, and two server
 processes on one database agreeing after an import: what ``make loadtest`` relies on cannot rot."""
+
 from __future__ import annotations
 
 import asyncio
@@ -13,8 +14,8 @@ from sqlalchemy import text
 
 from bench import loadtest
 from bench.st_client import StreamlitClient, click, text_value
-from ccm_core import db
-from ccm_core.imports.runner import Source, import_files
+from ccm_core.io.imports.runner import Source, import_files
+from ccm_core.storage import db
 
 
 @pytest.fixture
@@ -47,9 +48,13 @@ def _metrics(result) -> dict[str, str]:
 async def _signed_in(url: str, user: str) -> tuple[StreamlitClient, dict]:
     c = StreamlitClient(url, timeout=90)
     r = await c.open("/")
-    r = await c.rerun(widgets=[text_value(r.find("text_input", "Username"), user),
-                               text_value(r.find("text_input", "Password"), loadtest.PASSWORD),
-                               click(r.find("button", "Sign in"))])
+    r = await c.rerun(
+        widgets=[
+            text_value(r.find("text_input", "Username"), user),
+            text_value(r.find("text_input", "Password"), loadtest.PASSWORD),
+            click(r.find("button", "Sign in")),
+        ]
+    )
     assert "overview" in c.pages, r.texts()[:5]
     return c, _metrics(r)
 
@@ -58,11 +63,14 @@ def _more_minutes(url: str) -> Source:
     """Every time entry of the last month again (new ids, same days): minutes and billable counts change."""
     engine = db.make_engine(url)
     with engine.connect() as conn:
-        frame = pd.read_sql(text(
-            "SELECT 'X-' || te.id AS external_id, p.mrn, st.external_id AS staff_external_id, te.program, "
-            "te.service_date, te.minutes, 'call' AS activity FROM time_entry te JOIN patient p ON p.id = te.patient_id "
-            "JOIN staff st ON st.id = te.staff_id WHERE te.service_month = (SELECT max(service_month) FROM time_entry)"),
-            conn)
+        frame = pd.read_sql(
+            text(
+                "SELECT 'X-' || te.id AS external_id, p.mrn, st.external_id AS staff_external_id, te.program, "
+                "te.service_date, te.minutes, 'call' AS activity FROM time_entry te JOIN patient p ON p.id = te.patient_id "
+                "JOIN staff st ON st.id = te.staff_id WHERE te.service_month = (SELECT max(service_month) FROM time_entry)"
+            ),
+            conn,
+        )
     engine.dispose()
     assert len(frame) > 0
     return Source("time_entries.csv", frame.to_csv(index=False).encode())
@@ -76,15 +84,18 @@ def test_two_processes_agree_after_an_import(demo_copy, tmp_path):
     key = secrets.token_urlsafe(48)
     servers = [loadtest.start_server(demo_copy, key, tmp_path) for _ in range(2)]
     try:
+
         async def scenario():
-            (a, before_a), (b, before_b) = await asyncio.gather(_signed_in(servers[0].url, user),
-                                                                _signed_in(servers[1].url, user))
+            (a, before_a), (b, before_b) = await asyncio.gather(
+                _signed_in(servers[0].url, user), _signed_in(servers[1].url, user)
+            )
             assert before_a == before_b and len(before_a) >= 4
             run = import_files(db.make_engine(demo_copy), [_more_minutes(demo_copy)], user="test")
             assert run.ok, run.problems
             after_a, after_b = [_metrics(await c.rerun(page="overview")) for c in (a, b)]
             await asyncio.gather(a.close(), b.close())
             return before_a, after_a, after_b
+
         before, after_a, after_b = asyncio.run(scenario())
     finally:
         for s in servers:

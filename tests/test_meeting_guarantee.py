@@ -7,6 +7,7 @@ or claim number may appear, and no count of 1-10: not in a chart's count fields,
 not in a sentence.  The masked files (audit findings CSV/Excel, the PDF packet and the page downloads)
 carry none of those identifiers either.  Suppression rules: ui/suppression.py.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -20,35 +21,62 @@ from pypdf import PdfReader
 from sqlalchemy import select
 from streamlit.dataframe_util import convert_arrow_bytes_to_pandas_df
 
+from ccm_core.audit import sampling
+from ccm_core.io import exports
+from ccm_core.security import auth
+from ccm_core.storage import db
+from ccm_core.storage import schema as s
+from ui import suppression
+
 from apptest_utils import app_env, ensure_role_users, login_as, open_page
 from builders import Builder
-from ccm_core import auth, db, exports, sampling
-from ccm_core import schema as s
 from conftest import DEMO_KW
-from ui import suppression
 
 D = dt.date
 TABS = {
-    "enrollment": ("enrollment_tab", ["Funnel", "Declines & disenrollments", "Consent completeness", "Retention",
-                                      "Outreach list"]),
+    "enrollment": (
+        "enrollment_tab",
+        ["Funnel", "Declines & disenrollments", "Consent completeness", "Retention", "Outreach list"],
+    ),
     "minutes": ("minutes_tab", ["Worklist", "Distribution & trend", "Care managers", "Time flags"]),
-    "billing": ("billing_tab", ["Supported vs billed", "Findings & conflicts", "Denial trend", "Denial reasons",
-                                "Claim lines"]),
+    "billing": (
+        "billing_tab",
+        ["Supported vs billed", "Findings & conflicts", "Denial trend", "Denial reasons", "Claim lines"],
+    ),
     "revenue": ("revenue_tab", ["By month", "Leakage", "Projection"]),
     "audit": ("audit_tab", ["Review", "Samples & trend", "Month checklist", "Export"]),
 }
 MEETING_PAGES = ("overview", "enrollment", "minutes", "billing", "revenue", "audit")
-COUNT_WORDS = (r"patients?|patient-months?|consented|offered|enrolled|claims?|denials?|initial denials|time entries|"
-               r"staff members|rows|eligible|billable|deceased|declined|failing|consents|accepted|reached")
+COUNT_WORDS = (
+    r"patients?|patient-months?|consented|offered|enrolled|claims?|denials?|initial denials|time entries|"
+    r"staff members|rows|eligible|billable|deceased|declined|failing|consents|accepted|reached"
+)
 SMALL_IN_TEXT = re.compile(r"(?<![\w.,$#:/+-])([1-9]|10)(?![\w.,%:/+-])\s+(?:" + COUNT_WORDS + r")\b")
-COUNTISH_COLUMNS = ("patient", "enrolled", "consent", "complete", "denial", "claims", "panel", "entries",
-                    "adjudicated", "units", "count", "fail")
+COUNTISH_COLUMNS = (
+    "patient",
+    "enrolled",
+    "consent",
+    "complete",
+    "denial",
+    "claims",
+    "panel",
+    "entries",
+    "adjudicated",
+    "units",
+    "count",
+    "fail",
+)
 
 
 # --------------------------------------------------------------------------- the rules themselves
 def test_small_cells_and_their_complement_are_suppressed():
-    df = pd.DataFrame({"band": ["0-9", "10-19", "20-39", "40+"], "patients": [40, 3, 25, 60],
-                       "share": [40 / 128, 3 / 128, 25 / 128, 60 / 128]})
+    df = pd.DataFrame(
+        {
+            "band": ["0-9", "10-19", "20-39", "40+"],
+            "patients": [40, 3, 25, 60],
+            "share": [40 / 128, 3 / 128, 25 / 128, 60 / 128],
+        }
+    )
     out = suppression.suppress_frame(df, ["patients"], ["share"])
     # 3 is small; with the total known the next smallest part (25) would give it back: both go
     assert list(out["patients"]) == [40, "<11", "<11", 60]
@@ -58,8 +86,19 @@ def test_small_cells_and_their_complement_are_suppressed():
     assert list(suppression.suppress_frame(pd.DataFrame({"n": [0, 11, 30]}), ["n"])["n"]) == [0, 11, 30]
 
 
-@pytest.mark.parametrize("num, den, hidden", [(6, 12, True), (11, 12, True), (12, 12, False), (15, 40, False),
-                                              (0, 5, True), (0, 0, False), (31, 41, True), (30, 41, False)])
+@pytest.mark.parametrize(
+    "num, den, hidden",
+    [
+        (6, 12, True),
+        (11, 12, True),
+        (12, 12, False),
+        (15, 40, False),
+        (0, 5, True),
+        (0, 0, False),
+        (31, 41, True),
+        (30, 41, False),
+    ],
+)
 def test_a_rate_hides_when_either_side_or_the_complement_is_small(num, den, hidden):
     assert suppression.rate_reveals_small(num, den) is hidden
 
@@ -69,10 +108,20 @@ def test_chart_specs_lose_small_counts_in_bars_labels_tooltips_and_shares():
 
     from ui import charts
 
-    df = pd.DataFrame({"item": ["Consent", "Care plan", "Notes", "Time"], "fail": [1, 40, 3, 25],
-                       "fail_rate": [0.01, 0.4, 0.03, 0.25]})
-    chart = charts.horizontal_bars(df, "item", "fail", x_title="Patient-months failing",
-                                   tooltip_cols=[("fail_rate:Q", "Share of billed months", ".1%")])
+    df = pd.DataFrame(
+        {
+            "item": ["Consent", "Care plan", "Notes", "Time"],
+            "fail": [1, 40, 3, 25],
+            "fail_rate": [0.01, 0.4, 0.03, 0.25],
+        }
+    )
+    chart = charts.horizontal_bars(
+        df,
+        "item",
+        "fail",
+        x_title="Patient-months failing",
+        tooltip_cols=[("fail_rate:Q", "Share of billed months", ".1%")],
+    )
     spec, n = suppression.suppress_chart_spec(chart.to_dict())
     rows = next(iter(spec["datasets"].values()))
     assert n >= 2 and [r["fail"] for r in rows] == [None, 40, None, 25]
@@ -84,15 +133,18 @@ def test_chart_specs_lose_small_counts_in_bars_labels_tooltips_and_shares():
     spec, _ = suppression.suppress_chart_spec(funnel.to_dict())
     rows = next(iter(spec["datasets"].values()))
     assert [r["label"] for r in rows] == ["120  (100%)", "<11", "<11"]  # and the 33% share of the 40 is gone
-    dollars = alt.Chart(pd.DataFrame({"m": ["a"], "v": [5.0]})).mark_bar().encode(
-        x="m:N", y=alt.Y("v:Q", axis=alt.Axis(format="$,.0f")))
+    dollars = (
+        alt.Chart(pd.DataFrame({"m": ["a"], "v": [5.0]}))
+        .mark_bar()
+        .encode(x="m:N", y=alt.Y("v:Q", axis=alt.Axis(format="$,.0f")))
+    )
     assert suppression.suppress_chart_spec(dollars.to_dict())[1] == 0  # $5 is not a count
 
 
 # --------------------------------------------------------------------------- every page, every tab
 @pytest.fixture(scope="module")
 def meeting_db(tmp_path_factory):
-    from ccm_core import demo
+    from ccm_core.io import demo
 
     url = f"sqlite:///{tmp_path_factory.mktemp('meeting') / 'meeting.db'}"
     engine = db.make_engine(url)
@@ -129,8 +181,19 @@ def _charts(at) -> list[tuple[dict, list[pd.DataFrame]]]:
 
 def _texts(at) -> list[str]:
     parts: list[str] = []
-    for kind in ("title", "header", "subheader", "markdown", "caption", "text", "error", "warning", "info",
-                 "success", "toast"):
+    for kind in (
+        "title",
+        "header",
+        "subheader",
+        "markdown",
+        "caption",
+        "text",
+        "error",
+        "warning",
+        "info",
+        "success",
+        "toast",
+    ):
         parts.extend(str(e.value) for e in getattr(at, kind))
     for m in at.metric:
         parts += [f"{m.label} {m.value}", str(m.proto.help)]
@@ -146,8 +209,11 @@ def _scan(at, where: str, ids: list[str], problems: list[str], small_counts: boo
     texts = _texts(at)
     frames = [d.value for d in at.dataframe]
     charts = _charts(at)
-    blob = "\n".join(texts + [f.to_string() for f in frames]
-                     + [json.dumps(sp) + "".join(d.to_string() for d in data) for sp, data in charts])
+    blob = "\n".join(
+        texts
+        + [f.to_string() for f in frames]
+        + [json.dumps(sp) + "".join(d.to_string() for d in data) for sp, data in charts]
+    )
     hits = [i for i in ids if i in blob]
     if hits:
         problems.append(f"{where}: identifiers {hits[:3]}")
@@ -155,7 +221,7 @@ def _scan(at, where: str, ids: list[str], problems: list[str], small_counts: boo
         return 0
     for t in texts:
         for m in SMALL_IN_TEXT.finditer(t):
-            problems.append(f"{where}: small count in text: ...{t[max(0, m.start() - 40):m.end() + 10]}...")
+            problems.append(f"{where}: small count in text: ...{t[max(0, m.start() - 40) : m.end() + 10]}...")
     for m in at.metric:
         if re.fullmatch(r"([1-9]|10)", str(m.value).strip()):
             problems.append(f"{where}: count tile {m.label} = {m.value}")
@@ -170,7 +236,8 @@ def _scan(at, where: str, ids: list[str], problems: list[str], small_counts: boo
     for f in frames:
         for col in f.columns:
             if any(k in str(col).lower() for k in COUNTISH_COLUMNS) and not str(col).lower().endswith(
-                    ("rate", "share", "id", "_at", "date", "dollars", "amount", "name", "number")):
+                ("rate", "share", "id", "_at", "date", "dollars", "amount", "name", "number")
+            ):
                 vals = pd.to_numeric(f[col], errors="coerce")
                 if vals.notna().any() and f[col].dtype != bool:
                     bad = vals[(vals > 0) & (vals < 11) & (vals == vals.round())]
@@ -197,7 +264,7 @@ def test_meeting_mode_every_page_and_tab_shows_no_identifier_and_no_small_count(
                 sid = conn.execute(select(s.audit_sample.c.id)).scalar_one()
             at.selectbox(key="audit_sample_pick").select(sid).run()
         tabs = TABS.get(page)
-        for tab in (tabs[1] if tabs else [None]):
+        for tab in tabs[1] if tabs else [None]:
             if tab is not None:
                 at.session_state[tabs[0]] = tab
                 at.run()
@@ -217,8 +284,14 @@ def claim_sample(engine):
         b = Builder(conn)
         pids = []
         for i, (first, last) in enumerate((("Zelda", "Quintero"), ("Yusuf", "Okonkwo"))):
-            p = b.enrolled_patient(consent_on=D(2025, 1, 2), first_name=first, last_name=last, mrn=f"MRN-MM-{i}",
-                                   mbi=f"1EG4TE5MK7{i}", birth_date=D(1941, 2, 3 + i))
+            p = b.enrolled_patient(
+                consent_on=D(2025, 1, 2),
+                first_name=first,
+                last_name=last,
+                mrn=f"MRN-MM-{i}",
+                mbi=f"1EG4TE5MK7{i}",
+                birth_date=D(1941, 2, 3 + i),
+            )
             b.visit(p, on=D(2024, 12, 1))
             b.times(p, [12, 13], on=D(2025, 3, 3), note=f"Spoke with {first} {last} about refills")
             b.paid(b.claim(p, [("99490", 1)], dos=D(2025, 3, 31)))
@@ -233,8 +306,18 @@ def claim_sample(engine):
 
 def test_masked_findings_and_packet_carry_no_claim_number_mrn_mbi_dob_or_name(claim_sample):
     engine, sid, claims = claim_sample
-    forbidden = claims + ["MRN-MM-0", "MRN-MM-1", "1EG4TE5MK70", "1EG4TE5MK71", "1941-02-03", "1941-02-04",
-                          "Quintero", "Okonkwo", "Zelda", "Yusuf"]
+    forbidden = claims + [
+        "MRN-MM-0",
+        "MRN-MM-1",
+        "1EG4TE5MK70",
+        "1EG4TE5MK71",
+        "1941-02-03",
+        "1941-02-04",
+        "Quintero",
+        "Okonkwo",
+        "Zelda",
+        "Yusuf",
+    ]
     with engine.connect() as conn:
         named = exports.findings_csv_bytes(conn, sid).decode()
         csv_text = exports.findings_csv_bytes(conn, sid, identify=False).decode()
@@ -242,8 +325,10 @@ def test_masked_findings_and_packet_carry_no_claim_number_mrn_mbi_dob_or_name(cl
         pdf = exports.evidence_packet_pdf(conn, sid, identify=False, unicode_font=False)
         pdf_named = exports.evidence_packet_pdf(conn, sid, identify=True, unicode_font=False)
     assert any(c in named for c in claims)  # the identified file does carry them: the check can fail
-    xlsx_text = "\n".join(pd.read_excel(io.BytesIO(xlsx), sheet_name=None)[k].to_string()
-                          for k in ("Sample", "Patient-months", "Checklist"))
+    xlsx_text = "\n".join(
+        pd.read_excel(io.BytesIO(xlsx), sheet_name=None)[k].to_string()
+        for k in ("Sample", "Patient-months", "Checklist")
+    )
     pdf_text = " ".join((p.extract_text() or "") for p in PdfReader(io.BytesIO(pdf)).pages)
     named_pdf_text = " ".join((p.extract_text() or "") for p in PdfReader(io.BytesIO(pdf_named)).pages)
     assert any(c in named_pdf_text.replace("\n", "") for c in claims)
@@ -258,9 +343,17 @@ def test_masked_page_download_frame_has_no_claim_number_mbi_or_birth_date(monkey
     from ui import meeting
 
     monkeypatch.setattr(meeting, "cookie_key", lambda: "k" * 40)
-    df = pd.DataFrame({"patient_id": [45], "mrn": ["1000045"], "patient_name": ["Quintero, Zelda"],
-                       "claim_number": ["CCM0000045202605"], "mbi": ["1EG4TE5MK70"],
-                       "birth_date": [D(1941, 2, 3)], "charge": [62.0]})
+    df = pd.DataFrame(
+        {
+            "patient_id": [45],
+            "mrn": ["1000045"],
+            "patient_name": ["Quintero, Zelda"],
+            "claim_number": ["CCM0000045202605"],
+            "mbi": ["1EG4TE5MK70"],
+            "birth_date": [D(1941, 2, 3)],
+            "charge": [62.0],
+        }
+    )
     out = meeting.pseudonymize(df, ("patient_id", "mrn"), ("patient_name",))
     text = out.to_csv(index=False)
     for value in ("1000045", "Quintero", "CCM0000045202605", "1EG4TE5MK70", "1941-02-03"):
@@ -269,27 +362,37 @@ def test_masked_page_download_frame_has_no_claim_number_mbi_or_birth_date(monkey
 
 
 def test_staff_read_as_role_pseudonyms_when_the_admin_setting_says_so(meeting_db, monkeypatch):
-    from ccm_core import admin
+    from ccm_core.security import admin
 
     engine, url = meeting_db
     app_env(monkeypatch, url)
     monkeypatch.setenv("CCM_BCRYPT_ROUNDS", "4")
     with engine.connect() as conn:
-        staff_names = [f"{r.last_name}, {r.first_name}" for r in conn.execute(
-            select(s.staff.c.last_name, s.staff.c.first_name).where(s.staff.c.role == "care_manager")).all()]
+        staff_names = [
+            f"{r.last_name}, {r.first_name}"
+            for r in conn.execute(
+                select(s.staff.c.last_name, s.staff.c.first_name).where(s.staff.c.role == "care_manager")
+            ).all()
+        ]
     at = login_as("admin", query={"meeting": "1"})
     open_page(at, "minutes")
     at.session_state["minutes_tab"] = "Care managers"
     at.run()
-    named = "\n".join(_texts(at) + [json.dumps(sp) + "".join(d.to_string() for d in data) for sp, data in _charts(at)]
-                      + [d.value.to_string() for d in at.dataframe])
+    named = "\n".join(
+        _texts(at)
+        + [json.dumps(sp) + "".join(d.to_string() for d in data) for sp, data in _charts(at)]
+        + [d.value.to_string() for d in at.dataframe]
+    )
     assert any(n in named for n in staff_names)  # by default meeting mode shows staff names
     admin.set_meeting_staff_display(engine, "pseudonyms", "t_admin")
     try:
         at.run()
         assert not at.exception
-        shown = "\n".join(_texts(at) + [json.dumps(sp) + "".join(d.to_string() for d in data)
-                                        for sp, data in _charts(at)] + [d.value.to_string() for d in at.dataframe])
+        shown = "\n".join(
+            _texts(at)
+            + [json.dumps(sp) + "".join(d.to_string() for d in data) for sp, data in _charts(at)]
+            + [d.value.to_string() for d in at.dataframe]
+        )
         assert not [n for n in staff_names if n in shown]
         assert "Care manager " in shown  # role and pseudonym, in the chart, the table and the filter
     finally:

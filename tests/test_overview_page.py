@@ -1,19 +1,26 @@
 """The Overview page on the demo database: every number on screen is the named
-ccm_core.kpis function's number for the chosen month (and the month before),
+ccm_core.kpis.program function's number for the chosen month (and the month before),
 on SQLite and PostgreSQL; a care manager's tiles are their own panel's.
 """
+
 from __future__ import annotations
 
 import datetime as dt
 
 import pytest
 
-pytest.importorskip("ccm_core.demo", reason="the demo generator is not in this checkout yet")
+pytest.importorskip("ccm_core.io.demo", reason="the demo generator is not in this checkout yet")
+
+from ccm_core.engine.filters import Filters  # noqa: E402
+from ccm_core.kpis import program as kpis  # noqa: E402
+from ccm_core.kpis import weekly  # noqa: E402
+from ccm_core.security import (
+    admin,  # noqa: E402
+    auth,  # noqa: E402
+)
+from ccm_core.storage.db import add_months, month_bounds, month_int  # noqa: E402
 
 from apptest_utils import ROLE_USERS, app_env, ensure_role_users, login_as, metrics, open_page  # noqa: E402
-from ccm_core import admin, auth, kpis, weekly  # noqa: E402
-from ccm_core.db import add_months, month_bounds, month_int  # noqa: E402
-from ccm_core.filters import Filters  # noqa: E402
 
 
 @pytest.fixture
@@ -36,7 +43,7 @@ def _pp(a, b):
 
 
 def _expected_tiles(conn, f):
-    """What each tile must read, computed straight from ccm_core.kpis (the functions the other pages call)."""
+    """What each tile must read, computed straight from ccm_core.kpis.program (the functions the other pages call)."""
     revenue = kpis.revenue_summary(conn, f)
     minutes = kpis.minutes_per_enrolled_patient(conn, f)
     return {

@@ -7,6 +7,7 @@ the care manager's own-patients worklist, and empty databases showing empty stat
 Each backend gets its own small demo practice (the generator's DEMO_KW), because page views write to
 the access log and meeting mode records meetings: the shared read-only demo database stays untouched.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -16,25 +17,37 @@ import pandas as pd
 import pytest
 from sqlalchemy import func, select
 
-from apptest_utils import ROLE_USERS, app_env, ensure_role_users, login_as, open_page, page_direct, screen_text
-from ccm_core import admin, auth, db, kpis, kpis_extra
-from ccm_core.filters import Filters
-from ccm_core.schema import access_log, clinic, patient, staff
-from conftest import DEMO_KW
+from ccm_core.engine.filters import Filters
+from ccm_core.kpis import breakdowns as kpis_extra
+from ccm_core.kpis import program as kpis
+from ccm_core.security import admin, auth
+from ccm_core.storage import db
+from ccm_core.storage.schema import access_log, clinic, patient, staff
 from ui.components import format_value
+
+from apptest_utils import ROLE_USERS, app_env, ensure_role_users, login_as, open_page, page_direct, screen_text
+from conftest import DEMO_KW
 
 MY_PAGES = ("enrollment", "minutes", "billing", "revenue")
 TABS = {  # page -> (session-state key of its tabs, tab labels); only the open tab is computed
-    "enrollment": ("enrollment_tab", ["Funnel", "Declines & disenrollments", "Consent completeness", "Retention",
-                                      "Outreach list"]),
+    "enrollment": (
+        "enrollment_tab",
+        ["Funnel", "Declines & disenrollments", "Consent completeness", "Retention", "Outreach list"],
+    ),
     "minutes": ("minutes_tab", ["Worklist", "Distribution & trend", "Care managers", "Time flags"]),
-    "billing": ("billing_tab", ["Supported vs billed", "Findings & conflicts", "Denial trend", "Denial reasons",
-                                "Claim lines"]),
+    "billing": (
+        "billing_tab",
+        ["Supported vs billed", "Findings & conflicts", "Denial trend", "Denial reasons", "Claim lines"],
+    ),
     "revenue": ("revenue_tab", ["By month", "Leakage", "Projection"]),
 }
 PATIENT_TABS = {"enrollment": "Outreach list", "minutes": "Worklist", "billing": "Claim lines"}
-TITLES = {"enrollment": "Enrollment & consent", "minutes": "Minutes & worklist", "billing": "Billing & denials",
-          "revenue": "Revenue"}
+TITLES = {
+    "enrollment": "Enrollment & consent",
+    "minutes": "Minutes & worklist",
+    "billing": "Billing & denials",
+    "revenue": "Revenue",
+}
 ALLOWED = {page: tuple(r for r in auth.ROLE_PAGES if page in auth.ROLE_PAGES[r]) for page in MY_PAGES}
 FORBIDDEN = [(page, role) for page in MY_PAGES for role in auth.ROLE_PAGES if role not in ALLOWED[page]]
 
@@ -46,10 +59,13 @@ def _pages_dbs(tmp_path_factory, pg_databases):
 
     def get(kind: str):
         if kind not in made:
-            from ccm_core import demo
+            from ccm_core.io import demo
 
-            url = (f"sqlite:///{tmp_path_factory.mktemp('pages') / 'pages.db'}" if kind == "sqlite"
-                   else pg_databases.create("pages"))
+            url = (
+                f"sqlite:///{tmp_path_factory.mktemp('pages') / 'pages.db'}"
+                if kind == "sqlite"
+                else pg_databases.create("pages")
+            )
             engine = db.make_engine(url)
             db.upgrade(engine)
             demo.generate(engine, **DEMO_KW)
@@ -111,8 +127,9 @@ def everything_on_screen(at) -> str:
     """Text, tables and chart specs (a chart could carry names in its data)."""
     parts = [screen_text(at)]
     parts += [df.to_string() for df in frames(at)]
-    parts += [str(getattr(c.proto, "spec", "")) + str(getattr(c.proto, "datasets", "")) for c in
-              at.get("vega_lite_chart")]
+    parts += [
+        str(getattr(c.proto, "spec", "")) + str(getattr(c.proto, "datasets", "")) for c in at.get("vega_lite_chart")
+    ]
     return "\n".join(parts)
 
 
@@ -145,8 +162,12 @@ def test_each_allowed_role_opens_its_pages_without_errors(pages_db, role):
             text = screen_text(at)
             # a tab draws a chart or table, says its table is hidden, or says plainly that there is nothing
             # (time flags follow the chosen month, which in this data has none)
-            assert (at.get("vega_lite_chart") or at.dataframe or "hidden" in text
-                    or "No suspicious time for these filters" in text), f"{where}: empty"
+            assert (
+                at.get("vega_lite_chart")
+                or at.dataframe
+                or "hidden" in text
+                or "No suspicious time for these filters" in text
+            ), f"{where}: empty"
 
 
 @SQLITE_ONLY
@@ -193,16 +214,18 @@ def test_revealing_in_meeting_mode_shows_names_and_is_logged(pages_db):
     open_page(at, "enrollment")
     open_tab(at, "enrollment", "Outreach list")
     with pages_db.connect() as conn:
-        before = conn.execute(select(func.count()).select_from(access_log)
-                              .where(access_log.c.action == "reveal")).scalar()
+        before = conn.execute(
+            select(func.count()).select_from(access_log).where(access_log.c.action == "reveal")
+        ).scalar()
     at.button(key="reveal_enrollment_outreach").click().run()
     outreach = frame_with(at, "next_step")
     assert outreach is not None and len(outreach) > 0
     mrns, _ = identifiers(pages_db)
     assert set(outreach["mrn"]) <= mrns  # real identifiers now, deliberately
     with pages_db.connect() as conn:
-        after = conn.execute(select(func.count()).select_from(access_log)
-                             .where(access_log.c.action == "reveal")).scalar()
+        after = conn.execute(
+            select(func.count()).select_from(access_log).where(access_log.c.action == "reveal")
+        ).scalar()
     assert after == before + 1
 
 
@@ -232,9 +255,11 @@ def test_patient_level_views_go_to_the_access_log(pages_db):
     open_page(at, "enrollment")
     open_tab(at, "enrollment", "Outreach list")
     with pages_db.connect() as conn:
-        rows = conn.execute(select(access_log.c.username, access_log.c.action, access_log.c.page,
-                                   access_log.c.patient_count)
-                            .where(access_log.c.id > before, access_log.c.page == "enrollment")).all()
+        rows = conn.execute(
+            select(access_log.c.username, access_log.c.action, access_log.c.page, access_log.c.patient_count).where(
+                access_log.c.id > before, access_log.c.page == "enrollment"
+            )
+        ).all()
     assert ("t_lead", "view", "enrollment", expected_patients) in [tuple(r) for r in rows]
 
 
@@ -302,8 +327,7 @@ def test_clinic_filter_changes_the_numbers(pages_db):
     f = report_filters(pages_db)
     with pages_db.connect() as conn:
         clinics = conn.execute(select(clinic.c.id).order_by(clinic.c.id)).scalars().all()
-        per_clinic = {c: kpis.minutes_per_enrolled_patient(conn, replace(f, clinic_ids=(c,))).value
-                      for c in clinics}
+        per_clinic = {c: kpis.minutes_per_enrolled_patient(conn, replace(f, clinic_ids=(c,))).value for c in clinics}
         everyone = kpis.minutes_per_enrolled_patient(conn, f).value
     target = next(c for c in clinics if format_value(per_clinic[c], "minutes") != format_value(everyone, "minutes"))
     at = login_as("program_lead")
@@ -319,8 +343,13 @@ def test_clinic_filter_changes_the_numbers(pages_db):
 def test_care_manager_worklist_holds_only_their_own_patients(pages_db):
     own = auth.get_user(pages_db, ROLE_USERS["care_manager"][0]).staff_id
     with pages_db.connect() as conn:
-        other = conn.execute(select(staff.c.id).where(staff.c.role == "care_manager", staff.c.id != own)
-                             .order_by(staff.c.id)).scalars().first()
+        other = (
+            conn.execute(
+                select(staff.c.id).where(staff.c.role == "care_manager", staff.c.id != own).order_by(staff.c.id)
+            )
+            .scalars()
+            .first()
+        )
         as_of = admin.data_as_of(conn, dt.date.today())
         f = Filters.for_month(as_of.year * 100 + as_of.month, care_manager_ids=(own,))
         mine = kpis.near_threshold_worklist(conn, f, as_of)

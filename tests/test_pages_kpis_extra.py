@@ -1,8 +1,9 @@
-"""Hand-worked values for ccm_core.kpis_extra (the page-specific KPIs and lists), on SQLite and PostgreSQL.
+"""Hand-worked values for ccm_core.kpis.breakdowns (the page-specific KPIs and lists), on SQLite and PostgreSQL.
 
 Each cohort is small enough to work out on paper from the rules; the expected
 numbers in the asserts are that arithmetic, not a re-run of the code.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -10,9 +11,11 @@ import datetime as dt
 import pandas as pd
 import pytest
 
+from ccm_core.engine.filters import Filters
+from ccm_core.kpis import breakdowns as kpis_extra
+from ccm_core.kpis import program as kpis
+
 from builders import Builder
-from ccm_core import kpis, kpis_extra
-from ccm_core.filters import Filters
 
 D = dt.date
 FEE_99490_2025 = 60.49
@@ -265,8 +268,7 @@ def test_time_flags_hand_built(engine):
             b.time(batch, minutes, D(2025, 3, day), staff_id=s3, entered_at=dt.datetime(2025, 3, 30, 17, day))
         late_but_fresh = b.patient(care_manager_id=s3)
         for day, minutes in ((28, 13), (29, 14), (30, 16)):  # entered Mar 30 too, but within 2 days: not flagged
-            b.time(late_but_fresh, minutes, D(2025, 3, day), staff_id=s3,
-                   entered_at=dt.datetime(2025, 3, 30, 9, day))
+            b.time(late_but_fresh, minutes, D(2025, 3, day), staff_id=s3, entered_at=dt.datetime(2025, 3, 30, 9, day))
         for minutes in (95, 97, 99, 101, 98):  # 490 minutes by one person on Mar 12
             b.time(b.patient(care_manager_id=s4), minutes, D(2025, 3, 12), staff_id=s4)
         ordinary = b.patient(care_manager_id=s1)
@@ -287,11 +289,14 @@ def test_time_flags_hand_built(engine):
     assert realtime_round not in set(flags["patient_id"].dropna())
     assert len(flags) == 5 and flags.attrs["total"] == 5
     ev = dict(zip(flags["kind"], flags["evidence"]))
-    assert ev["round_durations"] == ("all 2 entries are multiples of 10 min, entered in a batch or after the fact "
-                                     "(20-30 min each, 50 min total, Mar 03 to Mar 04)")
+    assert ev["round_durations"] == (
+        "all 2 entries are multiples of 10 min, entered in a batch or after the fact "
+        "(20-30 min each, 50 min total, Mar 03 to Mar 04)"
+    )
     assert ev["repeated_durations"] == "5 entries of exactly 17 min on Mar 10 for 5 patients"
-    assert ev["backdated_batch"] == ("3 entries for Mar 03 to Mar 20 entered at month end (Mar 30), 3+ days after "
-                                     "the service date")
+    assert ev["backdated_batch"] == (
+        "3 entries for Mar 03 to Mar 20 entered at month end (Mar 30), 3+ days after the service date"
+    )
     assert ev["implausible_daily_total"] == "490 min (8.2 h) logged on Mar 12 across 5 patients"
     assert '"CCM call completed"' in ev["vague_note"] or '"ok"' in ev["vague_note"]
     assert list(scoped["kind"]) == ["backdated_batch"]  # a care manager's filter keeps only their patients
@@ -304,9 +309,13 @@ def test_time_flags_find_the_demo_generators_planted_time(demo_engine, demo_repo
     f = Filters(min(months), max(months))
     with demo_engine.connect() as conn:
         flags = kpis_extra.time_flags(conn, f)
-    got = {(kind, int(p), int(m)) for kind, p, m in
-           zip(flags["kind"], flags["patient_id"], flags["service_date"].map(lambda d: d.year * 100 + d.month))
-           if pd.notna(p)}
+    got = {
+        (kind, int(p), int(m))
+        for kind, p, m in zip(
+            flags["kind"], flags["patient_id"], flags["service_date"].map(lambda d: d.year * 100 + d.month)
+        )
+        if pd.notna(p)
+    }
     for planted, kind in (("vague_notes", "vague_note"), ("backdated_batch", "backdated_batch")):
         assert demo_report.planted[planted], planted
         for patient_id, month in demo_report.planted[planted]:

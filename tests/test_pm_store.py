@@ -1,5 +1,6 @@
-"""The stored patient-month (``ccm_core.pm_store``) must give exactly the numbers of the live engine
+"""The stored patient-month (``ccm_core.storage.stored``) must give exactly the numbers of the live engine
 statement, for every filter set, and must never be read when it is not current."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -11,11 +12,14 @@ import pytest
 from sqlalchemy import func, select
 
 from bench import harness as bench
-from ccm_core import db, engine as eng, pm_store, rules
-from ccm_core import schema as s
-from ccm_core.filters import Filters
-from ccm_core.imports.runner import Source, import_files
-from ccm_core.imports.store import revert_batch
+from ccm_core import rules
+from ccm_core.engine import patient_month as eng
+from ccm_core.engine.filters import Filters
+from ccm_core.io.imports.runner import Source, import_files
+from ccm_core.io.imports.store import revert_batch
+from ccm_core.storage import db
+from ccm_core.storage import schema as s
+from ccm_core.storage import stored as pm_store
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "data" / "examples"
 
@@ -86,17 +90,23 @@ def test_stored_enrolled_month_ends_match_the_event_history(demo_engine):
         st = pm_store.read_state(conn)
         f = Filters.for_month(st.enrolled_to, clinic_ids=(clinic,))
         stored = set(conn.execute(pm_store.enrolled_select(conn, f, db.month_bounds(st.enrolled_to)[1])).scalars())
-        everyone = set(conn.execute(pm_store.enrolled_select(conn, Filters.for_month(st.enrolled_to),
-                                                             db.month_bounds(st.enrolled_to)[1])).scalars())
+        everyone = set(
+            conn.execute(
+                pm_store.enrolled_select(conn, Filters.for_month(st.enrolled_to), db.month_bounds(st.enrolled_to)[1])
+            ).scalars()
+        )
         assert stored and stored < everyone
         # before the stored months: the caller ranks the history live
         assert pm_store.enrolled_select(conn, f, db.month_bounds(db.add_months(st.enrolled_from, -1))[1]) is None
         # every day of the last two months (mid-month = stored month end + the events since) agrees with live
-        from ccm_core import kpis
+        from ccm_core.kpis import program as kpis
+
         day = db.month_bounds(db.add_months(st.enrolled_to, -1))[0]
         while day <= db.month_bounds(db.add_months(st.enrolled_to, 2))[1]:
-            for g in (Filters.for_month(db.month_int(day)), Filters.for_month(db.month_int(day), clinic_ids=(clinic,),
-                                                                               programs=("CCM", "PCM"))):
+            for g in (
+                Filters.for_month(db.month_int(day)),
+                Filters.for_month(db.month_int(day), clinic_ids=(clinic,), programs=("CCM", "PCM")),
+            ):
                 q = pm_store.enrolled_select(conn, g, day)
                 assert q is not None, day
                 ls = kpis._latest_status(g, day)
@@ -110,7 +120,8 @@ def test_stored_rows_equal_live_rows_for_every_filter_set(demo_engine):
         for f in _filter_sets(conn):
             _same(_stored_rows(conn, f), _live_rows(conn, f))
             _same_denials(conn, f)
-        from ccm_core import kpis
+        from ccm_core.kpis import program as kpis
+
         lo, hi = pm_store._data_months(conn)
         trend = kpis.denial_trend(conn, Filters(lo, hi))
         assert trend["initial_denials"].sum() > 20 and trend["lagged_avg_submitted"].sum() > 100
@@ -120,7 +131,7 @@ def _same_denials(conn, f: Filters) -> None:
     """The claim store gives the HFMA numerators and lagged denominators of the live joins."""
     from unittest import mock
 
-    from ccm_core import kpis
+    from ccm_core.kpis import program as kpis
 
     assert pm_store.claim_source(conn, f, rules.load(conn)) is not None
     stored = kpis.denial_trend(conn, f)
@@ -143,8 +154,9 @@ def test_every_page_kpi_is_the_same_from_the_store_and_live(demo_engine, demo_re
     for (page, label, *_), a, b in zip(calls, stored, live):
         av, bv = getattr(a, "value", a), getattr(b, "value", b)
         if isinstance(av, pd.DataFrame):
-            pd.testing.assert_frame_equal(av.reset_index(drop=True), bv.reset_index(drop=True), check_dtype=False,
-                                          obj=f"{page}/{label}")
+            pd.testing.assert_frame_equal(
+                av.reset_index(drop=True), bv.reset_index(drop=True), check_dtype=False, obj=f"{page}/{label}"
+            )
         else:
             assert av == pytest.approx(bv), f"{page}/{label}"
             if hasattr(a, "frame") and isinstance(a.frame, pd.DataFrame):
@@ -184,8 +196,9 @@ def test_changed_rules_make_the_store_stale(engine, monkeypatch):
 
 
 def _import(engine, *paths, **kw):
-    run = import_files(engine, [Source.from_path(p) if isinstance(p, Path) else p for p in paths],
-                       today=dt.date(2026, 11, 23), **kw)
+    run = import_files(
+        engine, [Source.from_path(p) if isinstance(p, Path) else p for p in paths], today=dt.date(2026, 11, 23), **kw
+    )
     assert run.ok, run.problems
     return run
 
@@ -232,8 +245,10 @@ def _all_equal(engine) -> None:
     with engine.connect() as conn:
         assert pm_store.is_fresh(conn, rules.load(conn))
         lo, hi = pm_store._data_months(conn)
-        _same(_stored_rows(conn, Filters(lo, hi, programs=("CCM", "PCM", "APCM"))),
-              _live_rows(conn, Filters(lo, hi, programs=("CCM", "PCM", "APCM"))))
+        _same(
+            _stored_rows(conn, Filters(lo, hi, programs=("CCM", "PCM", "APCM"))),
+            _live_rows(conn, Filters(lo, hi, programs=("CCM", "PCM", "APCM"))),
+        )
         assert len(_stored_rows(conn, Filters(lo, hi))) > 0
         _same_enrolled(conn)
         _same_denials(conn, Filters(lo, hi))
@@ -244,7 +259,7 @@ def _same_eligible(conn, clinic: int | None = None) -> None:
     """Stored eligibility at each month end equals ``eligible_patients_select`` computed live."""
     from unittest import mock
 
-    from ccm_core import kpis
+    from ccm_core.kpis import program as kpis
 
     rs = rules.load(conn)
     st = pm_store.read_state(conn)
@@ -266,7 +281,7 @@ def _same_eligible(conn, clinic: int | None = None) -> None:
 
 def _same_enrolled(conn) -> None:
     """The stored month ends agree with ranking the event history, for every month and program filter."""
-    from ccm_core import kpis
+    from ccm_core.kpis import program as kpis
 
     st = pm_store.read_state(conn)
     assert st.enrolled_from is not None
@@ -295,6 +310,7 @@ def test_imports_and_reverts_keep_the_store_current_and_scoped(engine, tmp_path,
         scopes.append(scope)
         refreshes.append(real_refresh(conn, rs, scope, **kw))
         return refreshes[-1]
+
     monkeypatch.setattr(pm_store, "refresh", spy)
 
     # More time in one month: only that month is rebuilt, and it equals the live statement.
@@ -305,8 +321,13 @@ def test_imports_and_reverts_keep_the_store_current_and_scoped(engine, tmp_path,
     extra["service_date"] = "2026-10-28"
     extra["entered_at"] = "2026-10-28 18:30"
     run = _import(engine, Source("time_entries_late.csv", extra.to_csv(index=False).encode()))
-    assert scopes[-1] == pm_store.Scope((202610, 202610), enrollment=False, claims=False, eligibility=False,
-                                        tables=("import_batch", "import_change", "time_entry"))
+    assert scopes[-1] == pm_store.Scope(
+        (202610, 202610),
+        enrollment=False,
+        claims=False,
+        eligibility=False,
+        tables=("import_batch", "import_change", "time_entry"),
+    )
     _all_equal(engine)
 
     # Diagnoses are not read by the patient-month: only eligibility is rebuilt, and only for the
@@ -314,10 +335,15 @@ def test_imports_and_reverts_keep_the_store_current_and_scoped(engine, tmp_path,
     diag = pd.read_csv(EXAMPLES / "diagnoses.csv", dtype=str).head(1)
     diag["icd10"] = "E785"
     diag_run = _import(engine, Source("diagnoses_more.csv", diag.to_csv(index=False).encode()))
-    assert scopes[-1] == pm_store.Scope(False, enrollment=False, claims=False, eligibility=True,
-                                        eligible_batches=(diag_run.files[0].batch_id,),
-                                        eligible_also=(_patient_id(engine, diag),),
-                                        tables=("diagnosis", "import_batch", "import_change"))
+    assert scopes[-1] == pm_store.Scope(
+        False,
+        enrollment=False,
+        claims=False,
+        eligibility=True,
+        eligible_batches=(diag_run.files[0].batch_id,),
+        eligible_also=(_patient_id(engine, diag),),
+        tables=("diagnosis", "import_batch", "import_change"),
+    )
     assert refreshes[-1]["eligible_rebuilt"] == "patients"
     _all_equal(engine)
 
@@ -329,8 +355,13 @@ def test_imports_and_reverts_keep_the_store_current_and_scoped(engine, tmp_path,
     enrolled_row["event_date"] = "2026-10-30"
     enrolled_row["reason"] = "patient request"
     _import(engine, Source("enrollment_events_more.csv", enrolled_row.to_csv(index=False).encode()))
-    assert scopes[-1] == pm_store.Scope(False, enrollment=True, claims=False, eligibility=False,
-                                        tables=("enrollment_event", "import_batch", "import_change"))
+    assert scopes[-1] == pm_store.Scope(
+        False,
+        enrollment=True,
+        claims=False,
+        eligibility=False,
+        tables=("enrollment_event", "import_batch", "import_change"),
+    )
     _all_equal(engine)
 
     # Reverting the late time entries rebuilds everything and drops their minutes again.
@@ -363,9 +394,13 @@ def test_the_fingerprint_is_the_same_in_every_process():
 
     here = pm_store.fingerprint(rules.load())
     for seed in ("1", "2"):
-        out = subprocess.run([sys.executable, "-c", "from ccm_core import pm_store, rules; "
-                              "print(pm_store.fingerprint(rules.load()))"],
-                             capture_output=True, text=True, check=True, env={**os.environ, "PYTHONHASHSEED": seed})
+        out = subprocess.run(
+            [sys.executable, "-c", "from ccm_core import pm_store, rules; print(pm_store.fingerprint(rules.load()))"],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={**os.environ, "PYTHONHASHSEED": seed},
+        )
         assert out.stdout.strip() == here
 
 
@@ -383,8 +418,12 @@ def test_readers_are_not_locked_out_during_a_full_rebuild(engine):
         if engine.dialect.name == "postgresql":
             with engine.connect() as reader:
                 reader.exec_driver_sql("SET lock_timeout = '2s'")
-                for name in (pm_store.TABLE_NAME, pm_store.ENROLLED_TABLE, pm_store.CLAIM_TABLE,
-                             pm_store.ELIGIBLE_TABLE):
+                for name in (
+                    pm_store.TABLE_NAME,
+                    pm_store.ENROLLED_TABLE,
+                    pm_store.CLAIM_TABLE,
+                    pm_store.ELIGIBLE_TABLE,
+                ):
                     assert reader.exec_driver_sql(f"SELECT count(*) FROM {name}").scalar() == 0
                 reader.rollback()
         tr.rollback()
@@ -398,8 +437,15 @@ def test_an_import_vacuums_the_stored_tables_on_postgresql(engine):
     examples = sorted(p for p in EXAMPLES.iterdir() if p.suffix in (".csv", ".835"))
     _import(engine, *examples)
     with engine.connect() as conn:
-        vacuumed = dict(conn.exec_driver_sql(
-            "SELECT relname, last_vacuum IS NOT NULL FROM pg_stat_user_tables WHERE relname IN "
-            "('patient_month_store', 'enrolled_month_store', 'claim_store', 'eligible_month_store')").all())
-    assert vacuumed == {"patient_month_store": True, "enrolled_month_store": True, "claim_store": True,
-                        "eligible_month_store": True}
+        vacuumed = dict(
+            conn.exec_driver_sql(
+                "SELECT relname, last_vacuum IS NOT NULL FROM pg_stat_user_tables WHERE relname IN "
+                "('patient_month_store', 'enrolled_month_store', 'claim_store', 'eligible_month_store')"
+            ).all()
+        )
+    assert vacuumed == {
+        "patient_month_store": True,
+        "enrolled_month_store": True,
+        "claim_store": True,
+        "eligible_month_store": True,
+    }

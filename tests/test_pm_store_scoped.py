@@ -1,6 +1,7 @@
 """Scoped rebuilds for the imports of patients, consents, facility stays and staff: the stored
 patient-month (and claim store, and eligibility) is rebuilt only for the patients a file names, and
 afterwards equals the live statement.  The diagnosis case is in ``test_pm_store.py``."""
+
 from __future__ import annotations
 
 import pandas as pd
@@ -8,9 +9,10 @@ import pytest
 from sqlalchemy import select
 from test_pm_store import EXAMPLES, _all_equal, _import
 
-from ccm_core import pm_store, rules
-from ccm_core import schema as s
-from ccm_core.imports.runner import Source
+from ccm_core import rules
+from ccm_core.io.imports.runner import Source
+from ccm_core.storage import schema as s
+from ccm_core.storage import stored as pm_store
 
 NOBODY = 999_999  # a patient id no file names: its planted stored rows survive a scoped rebuild only
 
@@ -69,6 +71,7 @@ def spied(engine, monkeypatch):
         rec["out"] = real(conn, rs, scope, **kw)
         seen.append(rec)
         return rec["out"]
+
     monkeypatch.setattr(pm_store, "refresh", spy)
     return engine, seen
 
@@ -120,8 +123,18 @@ def test_a_facility_stay_import_rebuilds_only_its_patient(spied):
     ids = _ids(engine)
     _plant(engine, ids["P1005"])
     assert _stored(engine, ids["P1001"])["counted_minutes"] == 45
-    stay = pd.DataFrame([{"external_id": "ST-2", "mrn": "P1001", "kind": "inpatient", "admit_date": "2026-10-15",
-                          "discharge_date": "2026-10-17", "facility_name": "Riverbend General Hospital"}])
+    stay = pd.DataFrame(
+        [
+            {
+                "external_id": "ST-2",
+                "mrn": "P1001",
+                "kind": "inpatient",
+                "admit_date": "2026-10-15",
+                "discharge_date": "2026-10-17",
+                "facility_name": "Riverbend General Hospital",
+            }
+        ]
+    )
     _import(engine, _csv("facility_stays.csv", stay))
     _check_scoped(seen[-1], {ids["P1001"]})
     row = _stored(engine, ids["P1001"])
@@ -167,8 +180,13 @@ def test_a_patients_import_rebuilds_only_its_patients_claims_and_eligibility(spi
     assert _stored(engine, ids["P1004"])["clinic_id"] == main
     with engine.connect() as conn:
         ct = pm_store.claim_table(rules.load(conn))
-        clinics = set(conn.execute(select(ct.c.clinic_id).join(s.claim, s.claim.c.id == ct.c.claim_id)
-                                   .where(ct.c.patient_id == ids["P1004"], s.claim.c.clinic_id.is_(None))).scalars())
+        clinics = set(
+            conn.execute(
+                select(ct.c.clinic_id)
+                .join(s.claim, s.claim.c.id == ct.c.claim_id)
+                .where(ct.c.patient_id == ids["P1004"], s.claim.c.clinic_id.is_(None))
+            ).scalars()
+        )
     assert clinics <= {main}
     assert _planted(engine) == (1, 1)
     _all_equal(engine)
@@ -191,13 +209,22 @@ def test_time_and_patients_in_one_run_rebuild_the_month_and_the_patients(spied):
 
 
 def test_a_revert_still_rebuilds_everything(spied):
-    from ccm_core.imports.store import revert_batch
+    from ccm_core.io.imports.store import revert_batch
 
     engine, seen = spied
-    stay = pd.DataFrame([{"external_id": "ST-2", "mrn": "P1001", "kind": "inpatient", "admit_date": "2026-10-15",
-                          "discharge_date": "2026-10-17", "facility_name": "X"}])
+    stay = pd.DataFrame(
+        [
+            {
+                "external_id": "ST-2",
+                "mrn": "P1001",
+                "kind": "inpatient",
+                "admit_date": "2026-10-15",
+                "discharge_date": "2026-10-17",
+                "facility_name": "X",
+            }
+        ]
+    )
     run = _import(engine, _csv("facility_stays.csv", stay))
     revert_batch(engine, run.files[0].batch_id, user="tester")
     assert seen[-1]["scope"] == pm_store.EVERYTHING and seen[-1]["out"]["mode"] == "all"
     _all_equal(engine)
-

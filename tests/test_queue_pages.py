@@ -1,7 +1,8 @@
 """My month and Denials to work through AppTest: the care manager's list is hers whatever the URL says
 (server-side), meeting mode hides patient rows on both pages, and the numbers on screen are the
-``ccm_core.queues`` numbers.  Its own small demo practice (page views and status changes write).
+``ccm_core.kpis.queues`` numbers.  Its own small demo practice (page views and status changes write).
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -9,10 +10,13 @@ import datetime as dt
 import pytest
 from sqlalchemy import select
 
+from ccm_core.engine.filters import Filters
+from ccm_core.kpis import queues
+from ccm_core.security import auth
+from ccm_core.storage import db
+from ccm_core.storage.schema import patient, staff
+
 from apptest_utils import ROLE_USERS, app_env, ensure_role_users, login_as, open_page, screen_text
-from ccm_core import auth, db, queues
-from ccm_core.filters import Filters
-from ccm_core.schema import patient, staff
 from conftest import DEMO_KW
 
 AS_OF = dt.date(2025, 10, 31)  # the demo's data date
@@ -20,7 +24,7 @@ AS_OF = dt.date(2025, 10, 31)  # the demo's data date
 
 @pytest.fixture(scope="module")
 def queue_db(tmp_path_factory):
-    from ccm_core import demo
+    from ccm_core.io import demo
 
     url = f"sqlite:///{tmp_path_factory.mktemp('queue_pages') / 'q.db'}"
     engine = db.make_engine(url)
@@ -46,8 +50,11 @@ def _frame(at, col):
 def test_care_manager_sees_only_her_patients_whatever_the_link_says(app):
     care = auth.get_user(app, ROLE_USERS["care_manager"][0])
     with app.connect() as conn:
-        other = conn.execute(select(staff.c.id).where(staff.c.role == "care_manager", staff.c.id != care.staff_id)
-                             ).scalars().first()
+        other = (
+            conn.execute(select(staff.c.id).where(staff.c.role == "care_manager", staff.c.id != care.staff_id))
+            .scalars()
+            .first()
+        )
         mine = set(conn.execute(select(patient.c.id).where(patient.c.care_manager_id == care.staff_id)).scalars())
         expected = queues.my_month(conn, Filters(202510, 202510, care_manager_ids=(care.staff_id,)), AS_OF)
     at = login_as("care_manager", query={"cm": str(other)})

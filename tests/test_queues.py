@@ -1,4 +1,4 @@
-"""Work queues (``ccm_core.queues``) and the appeal-deadline rule (``ccm_core.rules.appeals``).
+"""Work queues (``ccm_core.kpis.queues``) and the appeal-deadline rule (``ccm_core.rules.appeals``).
 
 Every expected date is counted by hand from the regulation text quoted in ``rules/appeal_deadlines.csv``:
 42 CFR 405.942(a) redetermination within 120 calendar days of *receipt* of the initial determination,
@@ -6,6 +6,7 @@ receipt presumed 5 calendar days after the notice date; 405.962(a) reconsiderati
 receipt of the redetermination (same presumption); 424.44(a)(1) a claim within 1 calendar year of the
 date of service.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -14,10 +15,11 @@ import pandas as pd
 import pytest
 from sqlalchemy import select
 
-from ccm_core import db, queues
-from ccm_core import schema as s
-from ccm_core.filters import Filters
+from ccm_core.engine.filters import Filters
+from ccm_core.kpis import queues
 from ccm_core.rules import appeals
+from ccm_core.storage import db
+from ccm_core.storage import schema as s
 
 from builders import Builder
 
@@ -36,20 +38,23 @@ def test_deadline_rules_are_data_with_their_source():
     assert (new.period, new.unit, new.receipt_days) == (1, "years", 0) and "424.44(a)(1)" in new.source
 
 
-@pytest.mark.parametrize("key, start, expected", [
-    # notice Jun 28 -> received Jul 3 (+5); +120: Jul 31 = 28, Aug 31 = 59, Sep 30 = 89, Oct 31 = 120
-    ("redetermination", D(2025, 6, 28), D(2025, 10, 31)),
-    # notice Apr 17 -> received Apr 22; Apr 30 = 8, May 31 = 39, Jun 30 = 69, Jul 31 = 100, Aug 20 = 120
-    ("redetermination", D(2025, 4, 17), D(2025, 8, 20)),
-    # across a leap day: notice Jan 1 2024 -> received Jan 6; Jan 31 = 25, Feb 29 = 54, Mar 31 = 85, May 5 = 120
-    ("redetermination", D(2024, 1, 1), D(2024, 5, 5)),
-    # redetermination notice Jun 10 -> received Jun 15; +180: Jun 30 = 15, Jul 31 = 46, Aug 31 = 77,
-    # Sep 30 = 107, Oct 31 = 138, Nov 30 = 168, Dec 12 = 180
-    ("reconsideration", D(2025, 6, 10), D(2025, 12, 12)),
-    # 1 calendar year after the date of service; 29 Feb has no anniversary, so 28 Feb
-    ("corrected_claim", D(2025, 2, 28), D(2026, 2, 28)),
-    ("corrected_claim", D(2024, 2, 29), D(2025, 2, 28)),
-])
+@pytest.mark.parametrize(
+    "key, start, expected",
+    [
+        # notice Jun 28 -> received Jul 3 (+5); +120: Jul 31 = 28, Aug 31 = 59, Sep 30 = 89, Oct 31 = 120
+        ("redetermination", D(2025, 6, 28), D(2025, 10, 31)),
+        # notice Apr 17 -> received Apr 22; Apr 30 = 8, May 31 = 39, Jun 30 = 69, Jul 31 = 100, Aug 20 = 120
+        ("redetermination", D(2025, 4, 17), D(2025, 8, 20)),
+        # across a leap day: notice Jan 1 2024 -> received Jan 6; Jan 31 = 25, Feb 29 = 54, Mar 31 = 85, May 5 = 120
+        ("redetermination", D(2024, 1, 1), D(2024, 5, 5)),
+        # redetermination notice Jun 10 -> received Jun 15; +180: Jun 30 = 15, Jul 31 = 46, Aug 31 = 77,
+        # Sep 30 = 107, Oct 31 = 138, Nov 30 = 168, Dec 12 = 180
+        ("reconsideration", D(2025, 6, 10), D(2025, 12, 12)),
+        # 1 calendar year after the date of service; 29 Feb has no anniversary, so 28 Feb
+        ("corrected_claim", D(2025, 2, 28), D(2026, 2, 28)),
+        ("corrected_claim", D(2024, 2, 29), D(2025, 2, 28)),
+    ],
+)
 def test_appeal_deadline_worked_from_the_regulation(key, start, expected):
     assert appeals.appeal_deadline(key, start) == expected
     # the vectorised form the queue uses gives the same day
@@ -109,7 +114,12 @@ def test_my_month_lists_unfinished_months_with_next_step_contact_and_holds(engin
     assert (f.next_step, f.minutes_to_next, f.days_since_contact, f.contacted_this_month) == (20, 5, 17, True)
     ff = rows.loc[pts["forty_five"]]
     # 45 min: 99490 + 99439 x1 earned, next 60; last contact Feb 27 = 21 days, none this month
-    assert (ff.next_step, ff.minutes_to_next, ff.last_contact_date, ff.days_since_contact) == (60, 15, D(2025, 2, 27), 21)
+    assert (ff.next_step, ff.minutes_to_next, ff.last_contact_date, ff.days_since_contact) == (
+        60,
+        15,
+        D(2025, 2, 27),
+        21,
+    )
     assert not ff.contacted_this_month
     cx = rows.loc[pts["complex"]]
     assert (cx.complex, cx.next_step, cx.minutes_to_next) == (1, 90, 20)  # 99487 at 60, 99489 at 90

@@ -1,16 +1,20 @@
-"""ccm_core.readset: the tables a computation read, which the app's cache keys on.
+"""ccm_core.storage.readset: the tables a computation read, which the app's cache keys on.
 
 The cache keeps a result until a write touches one of the tables it read; that is only sound if the read
 set is complete, so these tests compare it with what the statements name, and stored tables must stand
 for every table they are built from.
 """
+
 from __future__ import annotations
 
 import re
 
-from ccm_core import db, kpis, pm_store, readset, rules
-from ccm_core import schema as s
-from ccm_core.filters import Filters
+from ccm_core import rules
+from ccm_core.engine.filters import Filters
+from ccm_core.kpis import program as kpis
+from ccm_core.storage import db, readset
+from ccm_core.storage import schema as s
+from ccm_core.storage import stored as pm_store
 
 
 def test_reads_are_recorded_per_block_and_stored_tables_stand_for_their_sources(demo_engine, demo_report):
@@ -40,10 +44,12 @@ def test_each_stored_table_names_every_table_its_statement_reads(demo_engine):
     sources = pm_store.source_tables()
     with demo_engine.connect() as conn:
         rs = rules.load(conn)
-        statements = {pm_store.TABLE_NAME: pm_store._store_select(202501, 202502, rs),
-                      pm_store.CLAIM_TABLE: pm_store._claim_store_select(rs),
-                      pm_store.ELIGIBLE_TABLE: pm_store._eligible_select_all(conn, rs, 202501, 202502),
-                      pm_store.ENROLLED_TABLE: pm_store._enrolled_select_all(202501, 202502)}
+        statements = {
+            pm_store.TABLE_NAME: pm_store._store_select(202501, 202502, rs),
+            pm_store.CLAIM_TABLE: pm_store._claim_store_select(rs),
+            pm_store.ELIGIBLE_TABLE: pm_store._eligible_select_all(conn, rs, 202501, 202502),
+            pm_store.ENROLLED_TABLE: pm_store._enrolled_select_all(202501, 202502),
+        }
         for table, stmt in statements.items():
             read = set(names.findall(str(stmt.compile(dialect=conn.dialect))))
             assert read and read <= sources[table], (table, read - sources[table])

@@ -23,17 +23,27 @@ GENERATED = (".streamlit/secrets.toml", "bench/out")
 # Named by code that landed before its document; each entry says who writes it.  Remove it when it lands.
 PENDING: set[str] = set()
 
-SEE = re.compile(r"\bsee\s+[`'\"]*([A-Za-z0-9_][A-Za-z0-9_./-]*\.(?:md|py|csv|toml|example|json|ini|txt))\b",
-                 re.IGNORECASE)
-REPO_PATH = re.compile(r"(?<![\w/.-])((?:docs|ccm_core|ui|pages|tests|bench|\.streamlit|\.ci)/[A-Za-z0-9_./-]*"
-                       r"[A-Za-z0-9_])")
-REF = re.compile(r"(?P<path>[\w./-]*?)(?P<name>ccm-rules|kpi-definitions)\.md`{0,2}"
-                 r"(?: §(?P<secs>\d+(?:\.\d+)?(?:(?:, | / |-)\d+(?:\.\d+)?)*))?")
+SEE = re.compile(
+    r"\bsee\s+[`'\"]*([A-Za-z0-9_][A-Za-z0-9_./-]*\.(?:md|py|csv|toml|example|json|ini|txt))\b", re.IGNORECASE
+)
+REPO_PATH = re.compile(
+    r"(?<![\w/.-])((?:docs|ccm_core|ui|pages|tests|bench|\.streamlit|\.ci)/[A-Za-z0-9_./-]*"
+    r"[A-Za-z0-9_])"
+)
+REF = re.compile(
+    r"(?P<path>[\w./-]*?)(?P<name>ccm-rules|kpi-definitions)\.md`{0,2}"
+    r"(?: §(?P<secs>\d+(?:\.\d+)?(?:(?:, | / |-)\d+(?:\.\d+)?)*))?"
+)
 
 
 def _files() -> list[Path]:
-    out = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
-                         capture_output=True, text=True, check=True).stdout.split()
+    out = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
     return [ROOT / f for f in out if f.endswith(TEXT_SUFFIXES) and (ROOT / f).is_file()]
 
 
@@ -70,7 +80,9 @@ def test_every_see_reference_names_a_file_in_the_repository():
             target = m.group(1).rstrip(".")
             if target.startswith("www.") or target in PENDING:
                 continue
-            if not any((base / target).exists() for base in (ROOT, f.parent, ROOT / "docs", ROOT / "data" / "examples")):
+            if not any(
+                (base / target).exists() for base in (ROOT, f.parent, ROOT / "docs", ROOT / "data" / "examples")
+            ):
                 missing.append(f"{f.relative_to(ROOT)}: see {target}")
     assert missing == []
 

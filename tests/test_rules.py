@@ -1,4 +1,5 @@
 """Rule data: shipped values match docs/reference/ccm-rules.md, overrides work, UNVERIFIED items are labelled."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -6,16 +7,30 @@ import json
 
 import pytest
 
-from builders import Builder
 from ccm_core import rules
 
+from builders import Builder
 
-@pytest.mark.parametrize("code, year, amount", [
-    ("99490", 2025, 60.49), ("99439", 2025, 45.93), ("99487", 2025, 131.65), ("99489", 2025, 70.52),
-    ("99491", 2025, 82.16), ("99437", 2025, 57.58), ("99424", 2025, 80.87), ("99426", 2025, 61.78),
-    ("G0557", 2025, 48.84), ("99490", 2026, 66.13), ("99439", 2026, 50.44), ("99487", 2026, 144.29),
-    ("99489", 2026, 78.16), ("G0557", 2026, 53.78),
-])
+
+@pytest.mark.parametrize(
+    "code, year, amount",
+    [
+        ("99490", 2025, 60.49),
+        ("99439", 2025, 45.93),
+        ("99487", 2025, 131.65),
+        ("99489", 2025, 70.52),
+        ("99491", 2025, 82.16),
+        ("99437", 2025, 57.58),
+        ("99424", 2025, 80.87),
+        ("99426", 2025, 61.78),
+        ("G0557", 2025, 48.84),
+        ("99490", 2026, 66.13),
+        ("99439", 2026, 50.44),
+        ("99487", 2026, 144.29),
+        ("99489", 2026, 78.16),
+        ("G0557", 2026, 53.78),
+    ],
+)
 def test_national_fee_per_code_and_year(code, year, amount):
     assert rules.fee(code, year) == pytest.approx(amount)
 

@@ -1,5 +1,6 @@
 """Audit sample pulls: deterministic, stratified as asked, stored and reopened unchanged; findings and
 pass rates worked by hand (both backends)."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -8,10 +9,12 @@ import json
 import pytest
 from sqlalchemy import func, select
 
+from ccm_core.audit import checklist as audit
+from ccm_core.audit import sampling
+from ccm_core.engine.filters import Filters
+from ccm_core.storage import schema as s
+
 from builders import Builder
-from ccm_core import audit, sampling
-from ccm_core import schema as s
-from ccm_core.filters import Filters
 
 D = dt.date
 
@@ -44,8 +47,9 @@ def test_request_validation_messages():
 # --------------------------------------------------------------------------- reproducibility on the demo data
 @pytest.fixture
 def demo_request(demo_report):
-    return lambda **kw: sampling.SampleRequest(month_from=demo_report.month_from,
-                                               month_to=demo_report.end_month, **({"size": 20, "seed": 11} | kw))
+    return lambda **kw: sampling.SampleRequest(
+        month_from=demo_report.month_from, month_to=demo_report.end_month, **({"size": 20, "seed": 11} | kw)
+    )
 
 
 def test_same_seed_same_sample_different_seed_different(demo_engine, demo_request):
@@ -129,7 +133,10 @@ def test_hand_built_strata_and_population(cohort):
     assert len(pop) == 12 and unbilled not in set(pop["patient_id"])
     # quotas 4.0 / 1.5 / 0.5 -> 4 / 1 / 1
     assert smp.items["stratum"].value_counts().to_dict() == {
-        "payer=Medicare Part B": 4, "payer=Medicare Advantage": 1, "payer=Medicaid": 1}
+        "payer=Medicare Part B": 4,
+        "payer=Medicare Advantage": 1,
+        "payer=Medicaid": 1,
+    }
     by_payer = {p: k for k, v in ids.items() for p in v}
     for pid, stratum in zip(smp.items["patient_id"], smp.items["stratum"]):
         assert stratum == f"payer={by_payer[pid]}"
@@ -147,8 +154,14 @@ def test_population_order_does_not_change_the_draw(cohort):
 
 def test_save_reopen_and_redraw(cohort):
     engine, _, _ = cohort
-    req = sampling.SampleRequest(202503, 202503, size=5, seed=42, strata=("payer", "code"),
-                                 filters=Filters(202503, 202503, payers=("Medicare Part B", "Medicaid")))
+    req = sampling.SampleRequest(
+        202503,
+        202503,
+        size=5,
+        seed=42,
+        strata=("payer", "code"),
+        filters=Filters(202503, 202503, payers=("Medicare Part B", "Medicaid")),
+    )
     with engine.begin() as conn:
         smp = sampling.pull_sample(conn, req)
         sid = sampling.save_sample(conn, smp, "auditor1", name="Q1 spot check")
@@ -195,9 +208,15 @@ def test_findings_progress_and_pass_rate(cohort):
         # second: agree with all but one, where the auditor disagrees with a pass -> reviewed, fails
         for key in audit.ITEM_KEYS:
             verdict = "disagree" if key == "care_plan" else "agree"
-            sampling.record_finding(conn, second, key, verdict, "auditor1",
-                                    comment="plan unsigned on paper" if verdict == "disagree" else "",
-                                    engine_result="pass")
+            sampling.record_finding(
+                conn,
+                second,
+                key,
+                verdict,
+                "auditor1",
+                comment="plan unsigned on paper" if verdict == "disagree" else "",
+                engine_result="pass",
+            )
         # third: half reviewed
         sampling.record_finding(conn, int(items["item_id"][2]), "consent", "agree", "auditor1", engine_result="pass")
     with engine.connect() as conn:
@@ -218,8 +237,9 @@ def test_findings_progress_and_pass_rate(cohort):
 def test_record_finding_replaces_and_validates(cohort):
     engine, _, _ = cohort
     with engine.begin() as conn:
-        sid = sampling.save_sample(conn, sampling.pull_sample(conn, sampling.SampleRequest(202503, 202503, 1, 1)),
-                                   "auditor1")
+        sid = sampling.save_sample(
+            conn, sampling.pull_sample(conn, sampling.SampleRequest(202503, 202503, 1, 1)), "auditor1"
+        )
         item_id = int(sampling.load_sample(conn, sid).items["item_id"][0])
         sampling.record_finding(conn, item_id, "consent", "agree", "auditor1", engine_result="pass")
         sampling.record_finding(conn, item_id, "consent", "disagree", "auditor2", "form unsigned", "pass")
@@ -234,13 +254,24 @@ def test_record_finding_replaces_and_validates(cohort):
     with engine.connect() as conn:
         fd = sampling.findings(conn, sid)
     assert len(fd) == 1
-    assert (fd["verdict"][0], fd["auditor"][0], fd["comment"][0], fd["final_result"][0]) == \
-        ("disagree", "auditor2", "form unsigned", "fail")
+    assert (fd["verdict"][0], fd["auditor"][0], fd["comment"][0], fd["final_result"][0]) == (
+        "disagree",
+        "auditor2",
+        "form unsigned",
+        "fail",
+    )
 
 
-@pytest.mark.parametrize("engine_result,verdict,final", [
-    ("pass", "agree", "pass"), ("fail", "agree", "fail"), ("na", "agree", "na"),
-    ("pass", "disagree", "fail"), ("fail", "disagree", "pass"), ("na", "disagree", "fail"),
-])
+@pytest.mark.parametrize(
+    "engine_result,verdict,final",
+    [
+        ("pass", "agree", "pass"),
+        ("fail", "agree", "fail"),
+        ("na", "agree", "na"),
+        ("pass", "disagree", "fail"),
+        ("fail", "disagree", "pass"),
+        ("na", "disagree", "fail"),
+    ],
+)
 def test_final_result_rule(engine_result, verdict, final):
     assert sampling.final_result(engine_result, verdict) == final

@@ -1,9 +1,10 @@
 """The Alembic migrations build exactly the schema the code is written against, on both databases.
 
-``ccm_core.schema.metadata`` is what every query is built from, while real
+``ccm_core.storage.schema.metadata`` is what every query is built from, while real
 databases are created by ``db.upgrade`` (Alembic).  If the two drift, code
 passes its tests on ``create_all`` databases and fails on a real install.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -17,7 +18,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, select, text
 from sqlalchemy.exc import IntegrityError
 
-from ccm_core import db, schema
+from ccm_core.storage import db, schema
 
 # The indexes the aggregations rely on (month filters and patient-month joins); name -> (table, columns).
 KEY_INDEXES = {
@@ -37,8 +38,15 @@ KEY_INDEXES = {
     "ix_patient_clinic_practitioner": ("patient", ["clinic_id", "billing_practitioner_id"]),
 }
 # Natural keys that make re-imports idempotent: (table, column) must be unique in the database.
-UNIQUE_KEYS = [("claim", "claim_number"), ("patient", "mrn"), ("practitioner", "npi"), ("time_entry", "external_id"),
-               ("consent", "external_id"), ("visit", "external_id"), ("app_user", "username")]
+UNIQUE_KEYS = [
+    ("claim", "claim_number"),
+    ("patient", "mrn"),
+    ("practitioner", "npi"),
+    ("time_entry", "external_id"),
+    ("consent", "external_id"),
+    ("visit", "external_id"),
+    ("app_user", "username"),
+]
 
 
 BACKENDS = ["sqlite"] + (["postgresql"] if os.environ.get("CCM_TEST_PG_URL") else [])
@@ -113,9 +121,16 @@ def test_foreign_keys_are_enforced(migrated):
     """A time entry for a patient who does not exist is refused on both databases."""
     with pytest.raises(IntegrityError):
         with migrated.begin() as conn:
-            conn.execute(schema.time_entry.insert().values(
-                patient_id=999, staff_id=999, service_date=dt.date(2025, 1, 2), service_month=202501, minutes=5,
-                activity="phone_call"))
+            conn.execute(
+                schema.time_entry.insert().values(
+                    patient_id=999,
+                    staff_id=999,
+                    service_date=dt.date(2025, 1, 2),
+                    service_month=202501,
+                    minutes=5,
+                    activity="phone_call",
+                )
+            )
 
 
 def test_downgrade_to_base_and_back(migrated):

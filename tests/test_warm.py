@@ -1,5 +1,6 @@
 """The warmer (``ui.warm``): views in use are written down, a new process computes them before anyone
 asks, and an import makes it recompute exactly the stale ones, with the numbers a user would get."""
+
 from __future__ import annotations
 
 import sqlite3
@@ -7,9 +8,12 @@ import sqlite3
 import pytest
 from sqlalchemy import select
 
-from ccm_core import db, kpis, pm_store
-from ccm_core.filters import Filters
-from ui import data, warm
+from ccm_core.engine.filters import Filters
+from ccm_core.kpis import program as kpis
+from ccm_core.storage import db
+from ccm_core.storage import stored as pm_store
+from ui import cache as data
+from ui import warm
 
 
 @pytest.fixture
@@ -56,8 +60,12 @@ def test_an_import_makes_the_warmer_recompute_what_it_changed(app_db):
     with engine.begin() as conn:  # double every time entry of the month (a second import of the same work)
         te = db_table_rows(conn, f.month_to)
         conn.execute(te[0].insert(), te[1])
-        pm_store.record_write(conn, pm_store.Scope((f.month_to, f.month_to), enrollment=False, claims=False,
-                                                   eligibility=False, tables=("time_entry",)))
+        pm_store.record_write(
+            conn,
+            pm_store.Scope(
+                (f.month_to, f.month_to), enrollment=False, claims=False, eligibility=False, tables=("time_entry",)
+            ),
+        )
     versions = data.read_versions(url)
     minutes_key = data.call_key(kpis.minutes_per_enrolled_patient, (f,), {}, url)
     enroll_key = data.call_key(kpis.enrollment_rate, (f,), {}, url)
@@ -70,7 +78,7 @@ def test_an_import_makes_the_warmer_recompute_what_it_changed(app_db):
 
 
 def db_table_rows(conn, month: int):
-    from ccm_core import schema as s
+    from ccm_core.storage import schema as s
 
     te = s.time_entry
     cols = [c for c in te.c if c.name not in ("id", "external_id", "import_batch_id")]

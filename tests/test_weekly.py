@@ -1,4 +1,5 @@
-"""The weekly read's core (ccm_core.weekly) and the meeting pack (ccm_core.meeting_pack), worked by hand."""
+"""The weekly read's core (ccm_core.kpis.weekly) and the meeting pack (ccm_core.io.meeting_pack), worked by hand."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -7,9 +8,12 @@ import re
 
 import pytest
 
+from ccm_core import cli
+from ccm_core.engine.filters import Filters
+from ccm_core.io import meeting_pack
+from ccm_core.kpis import weekly
+
 from builders import Builder
-from ccm_core import cli, meeting_pack, weekly
-from ccm_core.filters import Filters
 
 D = dt.date
 
@@ -32,8 +36,9 @@ def test_target_status_levels_and_vs_last_month():
 
 def test_admin_targets_override_the_defaults(engine):
     with engine.begin() as conn:
-        Builder(conn).setting(weekly.TARGETS_KEY, json.dumps({"billable_rate": {"green": 0.8, "amber": 0.7},
-                                                              "nonsense": {"green": 1}}))
+        Builder(conn).setting(
+            weekly.TARGETS_KEY, json.dumps({"billable_rate": {"green": 0.8, "amber": 0.7}, "nonsense": {"green": 1}})
+        )
     with engine.connect() as conn:
         t = weekly.targets(conn)
     assert t["billable_rate"] == {"kind": "level", "green": 0.8, "amber": 0.7}
@@ -108,13 +113,12 @@ def test_meeting_pack_pdf_on_the_demo(demo_engine, tmp_path):
     # the CLI writes the same kind of file
     out = tmp_path / "pack.pdf"
     url = demo_engine.url.render_as_string(hide_password=False)
-    assert cli.main(["meeting-pack", "--week", "2025-11-03", "--month", "2025-10", "--out", str(out),
-                     "--db", url]) == 0
+    assert cli.main(["meeting-pack", "--week", "2025-11-03", "--month", "2025-10", "--out", str(out), "--db", url]) == 0
     assert out.read_bytes().startswith(b"%PDF")
 
 
 def test_masked_counts_in_the_pack():
-    from ccm_core.definitions import KpiResult
+    from ccm_core.kpis.definitions import KpiResult
 
     assert meeting_pack.rate_reveals_small(KpiResult(None, 0.6, 9, 15))  # 9 of 15: both sides small
     assert meeting_pack.rate_reveals_small(KpiResult(None, 0.9, 90, 95))  # 5 did not: the complement is small

@@ -13,10 +13,13 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import select
-
-from ccm_core import admin, db, pm_store, sampling
-from ccm_core import schema as s
 from write_guard import WriteGuard
+
+from ccm_core.audit import sampling
+from ccm_core.security import admin
+from ccm_core.storage import db
+from ccm_core.storage import schema as s
+from ccm_core.storage import stored as pm_store
 
 ROOT = Path(__file__).resolve().parent.parent
 DAY = dt.date(2025, 10, 6)
@@ -37,7 +40,7 @@ def test_the_guard_flags_a_write_that_skips_the_recorder(tmp_path, monkeypatch):
     monkeypatch.setattr(pm_store, "record_write", lambda *a, **k: 0)  # a write path that forgot to record
     admin.record_meeting(eng, DAY, "lead")
     assert len(guard.violations) == 1 and "'meeting'" in guard.violations[0]
-    assert "ccm_core/admin.py" in guard.violations[0]
+    assert "ccm_core/security/admin.py" in guard.violations[0]
 
 
 def test_the_guard_accepts_recorded_writes_and_ignores_test_setup(tmp_path):
@@ -82,12 +85,26 @@ def test_an_auditors_finding_is_recorded_and_keeps_the_stored_tables_current(eng
     with engine.begin() as c:
         pm_store.refresh(c)
     with engine.begin() as c:
-        sid = c.execute(s.audit_sample.insert().values(
-            name="t", created_by="auditor", created_at=dt.datetime(2025, 4, 1), month_from=202503,
-            month_to=202503, size=1, seed=1, strata="{}", status="open").returning(s.audit_sample.c.id)).scalar_one()
-        item = c.execute(s.audit_sample_item.insert().values(
-            sample_id=sid, position=1, patient_id=p, service_month=202503, stratum="all")
-                         .returning(s.audit_sample_item.c.id)).scalar_one()
+        sid = c.execute(
+            s.audit_sample.insert()
+            .values(
+                name="t",
+                created_by="auditor",
+                created_at=dt.datetime(2025, 4, 1),
+                month_from=202503,
+                month_to=202503,
+                size=1,
+                seed=1,
+                strata="{}",
+                status="open",
+            )
+            .returning(s.audit_sample.c.id)
+        ).scalar_one()
+        item = c.execute(
+            s.audit_sample_item.insert()
+            .values(sample_id=sid, position=1, patient_id=p, service_month=202503, stratum="all")
+            .returning(s.audit_sample_item.c.id)
+        ).scalar_one()
         before = db.table_versions(c).get("audit_finding", 0)
     with engine.begin() as c:
         sampling.record_finding(c, item, "consent", "agree", "auditor", engine_result="pass")
@@ -108,16 +125,16 @@ def test_only_the_recorder_moves_versions():
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Attribute) and node.attr == "bump_data_version":
                 callers.add(path.relative_to(ROOT).as_posix())
-    assert callers == {"ccm_core/pm_store.py", "ccm_core/demo/__init__.py"}
+    assert callers == {"ccm_core/storage/stored.py", "ccm_core/io/demo/__init__.py"}
 
 
 @pytest.mark.parametrize("table", sorted(db.UNCACHED_TABLES))
 def test_the_app_cache_never_keeps_a_result_that_read_an_uncached_table(engine, monkeypatch, table):
-    from ui import data
+    from ui import cache as data
 
     monkeypatch.setattr(data, "database_url", lambda: engine.url.render_as_string(hide_password=False))
     monkeypatch.setattr(data, "_engine_for", lambda url: engine)
-    from ccm_core import readset
+    from ccm_core.storage import readset
 
     readset.watch(engine)
     data.clear_cache()

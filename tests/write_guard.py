@@ -17,7 +17,8 @@ from pathlib import Path
 
 from sqlalchemy import event
 
-from ccm_core import db, pm_store
+from ccm_core.storage import db
+from ccm_core.storage import stored as pm_store
 
 ROOT = Path(__file__).resolve().parent.parent
 CORE = str(ROOT / "ccm_core")
@@ -78,7 +79,7 @@ class WriteGuard:
         written, recorded = self._tx.setdefault(id(conn), ({}, set()))
         if table == "setting":
             keys = [v for v in _strings(parameters) if v.startswith(BOOKKEEPING_KEYS)]
-            recorded.update(k[len(db.TABLE_VERSION_PREFIX):] for k in keys if k.startswith(db.TABLE_VERSION_PREFIX))
+            recorded.update(k[len(db.TABLE_VERSION_PREFIX) :] for k in keys if k.startswith(db.TABLE_VERSION_PREFIX))
             others = [v for v in _strings(parameters) if KEY_LIKE.fullmatch(v) and ("." in v or ":" in v)]
             if keys and len(keys) == len(others):
                 return  # the recorder's own rows
@@ -94,8 +95,10 @@ class WriteGuard:
             return
         for table, where in sorted(written.items()):
             if table not in recorded:
-                self.violations.append(f"{where} wrote {table!r} without pm_store.record_write(conn, "
-                                       f"pm_store.Scope.for_tables({{{table!r}}})) in the same transaction")
+                self.violations.append(
+                    f"{where} wrote {table!r} without pm_store.record_write(conn, "
+                    f"pm_store.Scope.for_tables({{{table!r}}})) in the same transaction"
+                )
 
     def _forget(self, conn) -> None:
         self._tx.pop(id(conn), None)

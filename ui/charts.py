@@ -8,26 +8,26 @@ keeps bars wide and labels readable on a shared 1280x720 screen).  Page
 furniture shared by the four program-lead pages (section headings with their
 definition, KPI tile rows, the trend window) lives here too.
 """
+
 from __future__ import annotations
 
 import calendar
 import datetime as dt
 import hashlib
 import math
-from dataclasses import dataclass
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import altair as alt
 import pandas as pd
 import streamlit as st
 
-from ccm_core import admin
-from ccm_core.db import add_months, format_month
-from ccm_core.definitions import KpiDefinition, KpiResult
-from ccm_core.filters import Filters
-
-from .suppression import chart_fields, counts_left, suppress_chart_spec
+from ccm_core.engine.filters import Filters
+from ccm_core.kpis.definitions import KpiDefinition, KpiResult
+from ccm_core.security import admin
+from ccm_core.storage.db import add_months, format_month
+from ui.suppression import chart_fields, counts_left, suppress_chart_spec
 
 # Semantic colours, used only where colour carries meaning (billable vs not,
 # paid vs denied); everything else takes the app theme's palette.
@@ -72,8 +72,7 @@ def _arrow_safe(df: pd.DataFrame) -> pd.DataFrame:
             kinds = {type(v) for v in df[col] if v is not None and not (isinstance(v, float) and math.isnan(v))}
             if str in kinds and len(kinds) > 1:
                 out = out if out is not df else df.copy()
-                out[col] = ["" if v is None or (isinstance(v, float) and math.isnan(v)) else str(v)
-                            for v in df[col]]
+                out[col] = ["" if v is None or (isinstance(v, float) and math.isnan(v)) else str(v) for v in df[col]]
     return out
 
 
@@ -102,7 +101,7 @@ def window_words(f: Filters) -> str:
 
 def chart_tick(month: int) -> str:
     """A month on a chart axis: "Oct '25", with "*" when the page marked it open (claims still coming in)."""
-    from ui._run import run_scope
+    from ui.run_scope import run_scope
 
     return month_tick(month) + ("*" if int(month) in run_scope().get("open_months", ()) else "")
 
@@ -147,19 +146,27 @@ def trend_window(f: Filters, months: int = 6) -> tuple[Filters, str | None]:
     if len(f.months()) >= 3:
         return f, None
     widened = f.with_months(add_months(f.month_to, -(months - 1)), f.month_to)
-    return widened, (f"Trend over the {months} months to {month_label(f.month_to)} "
-                     f"({format_month(widened.month_from)} to {format_month(widened.month_to)}); "
-                     "widen the Months filter to change it.")
+    return widened, (
+        f"Trend over the {months} months to {month_label(f.month_to)} "
+        f"({format_month(widened.month_from)} to {format_month(widened.month_to)}); "
+        "widen the Months filter to change it."
+    )
 
 
 def _month_x(order: Sequence[str], title: str | None = None) -> alt.X:
     # an explicit domain keeps months with nothing to draw on the axis (a gap, not a missing month)
-    return alt.X("month_label:O", sort=list(order), title=title, axis=alt.Axis(labelAngle=0),
-                 scale=alt.Scale(domain=list(order)))
+    return alt.X(
+        "month_label:O", sort=list(order), title=title, axis=alt.Axis(labelAngle=0), scale=alt.Scale(domain=list(order))
+    )
 
 
-def show(chart: alt.Chart | alt.LayerChart, alt_text: str, height: int | None = None, key: str | None = None,
-         legend_columns: int = 3):
+def show(
+    chart: alt.Chart | alt.LayerChart,
+    alt_text: str,
+    height: int | None = None,
+    key: str | None = None,
+    legend_columns: int = 3,
+):
     """Draw a chart full-width with the app theme and fonts large enough for a shared screen.
 
     ``legend_columns``: entries per legend row under the chart (2 for long labels in a half-width column).
@@ -169,11 +176,19 @@ def show(chart: alt.Chart | alt.LayerChart, alt_text: str, height: int | None = 
     # fit the width to the column but keep ``height`` for the plot itself (axes and legend add to it), so a
     # legend never squeezes the bars
     chart = chart.properties(autosize=alt.AutoSizeParams(type="fit-x", contains="padding"))
-    chart = (chart.configure_axis(labelFontSize=LABEL_SIZE, titleFontSize=TITLE_SIZE, labelLimit=260)
-             .configure_legend(labelFontSize=LABEL_SIZE, titleFontSize=LABEL_SIZE, orient="bottom",
-                               direction="horizontal", columns=legend_columns, labelLimit=150)
-             .configure_title(fontSize=TITLE_SIZE + 1, anchor="start")
-             .configure_view(strokeWidth=0))
+    chart = (
+        chart.configure_axis(labelFontSize=LABEL_SIZE, titleFontSize=TITLE_SIZE, labelLimit=260)
+        .configure_legend(
+            labelFontSize=LABEL_SIZE,
+            titleFontSize=LABEL_SIZE,
+            orient="bottom",
+            direction="horizontal",
+            columns=legend_columns,
+            labelLimit=150,
+        )
+        .configure_title(fontSize=TITLE_SIZE + 1, anchor="start")
+        .configure_view(strokeWidth=0)
+    )
     from ui.meeting import meeting_mode
 
     if meeting_mode():  # every chart, whatever helper built it: no count of 1-10 in bars, labels or tooltips
@@ -187,8 +202,10 @@ def show(chart: alt.Chart | alt.LayerChart, alt_text: str, height: int | None = 
                         r[col] = staff_label(r[col], STAFF_COLUMNS[col])
                         changed += 1
         if changed and not counts_left(spec) and chart_fields(spec)[0]:
-            st.caption(f":material/visibility_off: {alt_text}: every count is under 11, so the chart is hidden "
-                       "in meeting mode.")
+            st.caption(
+                f":material/visibility_off: {alt_text}: every count is under 11, so the chart is hidden "
+                "in meeting mode."
+            )
             return None
         if changed:
             chart = type(chart).from_dict(spec, validate=False)
@@ -196,48 +213,89 @@ def show(chart: alt.Chart | alt.LayerChart, alt_text: str, height: int | None = 
 
 
 # --------------------------------------------------------------------------- building blocks
-def trend_lines(df: pd.DataFrame, value_cols: dict[str, str], *, month_col: str = "service_month",
-                y_title: str = "", fmt: str = ".0%", colors: Sequence[str] | None = None,
-                y_domain: tuple[float, float] | None = None) -> alt.Chart:
+def trend_lines(
+    df: pd.DataFrame,
+    value_cols: dict[str, str],
+    *,
+    month_col: str = "service_month",
+    y_title: str = "",
+    fmt: str = ".0%",
+    colors: Sequence[str] | None = None,
+    y_domain: tuple[float, float] | None = None,
+) -> alt.Chart:
     """One line per column in ``value_cols`` ({column: legend label}) over months, with point markers."""
     base, order = with_month_labels(df, month_col)
     long = base.melt(id_vars=["month_label"], value_vars=list(value_cols), var_name="series", value_name="value")
     long["series"] = long["series"].map(value_cols)
-    scale = alt.Scale(domain=list(value_cols.values()), range=list(colors or SERIES[:len(value_cols)]))
+    scale = alt.Scale(domain=list(value_cols.values()), range=list(colors or SERIES[: len(value_cols)]))
     y_scale = alt.Scale(domain=list(y_domain)) if y_domain else alt.Scale(zero=True)
-    return (alt.Chart(long).mark_line(point=alt.OverlayMarkDef(size=70), strokeWidth=3)
-            .encode(x=_month_x(order),
-                    y=alt.Y("value:Q", title=y_title, axis=alt.Axis(format=fmt.replace(".2f", ".0f")),
-                            scale=y_scale),
-                    color=alt.Color("series:N", scale=scale, title=None,
-                                    legend=alt.Legend() if len(value_cols) > 1 else None),
-                    tooltip=[alt.Tooltip("month_label:O", title="Month"), alt.Tooltip("series:N", title="Measure"),
-                             alt.Tooltip("value:Q", title="Value", format=fmt)])
-            .properties(height=DEFAULT_HEIGHT))
+    return (
+        alt.Chart(long)
+        .mark_line(point=alt.OverlayMarkDef(size=70), strokeWidth=3)
+        .encode(
+            x=_month_x(order),
+            y=alt.Y("value:Q", title=y_title, axis=alt.Axis(format=fmt.replace(".2f", ".0f")), scale=y_scale),
+            color=alt.Color("series:N", scale=scale, title=None, legend=alt.Legend() if len(value_cols) > 1 else None),
+            tooltip=[
+                alt.Tooltip("month_label:O", title="Month"),
+                alt.Tooltip("series:N", title="Measure"),
+                alt.Tooltip("value:Q", title="Value", format=fmt),
+            ],
+        )
+        .properties(height=DEFAULT_HEIGHT)
+    )
 
 
-def grouped_month_bars(df: pd.DataFrame, value_cols: dict[str, str], *, month_col: str = "service_month",
-                       y_title: str = "", fmt: str = "$,.0f", colors: Sequence[str] | None = None) -> alt.Chart:
+def grouped_month_bars(
+    df: pd.DataFrame,
+    value_cols: dict[str, str],
+    *,
+    month_col: str = "service_month",
+    y_title: str = "",
+    fmt: str = "$,.0f",
+    colors: Sequence[str] | None = None,
+) -> alt.Chart:
     """Side-by-side bars per month, e.g. expected / billed / paid."""
     base, order = with_month_labels(df, month_col)
     long = base.melt(id_vars=["month_label"], value_vars=list(value_cols), var_name="series", value_name="value")
     long["series"] = long["series"].map(value_cols)
     labels = list(value_cols.values())
-    return (alt.Chart(long).mark_bar(cornerRadiusTopLeft=2, cornerRadiusTopRight=2)
-            .encode(x=_month_x(order),
-                    xOffset=alt.XOffset("series:N", sort=labels),
-                    y=alt.Y("value:Q", title=y_title, axis=_y_axis(fmt.replace(".2f", ".0f"))),
-                    color=alt.Color("series:N", sort=labels, title=None,
-                                    scale=alt.Scale(domain=labels, range=list(colors or SERIES[:len(labels)]))),
-                    tooltip=[alt.Tooltip("month_label:O", title="Month"), alt.Tooltip("series:N", title="Measure"),
-                             alt.Tooltip("value:Q", title="Value", format=fmt)])
-            .properties(height=DEFAULT_HEIGHT))
+    return (
+        alt.Chart(long)
+        .mark_bar(cornerRadiusTopLeft=2, cornerRadiusTopRight=2)
+        .encode(
+            x=_month_x(order),
+            xOffset=alt.XOffset("series:N", sort=labels),
+            y=alt.Y("value:Q", title=y_title, axis=_y_axis(fmt.replace(".2f", ".0f"))),
+            color=alt.Color(
+                "series:N",
+                sort=labels,
+                title=None,
+                scale=alt.Scale(domain=labels, range=list(colors or SERIES[: len(labels)])),
+            ),
+            tooltip=[
+                alt.Tooltip("month_label:O", title="Month"),
+                alt.Tooltip("series:N", title="Measure"),
+                alt.Tooltip("value:Q", title="Value", format=fmt),
+            ],
+        )
+        .properties(height=DEFAULT_HEIGHT)
+    )
 
 
-def stacked_month_bars(df: pd.DataFrame, category_col: str, value_col: str, *, month_col: str = "service_month",
-                       y_title: str = "", fmt: str = ",d", category_title: str | None = None,
-                       category_order: Sequence[str] | None = None, colors: Sequence[str] | None = None,
-                       months: Sequence[int] | None = None) -> alt.Chart:
+def stacked_month_bars(
+    df: pd.DataFrame,
+    category_col: str,
+    value_col: str,
+    *,
+    month_col: str = "service_month",
+    y_title: str = "",
+    fmt: str = ",d",
+    category_title: str | None = None,
+    category_order: Sequence[str] | None = None,
+    colors: Sequence[str] | None = None,
+    months: Sequence[int] | None = None,
+) -> alt.Chart:
     """Stacked bars per month split by a category (reasons, causes), long-format input.
 
     ``months`` = every month of the window, so a month with nothing to stack still shows as a gap.
@@ -246,52 +304,86 @@ def stacked_month_bars(df: pd.DataFrame, category_col: str, value_col: str, *, m
     if months:
         order = [chart_tick(m) for m in months]
     cats = list(category_order) if category_order else sorted(base[category_col].astype(str).unique())
-    palette = list(colors) if colors else (SERIES * (len(cats) // len(SERIES) + 1))[:len(cats)]
+    palette = list(colors) if colors else (SERIES * (len(cats) // len(SERIES) + 1))[: len(cats)]
     color_scale = alt.Scale(domain=cats, range=palette)
-    return (alt.Chart(base).mark_bar()
-            .encode(x=_month_x(order),
-                    y=alt.Y(f"{value_col}:Q", title=y_title, stack="zero", axis=_y_axis(fmt)),
-                    color=alt.Color(f"{category_col}:N", sort=cats, scale=color_scale,
-                                    title=category_title),
-                    order=alt.Order(f"{category_col}:N"),
-                    tooltip=[alt.Tooltip("month_label:O", title="Month"),
-                             alt.Tooltip(f"{category_col}:N", title=category_title or "Category"),
-                             alt.Tooltip(f"{value_col}:Q", title=y_title or "Value", format=fmt)])
-            .properties(height=DEFAULT_HEIGHT))
+    return (
+        alt.Chart(base)
+        .mark_bar()
+        .encode(
+            x=_month_x(order),
+            y=alt.Y(f"{value_col}:Q", title=y_title, stack="zero", axis=_y_axis(fmt)),
+            color=alt.Color(f"{category_col}:N", sort=cats, scale=color_scale, title=category_title),
+            order=alt.Order(f"{category_col}:N"),
+            tooltip=[
+                alt.Tooltip("month_label:O", title="Month"),
+                alt.Tooltip(f"{category_col}:N", title=category_title or "Category"),
+                alt.Tooltip(f"{value_col}:Q", title=y_title or "Value", format=fmt),
+            ],
+        )
+        .properties(height=DEFAULT_HEIGHT)
+    )
 
 
-def horizontal_bars(df: pd.DataFrame, category_col: str, value_col: str, *, x_title: str = "", fmt: str = ",d",
-                    color: str = PRIMARY, tooltip_cols: Iterable[tuple[str, str, str | None]] = (),
-                    sort_desc: bool = True, label: bool = True, color_col: str | None = None,
-                    color_domain: Sequence[str] | None = None, color_range: Sequence[str] | None = None,
-                    axis_fmt: str | None = None) -> alt.Chart | alt.LayerChart:
+def horizontal_bars(
+    df: pd.DataFrame,
+    category_col: str,
+    value_col: str,
+    *,
+    x_title: str = "",
+    fmt: str = ",d",
+    color: str = PRIMARY,
+    tooltip_cols: Iterable[tuple[str, str, str | None]] = (),
+    sort_desc: bool = True,
+    label: bool = True,
+    color_col: str | None = None,
+    color_domain: Sequence[str] | None = None,
+    color_range: Sequence[str] | None = None,
+    axis_fmt: str | None = None,
+) -> alt.Chart | alt.LayerChart:
     """Ranked horizontal bars with the value printed at the end of each bar.
 
     ``tooltip_cols`` = (column, title, format or None) extra hover fields.
     """
-    tips = [alt.Tooltip(f"{category_col}:N", title=category_col.replace("_", " ").capitalize()),
-            alt.Tooltip(f"{value_col}:Q", title=x_title or value_col, format=fmt)]
+    tips = [
+        alt.Tooltip(f"{category_col}:N", title=category_col.replace("_", " ").capitalize()),
+        alt.Tooltip(f"{value_col}:Q", title=x_title or value_col, format=fmt),
+    ]
     tips += [alt.Tooltip(c, title=t, format=f) if f else alt.Tooltip(c, title=t) for c, t, f in tooltip_cols]
     sort = "-x" if sort_desc else None
-    enc_color = (alt.Color(f"{color_col}:N", title=None,
-                           scale=alt.Scale(domain=list(color_domain or []), range=list(color_range or []))
-                           if color_domain else alt.Undefined)
-                 if color_col else alt.value(color))
-    bars = alt.Chart(plain(df)).mark_bar(cornerRadiusTopRight=2, cornerRadiusBottomRight=2).encode(
-        y=alt.Y(f"{category_col}:N", sort=sort, title=None),
-        x=alt.X(f"{value_col}:Q", title=x_title, axis=_y_axis(axis_fmt or fmt)),
-        color=enc_color, tooltip=tips)
+    enc_color = (
+        alt.Color(
+            f"{color_col}:N",
+            title=None,
+            scale=alt.Scale(domain=list(color_domain or []), range=list(color_range or []))
+            if color_domain
+            else alt.Undefined,
+        )
+        if color_col
+        else alt.value(color)
+    )
+    bars = (
+        alt.Chart(plain(df))
+        .mark_bar(cornerRadiusTopRight=2, cornerRadiusBottomRight=2)
+        .encode(
+            y=alt.Y(f"{category_col}:N", sort=sort, title=None),
+            x=alt.X(f"{value_col}:Q", title=x_title, axis=_y_axis(axis_fmt or fmt)),
+            color=enc_color,
+            tooltip=tips,
+        )
+    )
     height = max(60, 30 * len(df))
     if not label:
         return bars.properties(height=height)
     text = bars.mark_text(align="left", dx=4, fontSize=LABEL_SIZE).encode(
-        text=alt.Text(f"{value_col}:Q", format=fmt), color=alt.value("#333333"))
+        text=alt.Text(f"{value_col}:Q", format=fmt), color=alt.value("#333333")
+    )
     return alt.layer(bars, text).properties(height=height)
 
 
 # --------------------------------------------------------------------------- page-specific shapes
-def funnel(df: pd.DataFrame, stage_col: str = "stage", count_col: str = "patients",
-           count_text=lambda n: f"{int(n):,}") -> alt.LayerChart:
+def funnel(
+    df: pd.DataFrame, stage_col: str = "stage", count_col: str = "patients", count_text=lambda n: f"{int(n):,}"
+) -> alt.LayerChart:
     """Funnel as ranked bars in stage order, each labelled "n (x% of first stage)".
 
     ``count_text`` formats the count in the label (meeting mode passes small-cell suppression).
@@ -301,45 +393,73 @@ def funnel(df: pd.DataFrame, stage_col: str = "stage", count_col: str = "patient
     data["share"] = data[count_col] / first if first else 0.0
     data["label"] = [f"{count_text(n)}  ({s:.0%})" for n, s in zip(data[count_col], data["share"])]
     stages = list(data[stage_col])
-    bars = alt.Chart(data).mark_bar(color=PRIMARY, cornerRadiusTopRight=3, cornerRadiusBottomRight=3).encode(
-        y=alt.Y(f"{stage_col}:N", sort=stages, title=None),
-        x=alt.X(f"{count_col}:Q", title="Patients", axis=alt.Axis(format=",d")),
-        tooltip=[alt.Tooltip(f"{stage_col}:N", title="Stage"),
-                 alt.Tooltip(f"{count_col}:Q", title="Patients", format=",d"),
-                 alt.Tooltip("share:Q", title="Share of first stage", format=".1%")])
+    bars = (
+        alt.Chart(data)
+        .mark_bar(color=PRIMARY, cornerRadiusTopRight=3, cornerRadiusBottomRight=3)
+        .encode(
+            y=alt.Y(f"{stage_col}:N", sort=stages, title=None),
+            x=alt.X(f"{count_col}:Q", title="Patients", axis=alt.Axis(format=",d")),
+            tooltip=[
+                alt.Tooltip(f"{stage_col}:N", title="Stage"),
+                alt.Tooltip(f"{count_col}:Q", title="Patients", format=",d"),
+                alt.Tooltip("share:Q", title="Share of first stage", format=".1%"),
+            ],
+        )
+    )
     text = bars.mark_text(align="left", dx=5, fontSize=LABEL_SIZE, color="#333333").encode(text="label:N")
     return alt.layer(bars, text).properties(height=max(120, 36 * len(data)))
 
 
-def band_distribution(df: pd.DataFrame, band_col: str = "band", count_col: str = "patients",
-                      billable_bands: Sequence[str] = ("20-39", "40-59", "60+"),
-                      near_bands: Sequence[str] = ("15-19",),
-                      count_text=lambda n: f"{int(n):,}") -> alt.LayerChart:
+def band_distribution(
+    df: pd.DataFrame,
+    band_col: str = "band",
+    count_col: str = "patients",
+    billable_bands: Sequence[str] = ("20-39", "40-59", "60+"),
+    near_bands: Sequence[str] = ("15-19",),
+    count_text=lambda n: f"{int(n):,}",
+) -> alt.LayerChart:
     """Patients per minutes band in band order; billable bands green, near misses amber, the rest grey.
 
     ``count_text`` formats the bar labels (meeting mode passes small-cell suppression).
     """
     data = plain(df)
     data["label"] = [count_text(n) for n in data[count_col]]
-    data["status"] = ["Billable (20+ min)" if b in billable_bands else "Near threshold" if b in near_bands
-                      else "Below threshold" for b in data[band_col]]
+    data["status"] = [
+        "Billable (20+ min)" if b in billable_bands else "Near threshold" if b in near_bands else "Below threshold"
+        for b in data[band_col]
+    ]
     total = float(data[count_col].sum()) or 1.0
     data["share"] = data[count_col] / total
     order = list(data[band_col])
     domain = ["Below threshold", "Near threshold", "Billable (20+ min)"]
-    bars = alt.Chart(data).mark_bar(cornerRadiusTopLeft=3, cornerRadiusTopRight=3).encode(
-        x=alt.X(f"{band_col}:N", sort=order, title="Counted minutes in the month", axis=alt.Axis(labelAngle=0)),
-        y=alt.Y(f"{count_col}:Q", title="Patients", axis=_y_axis(",d")),
-        color=alt.Color("status:N", scale=alt.Scale(domain=domain, range=[MUTED, WARN, GOOD]), title=None),
-        tooltip=[alt.Tooltip(f"{band_col}:N", title="Minutes"),
-                 alt.Tooltip(f"{count_col}:Q", title="Patients", format=",d"),
-                 alt.Tooltip("share:Q", title="Share", format=".1%")])
+    bars = (
+        alt.Chart(data)
+        .mark_bar(cornerRadiusTopLeft=3, cornerRadiusTopRight=3)
+        .encode(
+            x=alt.X(f"{band_col}:N", sort=order, title="Counted minutes in the month", axis=alt.Axis(labelAngle=0)),
+            y=alt.Y(f"{count_col}:Q", title="Patients", axis=_y_axis(",d")),
+            color=alt.Color("status:N", scale=alt.Scale(domain=domain, range=[MUTED, WARN, GOOD]), title=None),
+            tooltip=[
+                alt.Tooltip(f"{band_col}:N", title="Minutes"),
+                alt.Tooltip(f"{count_col}:Q", title="Patients", format=",d"),
+                alt.Tooltip("share:Q", title="Share", format=".1%"),
+            ],
+        )
+    )
     text = bars.mark_text(dy=-8, fontSize=LABEL_SIZE).encode(text="label:N", color=alt.value("#333333"))
     return alt.layer(bars, text).properties(height=DEFAULT_HEIGHT)
 
 
-def pareto(df: pd.DataFrame, code_col: str, value_col: str, text_col: str, *, value_title: str = "Denied claims",
-           fmt: str = ",d", color: str = BAD) -> alt.LayerChart:
+def pareto(
+    df: pd.DataFrame,
+    code_col: str,
+    value_col: str,
+    text_col: str,
+    *,
+    value_title: str = "Denied claims",
+    fmt: str = ",d",
+    color: str = BAD,
+) -> alt.LayerChart:
     """Pareto: bars sorted high to low plus a cumulative-share line; hovering shows the official code text."""
     data = plain(df.sort_values(value_col, ascending=False).reset_index(drop=True))
     total = float(data[value_col].sum()) or 1.0
@@ -347,41 +467,73 @@ def pareto(df: pd.DataFrame, code_col: str, value_col: str, text_col: str, *, va
     data["share"] = data[value_col] / total
     data[code_col] = data[code_col].astype(str)
     order = list(data[code_col])  # codes on the axis; code_key() under the chart names them in words
-    tips = [alt.Tooltip(f"{code_col}:N", title="Code"), alt.Tooltip(f"{text_col}:N", title="Official text"),
-            alt.Tooltip(f"{value_col}:Q", title=value_title, format=fmt),
-            alt.Tooltip("share:Q", title="Share", format=".1%"),
-            alt.Tooltip("cumulative_share:Q", title="Cumulative", format=".0%")]
+    tips = [
+        alt.Tooltip(f"{code_col}:N", title="Code"),
+        alt.Tooltip(f"{text_col}:N", title="Official text"),
+        alt.Tooltip(f"{value_col}:Q", title=value_title, format=fmt),
+        alt.Tooltip("share:Q", title="Share", format=".1%"),
+        alt.Tooltip("cumulative_share:Q", title="Cumulative", format=".0%"),
+    ]
     x = alt.X(f"{code_col}:N", sort=order, title=None, axis=alt.Axis(labelAngle=0))
-    bars = alt.Chart(data).mark_bar(color=color, opacity=0.85).encode(
-        x=x, y=alt.Y(f"{value_col}:Q", title=value_title, axis=_y_axis(fmt)), tooltip=tips)
-    line = alt.Chart(data).mark_line(color="#333333", point=alt.OverlayMarkDef(color="#333333"), strokeWidth=2).encode(
-        x=x, y=alt.Y("cumulative_share:Q", title="Cumulative share", axis=alt.Axis(format=".0%"),
-                     scale=alt.Scale(domain=[0, 1])), tooltip=tips)
+    bars = (
+        alt.Chart(data)
+        .mark_bar(color=color, opacity=0.85)
+        .encode(x=x, y=alt.Y(f"{value_col}:Q", title=value_title, axis=_y_axis(fmt)), tooltip=tips)
+    )
+    line = (
+        alt.Chart(data)
+        .mark_line(color="#333333", point=alt.OverlayMarkDef(color="#333333"), strokeWidth=2)
+        .encode(
+            x=x,
+            y=alt.Y(
+                "cumulative_share:Q",
+                title="Cumulative share",
+                axis=alt.Axis(format=".0%"),
+                scale=alt.Scale(domain=[0, 1]),
+            ),
+            tooltip=tips,
+        )
+    )
     return alt.layer(bars, line).resolve_scale(y="independent").properties(height=DEFAULT_HEIGHT)
 
 
-def retention_curves(df: pd.DataFrame, cohort_col: str = "cohort", months_col: str = "months_since",
-                     share_col: str = "retained_share") -> alt.Chart:
+def retention_curves(
+    df: pd.DataFrame, cohort_col: str = "cohort", months_col: str = "months_since", share_col: str = "retained_share"
+) -> alt.Chart:
     """Share of each enrollment cohort (YYYYMM) still active N months later; one line per cohort, oldest darkest."""
     data = plain(df)
     cohorts = [month_label(m) for m in sorted(pd.unique(data[cohort_col]))]
     data[cohort_col] = data[cohort_col].map(month_label)
-    return (alt.Chart(data).mark_line(point=True, strokeWidth=2.5)
-            .encode(x=alt.X(f"{months_col}:O", title="Months since enrollment", axis=alt.Axis(labelAngle=0)),
-                    y=alt.Y(f"{share_col}:Q", title="Still enrolled", axis=alt.Axis(format=".0%"),
-                            # an axis that fits the data: retention near 90-100% would otherwise be a flat band
-                            scale=alt.Scale(domain=[_floor_tenth(data[share_col].min()), 1])),
-                    color=alt.Color(f"{cohort_col}:N", sort=cohorts, title="Enrolled in",
-                                    scale=alt.Scale(scheme="blues", reverse=True)),
-                    tooltip=[alt.Tooltip(f"{cohort_col}:N", title="Cohort"),
-                             alt.Tooltip(f"{months_col}:O", title="Months since"),
-                             alt.Tooltip(f"{share_col}:Q", title="Still enrolled", format=".0%")])
-            .properties(height=DEFAULT_HEIGHT))
+    return (
+        alt.Chart(data)
+        .mark_line(point=True, strokeWidth=2.5)
+        .encode(
+            x=alt.X(f"{months_col}:O", title="Months since enrollment", axis=alt.Axis(labelAngle=0)),
+            y=alt.Y(
+                f"{share_col}:Q",
+                title="Still enrolled",
+                axis=alt.Axis(format=".0%"),
+                # an axis that fits the data: retention near 90-100% would otherwise be a flat band
+                scale=alt.Scale(domain=[_floor_tenth(data[share_col].min()), 1]),
+            ),
+            color=alt.Color(
+                f"{cohort_col}:N", sort=cohorts, title="Enrolled in", scale=alt.Scale(scheme="blues", reverse=True)
+            ),
+            tooltip=[
+                alt.Tooltip(f"{cohort_col}:N", title="Cohort"),
+                alt.Tooltip(f"{months_col}:O", title="Months since"),
+                alt.Tooltip(f"{share_col}:Q", title="Still enrolled", format=".0%"),
+            ],
+        )
+        .properties(height=DEFAULT_HEIGHT)
+    )
 
 
 def code_key(df: pd.DataFrame, code_col: str = "code", text_col: str = "text", top: int = 8) -> str:
     """The codes a Pareto shows, in words: "16: Claim/service lacks information…; 97: The benefit for…"."""
-    return "; ".join(f"{c}: {_short(t, 48)}" for c, t in zip(df[code_col].astype(str).head(top), df[text_col].head(top)))
+    return "; ".join(
+        f"{c}: {_short(t, 48)}" for c, t in zip(df[code_col].astype(str).head(top), df[text_col].head(top))
+    )
 
 
 def _short(text, limit: int = 22) -> str:
@@ -400,8 +552,15 @@ def _floor_tenth(v) -> float:
         return 0.0
 
 
-def projection(df: pd.DataFrame, value_cols: dict[str, str], *, month_col: str = "service_month",
-               kind_col: str = "kind", y_title: str = "", fmt: str = "$,.0f") -> alt.Chart:
+def projection(
+    df: pd.DataFrame,
+    value_cols: dict[str, str],
+    *,
+    month_col: str = "service_month",
+    kind_col: str = "kind",
+    y_title: str = "",
+    fmt: str = "$,.0f",
+) -> alt.Chart:
     """Actual months solid, projected months dashed, per measure (long by ``kind_col`` = actual/projected)."""
     data = plain(df)
     actual = data[data[kind_col] == "actual"]
@@ -411,29 +570,42 @@ def projection(df: pd.DataFrame, value_cols: dict[str, str], *, month_col: str =
         bridge[kind_col] = "projected"
         data = pd.concat([data, bridge], ignore_index=True)
     base, order = with_month_labels(data, month_col)
-    long = base.melt(id_vars=["month_label", kind_col], value_vars=list(value_cols), var_name="series",
-                     value_name="value").dropna(subset=["value"])
+    long = base.melt(
+        id_vars=["month_label", kind_col], value_vars=list(value_cols), var_name="series", value_name="value"
+    ).dropna(subset=["value"])
     long["series"] = long["series"].map(value_cols)
     labels = list(value_cols.values())
-    return (alt.Chart(long).mark_line(point=alt.OverlayMarkDef(size=60), strokeWidth=3)
-            .encode(x=_month_x(order),
-                    y=alt.Y("value:Q", title=y_title, axis=alt.Axis(format=fmt.replace(".2f", ".0f"))),
-                    color=alt.Color("series:N", sort=labels, title=None,
-                                    scale=alt.Scale(domain=labels, range=SERIES[:len(labels)])),
-                    strokeDash=alt.StrokeDash(f"{kind_col}:N", legend=None,  # the page's caption explains it
-                                              scale=alt.Scale(domain=["actual", "projected"],
-                                                              range=[[1, 0], [6, 4]])),
-                    detail=f"{kind_col}:N",
-                    tooltip=[alt.Tooltip("month_label:O", title="Month"), alt.Tooltip("series:N", title="Measure"),
-                             alt.Tooltip(f"{kind_col}:N", title="Kind"),
-                             alt.Tooltip("value:Q", title="Value", format=fmt)])
-            .properties(height=DEFAULT_HEIGHT))
+    return (
+        alt.Chart(long)
+        .mark_line(point=alt.OverlayMarkDef(size=60), strokeWidth=3)
+        .encode(
+            x=_month_x(order),
+            y=alt.Y("value:Q", title=y_title, axis=alt.Axis(format=fmt.replace(".2f", ".0f"))),
+            color=alt.Color(
+                "series:N", sort=labels, title=None, scale=alt.Scale(domain=labels, range=SERIES[: len(labels)])
+            ),
+            strokeDash=alt.StrokeDash(
+                f"{kind_col}:N",
+                legend=None,  # the page's caption explains it
+                scale=alt.Scale(domain=["actual", "projected"], range=[[1, 0], [6, 4]]),
+            ),
+            detail=f"{kind_col}:N",
+            tooltip=[
+                alt.Tooltip("month_label:O", title="Month"),
+                alt.Tooltip("series:N", title="Measure"),
+                alt.Tooltip(f"{kind_col}:N", title="Kind"),
+                alt.Tooltip("value:Q", title="Value", format=fmt),
+            ],
+        )
+        .properties(height=DEFAULT_HEIGHT)
+    )
 
 
 # --------------------------------------------------------------------------- KPI tile rows
 @dataclass
 class Tile:
     """One KPI tile: the value and last month's value come from the same ccm_core function."""
+
     key: str
     label: str
     value: Any
@@ -460,8 +632,8 @@ def tile_row(page: str, f: Filters, tiles: Sequence[Tile]) -> None:
     In meeting mode the values are saved as the meeting's snapshot for this page and filter set, the same
     way the Overview does, so the next meeting compares like with like.
     """
+    from ui.cache import get_engine
     from ui.components import kpi_tile
-    from ui.data import get_engine
     from ui.meeting import meeting_mode
 
     engine = get_engine()
@@ -473,38 +645,52 @@ def tile_row(page: str, f: Filters, tiles: Sequence[Tile]) -> None:
     snapshot = (admin.meeting_snapshot(engine, last, view) if last else None) or {}
     for col, t in zip(st.columns(len(tiles)), tiles):
         with col:
-            kpi_tile(t.label, t.value, t.unit, previous=t.previous, last_meeting=snapshot.get(t.key),
-                     definition=t.definition, better=t.better, help=t.help)
+            kpi_tile(
+                t.label,
+                t.value,
+                t.unit,
+                previous=t.previous,
+                last_meeting=snapshot.get(t.key),
+                definition=t.definition,
+                better=t.better,
+                help=t.help,
+            )
 
 
 def page_start(title: str, f: Filters, note: str = "", open_months: bool = False) -> None:
     """Title, what the page reports on, the date the data runs through, and the empty-database state (stops the
     page when there is no data).  ``open_months``: a money or claims page marks months whose claims are still
-    being submitted or paid (``ccm_core.weekly.is_open``) in its caption and with "*" on its chart axes."""
+    being submitted or paid (``ccm_core.kpis.weekly.is_open``) in its caption and with "*" on its chart axes."""
+    from ccm_core.kpis import weekly
+    from ui.cache import cached
     from ui.components import empty_state
-    from ui.data import cached
     from ui.meeting import meeting_mode
-
-    from ccm_core import weekly
-    from ui._run import run_scope
+    from ui.run_scope import run_scope
 
     st.title(title, anchor=False)
     through = cached(weekly.data_through, dt.date.today())["overall"]
-    bits = [f"{f.describe()} · tiles report on {format_month(f.month_to)}",
-            f"data through {through:%b %-d, %Y}" if through else "no data yet"]
+    bits = [
+        f"{f.describe()} · tiles report on {format_month(f.month_to)}",
+        f"data through {through:%b %-d, %Y}" if through else "no data yet",
+    ]
     if open_months and through:
         lag = cached(weekly.open_month_lag_days)
         # the window and the trend months before it: every month a chart on this page can show
         shown = f.with_months(add_months(f.month_to, -11), f.month_to).months() + f.months()
         run_scope()["open_months"] = {m for m in shown if weekly.is_open(m, through, lag)}
         if weekly.is_open(f.month_to, through, lag):
-            bits.append(f"{month_label(f.month_to)} is an open month: claims go out and are paid up to {lag} days "
-                        "after month end, so billed, paid and denial figures are still incomplete (marked * on "
-                        "charts; no change vs last month)")
+            bits.append(
+                f"{month_label(f.month_to)} is an open month: claims go out and are paid up to {lag} days "
+                "after month end, so billed, paid and denial figures are still incomplete (marked * on "
+                "charts; no change vs last month)"
+            )
         elif run_scope()["open_months"]:
             bits.append(f"months marked * are open (claims still being submitted or paid, up to {lag} days)")
     st.caption(" · ".join(bits) + (f" · {note}" if note else "") + (" · meeting mode" if meeting_mode() else ""))
     if not cached(admin.filter_options)["months"]:
-        empty_state("No data yet", "Import the practice's files on the Import page, or run "
-                    "`python -m ccm_core init-db --demo-if-empty` for demo data.")
+        empty_state(
+            "No data yet",
+            "Import the practice's files on the Import page, or run "
+            "`python -m ccm_core init-db --demo-if-empty` for demo data.",
+        )
         st.stop()

@@ -4,6 +4,7 @@
 meeting and the written definition one click away; ``friendly_errors`` keeps
 tracebacks off the screen (they go to the server log instead).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -15,10 +16,9 @@ from typing import Any
 import streamlit as st
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
-from ccm_core.definitions import KpiDefinition, KpiResult
-
-from .meeting import meeting_mode, suppress_small
-from .suppression import rate_reveals_small
+from ccm_core.kpis.definitions import KpiDefinition, KpiResult
+from ui.meeting import meeting_mode, suppress_small
+from ui.suppression import rate_reveals_small
 
 log = logging.getLogger("ccm.ui")
 
@@ -70,7 +70,7 @@ def format_delta(now: Any, then: Any, unit: str = "count") -> str | None:
     text = _format_delta(now, then, unit)
     if text is None:
         return None
-    from ccm_core.weekly import no_negative_zero
+    from ccm_core.kpis.weekly import no_negative_zero
 
     return no_negative_zero(text)
 
@@ -105,9 +105,18 @@ def definition_popover(definition: KpiDefinition | None, label: str = "Definitio
         st.markdown(definition.as_markdown())
 
 
-def kpi_tile(label: str, value: Any, unit: str | None = None, *, previous: Any = None, last_meeting: Any = None,
-             definition: KpiDefinition | None = None, better: str = "higher", help: str | None = None,
-             meeting_label: str = "vs last meeting") -> None:
+def kpi_tile(
+    label: str,
+    value: Any,
+    unit: str | None = None,
+    *,
+    previous: Any = None,
+    last_meeting: Any = None,
+    definition: KpiDefinition | None = None,
+    better: str = "higher",
+    help: str | None = None,
+    meeting_label: str = "vs last meeting",
+) -> None:
     """One KPI: value, arrow delta vs last month, the change since the last meeting, and its definition.
 
     ``value``/``previous``/``last_meeting`` may be numbers or KpiResults (the
@@ -125,8 +134,9 @@ def kpi_tile(label: str, value: Any, unit: str | None = None, *, previous: Any =
     delta = format_delta(value, previous, unit) if previous is not None else None
     delta_color = "normal" if better == "higher" else ("inverse" if better == "lower" else "off")
     with st.container(border=True):
-        st.metric(label, "<11" if hidden else format_value(value, unit), delta=delta, delta_color=delta_color,
-                  help=help)
+        st.metric(
+            label, "<11" if hidden else format_value(value, unit), delta=delta, delta_color=delta_color, help=help
+        )
         since = format_delta(value, last_meeting, unit) if last_meeting is not None else None
         bottom_left, bottom_right = st.columns([3, 1], vertical_alignment="center", gap="small")
         with bottom_left:
@@ -153,23 +163,30 @@ def friendly_errors(what: str = "this view") -> Iterator[None]:
         yield
     except OperationalError:
         log.exception("database error while showing %s", what)
-        st.error("The database could not be reached or is not set up. Check the database URL and that "
-                 "`python -m ccm_core init-db` has been run, then reload.", icon=":material/database:")
+        st.error(
+            "The database could not be reached or is not set up. Check the database URL and that "
+            "`python -m ccm_core init-db` has been run, then reload.",
+            icon=":material/database:",
+        )
     except (ValueError, KeyError) as exc:
         log.exception("bad input while showing %s", what)
-        from .text import md  # the message can carry text from data or a URL: shown as text, never markdown
+        from ui.text import md  # the message can carry text from data or a URL: shown as text, never markdown
 
         st.error(f"Could not show {what}: {md(exc)}", icon=":material/error:")
     except SQLAlchemyError:
         log.exception("database error while showing %s", what)
-        st.error(f"A database error stopped {what} from loading. The details are in the server log.",
-                 icon=":material/database:")
+        st.error(
+            f"A database error stopped {what} from loading. The details are in the server log.",
+            icon=":material/database:",
+        )
     except Exception as exc:  # noqa: BLE001 - the whole point: no traceback on screen
-        from .data import DatabaseNotReady
+        from ui.cache import DatabaseNotReady
 
         if isinstance(exc, DatabaseNotReady):
             st.error(str(exc), icon=":material/database:")
             return
         log.exception("unexpected error while showing %s", what)
-        st.error(f"Something went wrong while showing {what}. The details were written to the server log.",
-                 icon=":material/error:")
+        st.error(
+            f"Something went wrong while showing {what}. The details were written to the server log.",
+            icon=":material/error:",
+        )

@@ -16,6 +16,7 @@ Roles without the "export" action get no buttons at all.  In meeting mode, and
 for the viewer role, identifier columns are pseudonymised in the file exactly
 as on screen.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -31,13 +32,13 @@ import pandas as pd
 import streamlit as st
 from streamlit.runtime.scriptrunner_utils.script_run_context import get_script_run_ctx
 
-from ccm_core import auth, spreadsheet
-from ccm_core.access import log_access
-from ccm_core.labels import with_headers
-
-from .data import get_engine
-from .meeting import masks_identifiers, pseudonymize
-from .session import SESSION_ID_KEY, CurrentUser, can
+from ccm_core.io import spreadsheet
+from ccm_core.io.labels import with_headers
+from ccm_core.security import auth
+from ccm_core.security.access_log import log_access
+from ui.cache import get_engine
+from ui.meeting import masks_identifiers, pseudonymize
+from ui.session import SESSION_ID_KEY, CurrentUser, can
 
 log = logging.getLogger("ccm.ui.exports")
 DOWNLOAD_TTL_S = 30.0  # a generated file is forgotten after this long even if it was not fetched
@@ -51,7 +52,7 @@ def _safe_name(basename: str) -> str:
 
 
 def to_csv_bytes(df: pd.DataFrame) -> bytes:
-    """CSV with a BOM (Excel opens UTF-8 correctly), formula-like text neutralised (ccm_core/spreadsheet.py)."""
+    """CSV with a BOM (Excel opens UTF-8 correctly), formula-like text neutralised (ccm_core/io/spreadsheet.py)."""
     return spreadsheet.csv_bytes(df)
 
 
@@ -80,8 +81,9 @@ def _state_get(state, key: str):
         return None
 
 
-def live_user(engine, session_id: str | None, username: str, page: str,
-              action: str | None = "export") -> CurrentUser | None:
+def live_user(
+    engine, session_id: str | None, username: str, page: str, action: str | None = "export"
+) -> CurrentUser | None:
     """Who may have a file now: the drawing Streamlit session still connected and signed in as ``username``
     with a live server-side login session (not signed out, expired, revoked by a password, role or
     lockout change), the account active with a role that may export and open ``page``; else None.
@@ -93,8 +95,13 @@ def live_user(engine, session_id: str | None, username: str, page: str,
     if _state_get(state, "username") != username:
         return None
     record = auth.live_session_user(engine, _state_get(state, SESSION_ID_KEY))
-    if record is None or record.username != auth.normalize_username(username) or not record.active \
-            or (action is not None and not auth.role_can(record.role, action)) or not auth.may_open(record.role, page):
+    if (
+        record is None
+        or record.username != auth.normalize_username(username)
+        or not record.active
+        or (action is not None and not auth.role_can(record.role, action))
+        or not auth.may_open(record.role, page)
+    ):
         return None
     return CurrentUser(record.username, record.display_name, record.role, record.staff_id)
 
@@ -116,14 +123,22 @@ class ExportTicket:
     def __call__(self) -> bytes:
         user = live_user(self.engine, self.session_id, self.username, self.page, self.action)
         if user is None:
-            log.warning("download of %s refused: session %s is not live for %s", self.file_name,
-                        self.session_id, self.username)
+            log.warning(
+                "download of %s refused: session %s is not live for %s", self.file_name, self.session_id, self.username
+            )
             raise ExportRefused(f"{self.file_name}: no live session of a role allowed to export")
         data = self.build()
         # The access-log row is committed before the bytes are returned to Streamlit (and so before they
         # can reach the browser); if the row cannot be written, nothing is served.
-        log_access(self.engine, username=user.username, role=user.role, action="export", page=self.page,
-                   detail=f"{self.file_name}: {self.detail}", patient_count=self.patients)
+        log_access(
+            self.engine,
+            username=user.username,
+            role=user.role,
+            action="export",
+            page=self.page,
+            detail=f"{self.file_name}: {self.detail}",
+            patient_count=self.patients,
+        )
         return data
 
 
@@ -180,9 +195,21 @@ def one_shot_downloads() -> None:
     storage._ccm_one_shot = True
 
 
-def deferred_download(label: str, build: Callable[[], bytes], *, user: CurrentUser, page: str, file_name: str,
-                      mime: str, detail: str, patients: int | None, key: str, icon: str | None = None,
-                      help: str | None = None, action: str | None = "export") -> None:
+def deferred_download(
+    label: str,
+    build: Callable[[], bytes],
+    *,
+    user: CurrentUser,
+    page: str,
+    file_name: str,
+    mime: str,
+    detail: str,
+    patients: int | None,
+    key: str,
+    icon: str | None = None,
+    help: str | None = None,
+    action: str | None = "export",
+) -> None:
     """A download button whose file is built on click by ``build`` for a live session, logged first.
 
     Every download in the app goes through here (``download_buttons``, the Audit exports, the Overview's
@@ -192,31 +219,64 @@ def deferred_download(label: str, build: Callable[[], bytes], *, user: CurrentUs
         return
     one_shot_downloads()
     ctx = get_script_run_ctx()
-    ticket = ExportTicket(engine=get_engine(), session_id=ctx.session_id if ctx else None,
-                          username=user.username, page=page, file_name=file_name, detail=detail,
-                          patients=patients, build=build, action=action)
-    st.download_button(label, ticket, file_name=file_name, mime=mime, key=key, icon=icon, help=help,
-                       on_click="ignore")
+    ticket = ExportTicket(
+        engine=get_engine(),
+        session_id=ctx.session_id if ctx else None,
+        username=user.username,
+        page=page,
+        file_name=file_name,
+        detail=detail,
+        patients=patients,
+        build=build,
+        action=action,
+    )
+    st.download_button(label, ticket, file_name=file_name, mime=mime, key=key, icon=icon, help=help, on_click="ignore")
 
 
-def download_buttons(df: pd.DataFrame, basename: str, user: CurrentUser, page: str,
-                     id_cols: Iterable[str] = (), name_cols: Iterable[str] = (), *, key: str | None = None) -> None:
+def download_buttons(
+    df: pd.DataFrame,
+    basename: str,
+    user: CurrentUser,
+    page: str,
+    id_cols: Iterable[str] = (),
+    name_cols: Iterable[str] = (),
+    *,
+    key: str | None = None,
+) -> None:
     """CSV + Excel buttons for ``df``; each download is written to the access log."""
     if df is None or not can(user, "export"):
         return
     id_cols, name_cols = tuple(id_cols), tuple(name_cols)
     masked = bool(id_cols or name_cols) and masks_identifiers(user)
     data = pseudonymize(df, id_cols, name_cols) if masked else df
-    data = with_headers(data)  # headers in words, no literal "None" (ccm_core.labels)
+    data = with_headers(data)  # headers in words, no literal "None" (ccm_core.io.labels)
     id_col = next((c for c in id_cols if c in df.columns), None)
     patients = int(df[id_col].nunique()) if id_col else None
     stem = _safe_name(basename)
     key = key or re.sub(r"\W+", "_", f"{page}_{basename}")
     detail = f"{len(data)} rows, {'pseudonymised' if masked else 'identified'}"
     with st.container(horizontal=True, gap="small"):
-        deferred_download("CSV", lambda: to_csv_bytes(data), user=user, page=page, file_name=f"{stem}.csv",
-                          mime="text/csv", detail=detail, patients=patients, key=f"dl_csv_{key}",
-                          icon=":material/download:")
-        deferred_download("Excel", lambda: to_excel_bytes(data, basename), user=user, page=page,
-                          file_name=f"{stem}.xlsx", mime=XLSX_MIME, detail=detail, patients=patients,
-                          key=f"dl_xlsx_{key}", icon=":material/download:")
+        deferred_download(
+            "CSV",
+            lambda: to_csv_bytes(data),
+            user=user,
+            page=page,
+            file_name=f"{stem}.csv",
+            mime="text/csv",
+            detail=detail,
+            patients=patients,
+            key=f"dl_csv_{key}",
+            icon=":material/download:",
+        )
+        deferred_download(
+            "Excel",
+            lambda: to_excel_bytes(data, basename),
+            user=user,
+            page=page,
+            file_name=f"{stem}.xlsx",
+            mime=XLSX_MIME,
+            detail=detail,
+            patients=patients,
+            key=f"dl_xlsx_{key}",
+            icon=":material/download:",
+        )

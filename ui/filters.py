@@ -5,29 +5,40 @@ changes) and are mirrored to the URL query string (so a copied link opens
 the same view).  A care manager is always scoped to their own patients: that
 restriction is applied here, server-side, not left to the widget.
 """
+
 from __future__ import annotations
 
 import re
 
 import streamlit as st
 
-from ccm_core import admin
-from ccm_core.db import add_months, format_month
-from ccm_core.filters import Filters
-
-from ._run import run_scope
-from .data import cached
-from .session import current_user
+from ccm_core.engine.filters import Filters
+from ccm_core.security import admin
+from ccm_core.storage.db import add_months, format_month
+from ui.cache import cached
+from ui.run_scope import run_scope
+from ui.session import current_user
 
 STATE_KEY = "_ccm_filters"
 NOTICE_KEY = "_ccm_filter_notice"
 _W = {  # widget keys
-    "months": "_f_months", "clinics": "_f_clinics", "practitioners": "_f_practitioners",
-    "care_managers": "_f_care_managers", "payers": "_f_payers", "programs": "_f_programs",
+    "months": "_f_months",
+    "clinics": "_f_clinics",
+    "practitioners": "_f_practitioners",
+    "care_managers": "_f_care_managers",
+    "payers": "_f_payers",
+    "programs": "_f_programs",
 }
 # query parameter names (short, readable in a shared link)
-_Q = {"from": "from", "to": "to", "clinics": "clinic", "practitioners": "practitioner",
-      "care_managers": "cm", "payers": "payer", "programs": "program"}
+_Q = {
+    "from": "from",
+    "to": "to",
+    "clinics": "clinic",
+    "practitioners": "practitioner",
+    "care_managers": "cm",
+    "payers": "payer",
+    "programs": "program",
+}
 
 
 MAX_SPAN_MONTHS = 36  # the longest month range any page computes (a link or the slider asks for more: cut)
@@ -50,8 +61,9 @@ def _parts(text: str | None) -> list[str]:
     return [p.strip() for p in text.split(",") if p.strip()]
 
 
-def bound_months(month_from: int, month_to: int, data_months: list[int], default_month: int
-                 ) -> tuple[int, int, list[str]]:
+def bound_months(
+    month_from: int, month_to: int, data_months: list[int], default_month: int
+) -> tuple[int, int, list[str]]:
     """Keep a month range inside the data's months and at most MAX_SPAN_MONTHS long; the notices say what
     changed in plain words (they never repeat what was asked for)."""
     notices = []
@@ -63,8 +75,9 @@ def bound_months(month_from: int, month_to: int, data_months: list[int], default
         month_from, month_to = max(month_from, low), min(month_to, high)
         if month_from > month_to:  # entirely outside the data
             month_from = month_to = default_month
-        notices.append(f"Months outside the data were left out (the data covers {format_month(low)} to "
-                       f"{format_month(high)}).")
+        notices.append(
+            f"Months outside the data were left out (the data covers {format_month(low)} to {format_month(high)})."
+        )
     if month_diff(month_from, month_to) + 1 > MAX_SPAN_MONTHS:
         month_from = add_months(month_to, -(MAX_SPAN_MONTHS - 1))
         notices.append(f"A range longer than {MAX_SPAN_MONTHS} months was cut to the last {MAX_SPAN_MONTHS}.")
@@ -81,21 +94,30 @@ def validate_link(query: dict, options: dict, default_month: int) -> tuple[dict,
     Anything malformed, unknown or out of range is replaced by its default, and a plain notice says so;
     nothing here raises on user input and no notice repeats the input (so nothing from a URL is ever
     rendered as markdown)."""
+
     def get(name: str) -> str | None:
         value = query.get(name)
         if isinstance(value, list):
             value = value[-1] if value else None
         return value if isinstance(value, str) else None
 
-    state = {"month_from": default_month, "month_to": default_month, "clinics": (), "practitioners": (),
-             "care_managers": (), "payers": (), "programs": ("CCM",)}
+    state = {
+        "month_from": default_month,
+        "month_to": default_month,
+        "clinics": (),
+        "practitioners": (),
+        "care_managers": (),
+        "payers": (),
+        "programs": ("CCM",),
+    }
     notices: list[str] = []
     raw_from, raw_to = get("from"), get("to")
     m_to = _month(raw_to) if raw_to else default_month
     m_from = _month(raw_from) if raw_from else m_to
     if m_from is None or m_to is None:
-        notices.append("The link's months were not understood (they must look like 2025-10); showing the "
-                       "default month.")
+        notices.append(
+            "The link's months were not understood (they must look like 2025-10); showing the default month."
+        )
     else:
         m_from, m_to, month_notices = bound_months(m_from, m_to, options.get("months") or [], default_month)
         state["month_from"], state["month_to"] = m_from, m_to
@@ -126,10 +148,15 @@ def _from_query(options: dict, default_month: int) -> dict:
 
 
 def _to_query(state: dict) -> None:
-    want = {"from": format_month(state["month_from"]), "to": format_month(state["month_to"]),
-            "clinic": ",".join(map(str, state["clinics"])), "practitioner": ",".join(map(str, state["practitioners"])),
-            "cm": ",".join(map(str, state["care_managers"])), "payer": ",".join(state["payers"]),
-            "program": ",".join(state["programs"]) if tuple(state["programs"]) != ("CCM",) else ""}
+    want = {
+        "from": format_month(state["month_from"]),
+        "to": format_month(state["month_to"]),
+        "clinic": ",".join(map(str, state["clinics"])),
+        "practitioner": ",".join(map(str, state["practitioners"])),
+        "cm": ",".join(map(str, state["care_managers"])),
+        "payer": ",".join(state["payers"]),
+        "program": ",".join(state["programs"]) if tuple(state["programs"]) != ("CCM",) else "",
+    }
     for name, value in want.items():
         if value:
             if st.query_params.get(name) != value:
@@ -157,7 +184,7 @@ def filter_query_params() -> dict[str, str]:
 def _label_lookup(pairs, staff_kind: str | None = None):
     labels = dict(pairs)
     if staff_kind:  # meeting mode with staff pseudonyms: the options read as they do in tables and charts
-        from .meeting import staff_label
+        from ui.meeting import staff_label
 
         labels = {k: staff_label(v, staff_kind) for k, v in labels.items()}
     return lambda i: labels.get(i, str(i))
@@ -197,45 +224,75 @@ def sidebar_filters() -> Filters:
         if notice:  # built from our own words and formatted months only, never from the URL
             st.caption(f":material/warning: {notice}")
         # Seed widgets from the stored state (widget state is dropped on pages that do not draw them).
-        seeds = {"clinics": list(state["clinics"]),
-                 "practitioners": list(state["practitioners"]), "care_managers": list(state["care_managers"]),
-                 "payers": list(state["payers"]), "programs": list(state["programs"])}
+        seeds = {
+            "clinics": list(state["clinics"]),
+            "practitioners": list(state["practitioners"]),
+            "care_managers": list(state["care_managers"]),
+            "payers": list(state["payers"]),
+            "programs": list(state["programs"]),
+        }
         for key, value in seeds.items():
             if _W[key] not in st.session_state:
                 st.session_state[_W[key]] = value
         if len(month_choices) > 1:
             # value= (not a session-state seed) is what makes this a range slider.
-            m_from, m_to = st.select_slider("Months", options=month_choices, key=_W["months"],
-                                            value=(state["month_from"], state["month_to"]),
-                                            format_func=format_month,
-                                            help="Month-level tiles report on the last month of the range.")
+            m_from, m_to = st.select_slider(
+                "Months",
+                options=month_choices,
+                key=_W["months"],
+                value=(state["month_from"], state["month_to"]),
+                format_func=format_month,
+                help="Month-level tiles report on the last month of the range.",
+            )
         else:
             m_from = m_to = month_choices[0]
             st.caption(f"Month: {format_month(m_to)}")
-        clinics = st.multiselect("Clinic", [i for i, _ in options["clinics"]], key=_W["clinics"],
-                                 format_func=_label_lookup(options["clinics"]), placeholder="All clinics")
-        practs = st.multiselect("Billing practitioner", [i for i, _ in options["practitioners"]],
-                                key=_W["practitioners"],
-                                format_func=_label_lookup(options["practitioners"], "Practitioner"),
-                                placeholder="All practitioners")
+        clinics = st.multiselect(
+            "Clinic",
+            [i for i, _ in options["clinics"]],
+            key=_W["clinics"],
+            format_func=_label_lookup(options["clinics"]),
+            placeholder="All clinics",
+        )
+        practs = st.multiselect(
+            "Billing practitioner",
+            [i for i, _ in options["practitioners"]],
+            key=_W["practitioners"],
+            format_func=_label_lookup(options["practitioners"], "Practitioner"),
+            placeholder="All practitioners",
+        )
         if user is not None and user.role == "care_manager":
             cms = [user.staff_id] if user.staff_id is not None else [-1]
             st.caption("Care manager: your own patients")
         else:
-            cms = st.multiselect("Care manager", [i for i, _ in options["care_managers"]], key=_W["care_managers"],
-                                 format_func=_label_lookup(options["care_managers"], "Care manager"),
-                                 placeholder="All care managers")
+            cms = st.multiselect(
+                "Care manager",
+                [i for i, _ in options["care_managers"]],
+                key=_W["care_managers"],
+                format_func=_label_lookup(options["care_managers"], "Care manager"),
+                placeholder="All care managers",
+            )
         payers = st.multiselect("Payer", options["payers"], key=_W["payers"], placeholder="All payers")
         programs = st.multiselect("Program", options["programs"], key=_W["programs"], placeholder="CCM")
-    state = {"month_from": int(m_from), "month_to": int(m_to), "clinics": tuple(clinics),
-             "practitioners": tuple(practs),
-             "care_managers": tuple(cms),
-             "payers": tuple(payers), "programs": tuple(programs) or ("CCM",)}
+    state = {
+        "month_from": int(m_from),
+        "month_to": int(m_to),
+        "clinics": tuple(clinics),
+        "practitioners": tuple(practs),
+        "care_managers": tuple(cms),
+        "payers": tuple(payers),
+        "programs": tuple(programs) or ("CCM",),
+    }
     if st.session_state.get(STATE_KEY) not in (None, state):
         st.session_state.pop(NOTICE_KEY, None)
     st.session_state[STATE_KEY] = state
     _to_query(state)
-    return Filters(month_from=state["month_from"], month_to=state["month_to"], clinic_ids=state["clinics"],
-                   practitioner_ids=state["practitioners"], care_manager_ids=tuple(cms), payers=state["payers"],
-                   programs=state["programs"])
-
+    return Filters(
+        month_from=state["month_from"],
+        month_to=state["month_to"],
+        clinic_ids=state["clinics"],
+        practitioner_ids=state["practitioners"],
+        care_manager_ids=tuple(cms),
+        payers=state["payers"],
+        programs=state["programs"],
+    )

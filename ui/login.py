@@ -1,19 +1,20 @@
 """The sign-in form: streamlit-authenticator's widget with the database's lockout rule and sessions around it.
 
-The library checks the bcrypt hash and draws the form; ``ccm_core.auth``
+The library checks the bcrypt hash and draws the form; ``ccm_core.security.auth``
 decides who may try (active, not locked) *before* the widget and counts the
 outcome *after* it, so five failures lock an account whatever the library
 does.  No feature that sends mail or codes through a third party is used.
 
 The login cookie is ours, not the library's: its value names a server-side
-session (``ccm_core.auth.create_session``), and reading it goes through
-``ccm_core.auth.decode_session_cookie`` + ``live_session_user``, so a cookie
+session (``ccm_core.security.auth.create_session``), and reading it goes through
+``ccm_core.security.auth.decode_session_cookie`` + ``live_session_user``, so a cookie
 copied before a sign-out (or a password reset, lockout, deactivation, role
 change) signs nobody in, and a cookie with another algorithm, a bad signature
 or odd claims is treated as no cookie.  The library writes the cookie from
 JavaScript, so it cannot be HttpOnly; it is SameSite=Strict, and Secure when
 the app is served over HTTPS (docs/security.md, "Sessions and sign-in").
 """
+
 from __future__ import annotations
 
 import logging
@@ -23,11 +24,10 @@ import streamlit_authenticator as stauth
 from sqlalchemy.exc import SQLAlchemyError
 from streamlit_authenticator.utilities import LoginError
 
-from ccm_core import admin, auth
-
-from ._run import run_scope
-from .data import get_engine
-from .session import SESSION_ID_KEY, CurrentUser, cookie_key, current_user, forget_login
+from ccm_core.security import admin, auth
+from ui.cache import get_engine
+from ui.run_scope import run_scope
+from ui.session import SESSION_ID_KEY, CurrentUser, cookie_key, current_user, forget_login
 
 log = logging.getLogger("ccm.ui")
 
@@ -36,8 +36,10 @@ LOGIN_FORM_KEY = "ccm_login"
 _COOKIE_PENDING = "_ccm_cookie_pending"
 _SESSION_ENDS = "_ccm_session_ends"
 _FIELDS = {"Form name": "Sign in", "Username": "Username", "Password": "Password", "Login": "Sign in"}
-NOT_RECORDED = ("Sign-in is not possible right now: the database could not record it. Ask an admin to check "
-                "the database (it may be read-only or full).")
+NOT_RECORDED = (
+    "Sign-in is not possible right now: the database could not record it. Ask an admin to check "
+    "the database (it may be read-only or full)."
+)
 
 
 def served_over_https() -> bool:
@@ -76,8 +78,7 @@ def _write_cookie(model) -> None:
     if not sid or not ends or not username:
         return
     token = auth.encode_session_cookie(model.cookie_key, username, sid, ends)
-    model.cookie_manager.set(model.cookie_name, token, expires_at=ends, secure=served_over_https(),
-                             same_site="strict")
+    model.cookie_manager.set(model.cookie_name, token, expires_at=ends, secure=served_over_https(), same_site="strict")
 
 
 def get_authenticator() -> tuple[stauth.Authenticate, dict]:
@@ -87,8 +88,13 @@ def get_authenticator() -> tuple[stauth.Authenticate, dict]:
         engine = get_engine()
         credentials = auth.authenticator_credentials(engine)
         authenticator = stauth.Authenticate(
-            credentials, cookie_name=COOKIE_NAME, cookie_key=cookie_key(),
-            cookie_expiry_days=auth.session_hours(engine) / 24, auto_hash=False, login_sleep_time=0)
+            credentials,
+            cookie_name=COOKIE_NAME,
+            cookie_key=cookie_key(),
+            cookie_expiry_days=auth.session_hours(engine) / 24,
+            auto_hash=False,
+            login_sleep_time=0,
+        )
         model = authenticator.cookie_controller.cookie_model
         model.get_cookie = lambda: _read_cookie(model)
         model.set_cookie = lambda: _write_cookie(model)
@@ -115,8 +121,11 @@ def _start_session(engine, username: str, how: str) -> bool:
 
 def _attempts(credentials: dict) -> dict[str, int]:
     """Users the library tried a password for in this run (it counts into our fresh dict)."""
-    return {name: int(entry.get("failed_login_attempts", 0))
-            for name, entry in credentials["usernames"].items() if "failed_login_attempts" in entry}
+    return {
+        name: int(entry.get("failed_login_attempts", 0))
+        for name, entry in credentials["usernames"].items()
+        if "failed_login_attempts" in entry
+    }
 
 
 def _run_widget(authenticator: stauth.Authenticate) -> None:
@@ -140,8 +149,10 @@ def login_gate() -> CurrentUser | None:
     left, middle, right = st.columns([1, 1.3, 1])
     with middle:
         st.markdown("<div class='ccm-login-brand'>CCM Program Dashboard</div>", unsafe_allow_html=True)
-        st.caption("Chronic Care Management: enrollment, minutes, billing, revenue and audit. "
-                   "Sign in to see your program's data.")
+        st.caption(
+            "Chronic Care Management: enrollment, minutes, billing, revenue and audit. "
+            "Sign in to see your program's data."
+        )
         notice = st.session_state.pop("_ccm_login_notice", None)
         if notice:
             st.info(notice)
@@ -199,13 +210,14 @@ def logout_button(user: CurrentUser) -> bool:
     engine = get_engine()
 
     def _logged_out(_info: dict) -> None:
-        from ccm_core.access import log_access
+        from ccm_core.security.access_log import log_access
 
         auth.revoke_session(engine, st.session_state.get(SESSION_ID_KEY), "signed out")
         log_access(engine, username=user.username, role=user.role, action="logout", page="app")
 
-    authenticator.logout(button_name="Sign out", location="sidebar", key="ccm_logout", callback=_logged_out,
-                         use_container_width=True)
+    authenticator.logout(
+        button_name="Sign out", location="sidebar", key="ccm_logout", callback=_logged_out, use_container_width=True
+    )
     if not st.session_state.get("authentication_status"):
         forget_login()
         return True

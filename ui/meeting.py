@@ -7,6 +7,7 @@ counts below 11 read "<11", KPI tiles grow, and patient-level tables stay
 hidden until a permitted user deliberately reveals one (logged as "reveal").
 The viewer role always sees pseudonyms, meeting or not.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -17,13 +18,12 @@ from collections.abc import Iterable
 import pandas as pd
 import streamlit as st
 
-from ccm_core import admin
-from ccm_core.access import log_access
-
-from ._run import run_scope
-from .data import get_engine
-from .session import CurrentUser, can, cookie_key
-from .suppression import SMALL_CELL, rate_reveals_small, suppress_frame
+from ccm_core.security import admin
+from ccm_core.security.access_log import log_access
+from ui.cache import get_engine
+from ui.run_scope import run_scope
+from ui.session import CurrentUser, can, cookie_key
+from ui.suppression import SMALL_CELL, rate_reveals_small, suppress_frame
 
 MEETING_KEY = "meeting_mode"
 _TOGGLE_KEY = "_meeting_toggle"
@@ -50,9 +50,14 @@ def meeting_toggle(user: CurrentUser) -> bool:
         if st.session_state[MEETING_KEY]:
             admin.record_meeting(get_engine(), dt.date.today(), user.username)
     st.session_state[_TOGGLE_KEY] = meeting_mode()
-    st.toggle("Meeting mode", key=_TOGGLE_KEY, on_change=_on_toggle, args=(user,),
-              help="For screen sharing: hides names and identifiers, suppresses counts under 11, enlarges tiles "
-                   "and records today's meeting for 'since last meeting' deltas.")
+    st.toggle(
+        "Meeting mode",
+        key=_TOGGLE_KEY,
+        on_change=_on_toggle,
+        args=(user,),
+        help="For screen sharing: hides names and identifiers, suppresses counts under 11, enlarges tiles "
+        "and records today's meeting for 'since last meeting' deltas.",
+    )
     if meeting_mode():
         st.query_params["meeting"] = "1"
     elif "meeting" in st.query_params:
@@ -95,15 +100,30 @@ def masks_identifiers(user: CurrentUser) -> bool:
 
 # Identifier columns a masked table or file never shows, whatever the page declared: claim numbers embed
 # the patient id (CCM0000045202605 is patient 45), so they become claim pseudonyms; the rest are blanked.
-OTHER_IDENTIFIERS = {"claim_number": "Claim", "payer_claim_control_number": "Claim", "mbi": None,
-                     "birth_date": None, "dob": None, "phone": None, "first_name": None, "last_name": None,
-                     "address": None, "email": None}
+OTHER_IDENTIFIERS = {
+    "claim_number": "Claim",
+    "payer_claim_control_number": "Claim",
+    "mbi": None,
+    "birth_date": None,
+    "dob": None,
+    "phone": None,
+    "first_name": None,
+    "last_name": None,
+    "address": None,
+    "email": None,
+}
 
 
 # Staff columns: in meeting mode, when the admin setting says "pseudonyms", each name reads as its role and
 # a stable pseudonym ("Care manager 7F3A9C"), in tables and charts alike.
-STAFF_COLUMNS = {"care_manager": "Care manager", "staff": "Staff", "staff_name": "Staff",
-                 "practitioner": "Practitioner", "billing_practitioner": "Practitioner", "auditor": "Auditor"}
+STAFF_COLUMNS = {
+    "care_manager": "Care manager",
+    "staff": "Staff",
+    "staff_name": "Staff",
+    "practitioner": "Practitioner",
+    "billing_practitioner": "Practitioner",
+    "auditor": "Auditor",
+}
 
 
 def staff_pseudonyms() -> bool:
@@ -156,8 +176,15 @@ def _view_signature(df: pd.DataFrame, page: str, id_col: str | None) -> tuple:
     return (page, tuple(df.columns), len(df), hash(ids))
 
 
-def _log_view_once(df: pd.DataFrame, user: CurrentUser, page: str, id_col: str | None, masked: bool,
-                   action: str = "view", detail: str = "") -> None:
+def _log_view_once(
+    df: pd.DataFrame,
+    user: CurrentUser,
+    page: str,
+    id_col: str | None,
+    masked: bool,
+    action: str = "view",
+    detail: str = "",
+) -> None:
     """One access-log row per distinct patient-level view in a session (not one per rerun)."""
     seen = st.session_state.setdefault(_LOGGED_KEY, set())
     sig = (action,) + _view_signature(df, page, id_col) + (masked,)
@@ -165,15 +192,29 @@ def _log_view_once(df: pd.DataFrame, user: CurrentUser, page: str, id_col: str |
         return
     seen.add(sig)
     patients = int(df[id_col].nunique()) if id_col else None
-    log_access(get_engine(), username=user.username, role=user.role, action=action, page=page,
-               detail=detail or f"{len(df)} rows, {'pseudonymised' if masked else 'identified'}",
-               patient_count=patients)
+    log_access(
+        get_engine(),
+        username=user.username,
+        role=user.role,
+        action=action,
+        page=page,
+        detail=detail or f"{len(df)} rows, {'pseudonymised' if masked else 'identified'}",
+        patient_count=patients,
+    )
 
 
-def present(df: pd.DataFrame | None, user: CurrentUser, page: str, id_cols: Iterable[str] = (),
-            name_cols: Iterable[str] = (), *, table_key: str = "table",
-            count_cols: Iterable[str] = (), share_cols: Iterable[str] = (),
-            rate_cols: dict[str, tuple[str, float]] | None = None) -> pd.DataFrame | None:
+def present(
+    df: pd.DataFrame | None,
+    user: CurrentUser,
+    page: str,
+    id_cols: Iterable[str] = (),
+    name_cols: Iterable[str] = (),
+    *,
+    table_key: str = "table",
+    count_cols: Iterable[str] = (),
+    share_cols: Iterable[str] = (),
+    rate_cols: dict[str, tuple[str, float]] | None = None,
+) -> pd.DataFrame | None:
     """The frame as this user may see it now, with the view logged; None when it must stay hidden.
 
     Frames with id or name columns are patient-level: pseudonymised for the
@@ -196,14 +237,26 @@ def present(df: pd.DataFrame | None, user: CurrentUser, page: str, id_cols: Iter
         reveal_id = f"{page}:{table_key}"
         if reveal_id not in revealed:
             with st.container(border=True):
-                st.markdown(f":material/visibility_off: **Patient-level table hidden in meeting mode** "
-                            f"({suppress_small(len(df))} rows).")
+                st.markdown(
+                    f":material/visibility_off: **Patient-level table hidden in meeting mode** "
+                    f"({suppress_small(len(df))} rows)."
+                )
                 if can(user, "reveal_identifiers") and user.role != "viewer":
-                    if st.button("Reveal for this meeting", key=f"reveal_{page}_{table_key}",
-                                 help="Shows names and identifiers on the shared screen; the reveal is logged."):
+                    if st.button(
+                        "Reveal for this meeting",
+                        key=f"reveal_{page}_{table_key}",
+                        help="Shows names and identifiers on the shared screen; the reveal is logged.",
+                    ):
                         revealed.add(reveal_id)
-                        _log_view_once(df, user, page, id_col, masked=False, action="reveal",
-                                       detail=f"revealed {table_key} in meeting mode ({len(df)} rows)")
+                        _log_view_once(
+                            df,
+                            user,
+                            page,
+                            id_col,
+                            masked=False,
+                            action="reveal",
+                            detail=f"revealed {table_key} in meeting mode ({len(df)} rows)",
+                        )
                         st.rerun()
                 else:
                     st.caption("Your role cannot reveal identifiers.")

@@ -7,21 +7,22 @@ itself must refuse anonymous and wrong-role sessions.  The role is re-read
 from the database on every run, so a deactivation or role change takes
 effect at the next click, not at the next login.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import streamlit as st
 
-from ccm_core import auth
-
-from ._run import run_scope
-from .data import get_engine
+from ccm_core.security import auth
+from ui.cache import get_engine
+from ui.run_scope import run_scope
 
 DEEP_LINK_KEY = "_ccm_deep_link"
-SESSION_ID_KEY = "_ccm_sid"  # the live user_session this browser session belongs to (ccm_core.auth)
-ENDED_NOTICE = "You have been signed out: the session ended (signed out elsewhere, or the account changed). " \
-               "Sign in again."
+SESSION_ID_KEY = "_ccm_sid"  # the live user_session this browser session belongs to (ccm_core.security.auth)
+ENDED_NOTICE = (
+    "You have been signed out: the session ended (signed out elsewhere, or the account changed). Sign in again."
+)
 
 
 @dataclass(frozen=True)
@@ -77,8 +78,11 @@ def current_user() -> CurrentUser | None:
     user = None
     if st.session_state.get("authentication_status") is True and st.session_state.get("username"):
         record = auth.live_session_user(get_engine(), st.session_state.get(SESSION_ID_KEY))
-        if (record is not None and record.username == auth.normalize_username(st.session_state["username"])
-                and record.role in auth.ROLE_PAGES):
+        if (
+            record is not None
+            and record.username == auth.normalize_username(st.session_state["username"])
+            and record.role in auth.ROLE_PAGES
+        ):
             user = CurrentUser(record.username, record.display_name, record.role, record.staff_id)
         else:
             forget_login(ENDED_NOTICE)
@@ -105,8 +109,8 @@ def require_page(page_key: str) -> CurrentUser:
     """The signed-in user if their role may open this page; otherwise a message and st.stop()."""
     if page_key not in auth.PAGES:
         raise ValueError(f"Unknown page key {page_key!r}")
-    from . import login, theme
-    from .components import friendly_errors
+    from ui import login, theme
+    from ui.components import friendly_errors
 
     theme.ensure_page_setup()
     user = None
@@ -125,8 +129,10 @@ def require_page(page_key: str) -> CurrentUser:
         st.stop()
     if not auth.may_open(user.role, page_key):
         st.session_state.pop(DEEP_LINK_KEY, None)
-        st.warning(f"Your role ({user.role_label}) cannot open the {page_title(page_key)} page. "
-                   "Ask an admin if you need it.", icon=":material/lock:")
+        st.warning(
+            f"Your role ({user.role_label}) cannot open the {page_title(page_key)} page. Ask an admin if you need it.",
+            icon=":material/lock:",
+        )
         st.stop()
     if _running_as_legacy_page():
         # Move into the app shell (navigation, sidebar, logout); app.py brings

@@ -15,6 +15,7 @@ gives it back.  So, in meeting mode:
 ui/meeting.py applies these to tables and tiles, ui/charts.py to every chart it draws.  See
 docs/security.md and tests/test_meeting_guarantee.py.
 """
+
 from __future__ import annotations
 
 import copy
@@ -58,15 +59,19 @@ def _rows_to_suppress(values: list[Any], complementary: bool) -> set[int]:
     exactly one is small (its value would otherwise follow from a total)."""
     small = {i for i, v in enumerate(values) if is_small(v)}
     if complementary and len(small) == 1:
-        others = [(float(_number(v) or 0), i) for i, v in enumerate(values)
-                  if i not in small and (_number(v) or 0) > 0]
+        others = [(float(_number(v) or 0), i) for i, v in enumerate(values) if i not in small and (_number(v) or 0) > 0]
         if others:
             small.add(min(others)[1])
     return small
 
 
-def suppress_frame(df: pd.DataFrame, count_cols: Iterable[str], share_cols: Iterable[str] = (),
-                   complementary: bool = True, rate_cols: dict[str, tuple[str, float]] | None = None) -> pd.DataFrame:
+def suppress_frame(
+    df: pd.DataFrame,
+    count_cols: Iterable[str],
+    share_cols: Iterable[str] = (),
+    complementary: bool = True,
+    rate_cols: dict[str, tuple[str, float]] | None = None,
+) -> pd.DataFrame:
     """A copy with count cells of 1-10 (and their complements) as "<11" and the shares of those rows blanked.
 
     ``rate_cols`` = {rate column: (its denominator's count column, scale)}: a rate whose numerator
@@ -129,8 +134,15 @@ def chart_fields(spec: dict) -> tuple[set[str], set[str], set[str]]:
 def counts_left(spec: dict) -> int:
     """How many non-empty count cells a (suppressed) spec still draws; 0 = nothing left worth a chart."""
     counts, _, _ = chart_fields(spec)
-    return sum(1 for records in (spec.get("datasets") or {}).values() if isinstance(records, list)
-               for r in records if isinstance(r, dict) for f in counts if (_number(r.get(f)) or 0) > 0)
+    return sum(
+        1
+        for records in (spec.get("datasets") or {}).values()
+        if isinstance(records, list)
+        for r in records
+        if isinstance(r, dict)
+        for f in counts
+        if (_number(r.get(f)) or 0) > 0
+    )
 
 
 def suppress_chart_spec(spec: dict) -> tuple[dict, int]:

@@ -9,6 +9,7 @@ that comes from imported data, an uploaded file's name, a user's display name or
 into such a string; page-authored formatting around it (``**bold**``) still works.
 See docs/security.md.
 """
+
 from __future__ import annotations
 
 import html
@@ -31,8 +32,9 @@ def md(value: Any) -> str:
         return ""
     text = _LINE_BREAKS.sub(" ", str(value))
     text = _MD_SPECIAL.sub(lambda m: "\\" + (m.group(1) or m.group(2) or m.group(3)), text)
-    return _LEADING_MARKER.sub(lambda m: m.group(1) + (m.group(2) + "\\" if m.group(2)[0].isdigit()
-                                                        else "\\" + m.group(2)), text)
+    return _LEADING_MARKER.sub(
+        lambda m: m.group(1) + (m.group(2) + "\\" if m.group(2)[0].isdigit() else "\\" + m.group(2)), text
+    )
 
 
 def html_text(value: Any) -> str:

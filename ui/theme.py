@@ -4,11 +4,12 @@ Kept in one place so every page (also one Streamlit runs directly, without
 app.py) looks the same, and meeting mode can enlarge the KPI tiles for a
 shared screen.
 """
+
 from __future__ import annotations
 
 import streamlit as st
 
-from ._run import run_scope
+from ui.run_scope import run_scope
 
 PAGE_TITLE = "CCM Program Dashboard"
 
@@ -44,8 +45,9 @@ def ensure_page_setup() -> None:
     if scope.get("page_setup"):
         return
     scope["page_setup"] = True
-    st.set_page_config(page_title=PAGE_TITLE, page_icon=":material/monitor_heart:", layout="wide",
-                       initial_sidebar_state="expanded")
+    st.set_page_config(
+        page_title=PAGE_TITLE, page_icon=":material/monitor_heart:", layout="wide", initial_sidebar_state="expanded"
+    )
     st.html(_BASE_CSS)
 
 

@@ -1,6 +1,6 @@
 """Warm starts: compute the views people open before they open them, in a background thread.
 
-Why: a result is computed once per process and filter set (``ui.data.cached``), so the first user
+Why: a result is computed once per process and filter set (``ui.cache.cached``), so the first user
 after a server start, and the first after every import (on any replica: the cache keys on the
 database's table versions), waits for the computation.  Here one thread per process does that work
 instead:
@@ -19,6 +19,7 @@ Only functions of ``ccm_core`` are ever called from the file, with arguments reb
 (numbers, text, dates, ``Filters``): the file names views, never data.  A failure is logged and the
 thread goes on; a user then simply computes the view as before.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -32,11 +33,11 @@ import tempfile
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-from collections.abc import Callable
 
-from ccm_core.filters import Filters
+from ccm_core.engine.filters import Filters
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +52,7 @@ stats = {"passes": 0, "computed": 0, "failed": 0, "last_pass_s": 0.0}
 
 # --------------------------------------------------------------------------- remembering
 def remember(key: tuple, fn: Callable, args: tuple, kwargs: dict) -> None:
-    """Called by ``ui.data.cached`` for every call (hit or miss): cheap, no database work."""
+    """Called by ``ui.cache.cached`` for every call (hit or miss): cheap, no database work."""
     if not getattr(fn, "__module__", "").startswith("ccm_core"):
         return
     with _lock:
@@ -119,8 +120,13 @@ def save(url: str) -> None:
         items = list(_calls.values())
     for fn, args, kwargs in items:
         try:
-            rows.append({"fn": f"{fn.__module__}:{fn.__qualname__}", "args": _encode(tuple(args)),
-                         "kwargs": {k: _encode(v) for k, v in kwargs.items()}})
+            rows.append(
+                {
+                    "fn": f"{fn.__module__}:{fn.__qualname__}",
+                    "args": _encode(tuple(args)),
+                    "kwargs": {k: _encode(v) for k, v in kwargs.items()},
+                }
+            )
         except TypeError:
             continue  # an argument we cannot write down: that view is warmed by its first user only
     path = warm_file(url)
@@ -174,7 +180,7 @@ def enabled() -> bool:
 
 
 def _loop(url: str) -> None:
-    from . import data
+    from ui import cache as data
 
     load(url, lambda fn, args, kwargs: data.call_key(fn, args, kwargs, url))
     seen: tuple | None = None
@@ -196,7 +202,7 @@ def _loop(url: str) -> None:
 
 def warm_pass(url: str, versions: dict[str, int]) -> int:
     """Compute every remembered call whose result is missing or stale; returns how many were computed."""
-    from . import data
+    from ui import cache as data
 
     t0 = time.perf_counter()
     with _lock:

@@ -9,6 +9,7 @@ labelled wherever they are used.
 ``load(conn)`` returns the rule set including the database's overrides; the
 module-level helpers (``fee``, ``carc_text``...) use the shipped defaults.
 """
+
 from __future__ import annotations
 
 import csv
@@ -29,9 +30,14 @@ PAYER_VOCABULARY = ("Medicare Part B", "Medicare Advantage", "Medicaid", "Commer
 # Other spellings read as a vocabulary value (case-insensitive).  An admin adds more with the setting
 # ``rules.payer_aliases`` = "Medicare FFS plan=Medicare Part B; Humana MA=Medicare Advantage".
 DEFAULT_PAYER_ALIASES = {
-    "Medicare FFS": "Medicare Part B", "Medicare Fee-for-Service": "Medicare Part B",
-    "Original Medicare": "Medicare Part B", "Traditional Medicare": "Medicare Part B", "Medicare": "Medicare Part B",
-    "Medicare Part C": "Medicare Advantage", "Medicare Advantage Plan": "Medicare Advantage", "MA": "Medicare Advantage",
+    "Medicare FFS": "Medicare Part B",
+    "Medicare Fee-for-Service": "Medicare Part B",
+    "Original Medicare": "Medicare Part B",
+    "Traditional Medicare": "Medicare Part B",
+    "Medicare": "Medicare Part B",
+    "Medicare Part C": "Medicare Advantage",
+    "Medicare Advantage Plan": "Medicare Advantage",
+    "MA": "Medicare Advantage",
     "Medicare Replacement": "Medicare Advantage",
 }
 
@@ -167,13 +173,18 @@ class RuleSet:
         out = []
         if outside:
             listed = ", ".join(f"'{v}' ({n} row{'s' if n != 1 else ''})" for v, n in sorted(outside.items()))
-            out.append(f"payer values outside the payer vocabulary: {listed}. They do not count as an eligible payer "
-                       f"({', '.join(self.eligible_payers)}), so these patients drop out of the eligible population; "
-                       "correct the file or have an admin map the spelling (setting rules.payer_aliases; see "
-                       "docs/import-format.md, Payer vocabulary).")
+            out.append(
+                f"payer values outside the payer vocabulary: {listed}. They do not count as an eligible payer "
+                f"({', '.join(self.eligible_payers)}), so these patients drop out of the eligible population; "
+                "correct the file or have an admin map the spelling (setting rules.payer_aliases; see "
+                "docs/import-format.md, Payer vocabulary)."
+            )
         if read_as:
-            out.append("payer spellings read as vocabulary values: "
-                       + ", ".join(f"'{v}' = '{n}'" for v, n in sorted(read_as.items())) + ".")
+            out.append(
+                "payer spellings read as vocabulary values: "
+                + ", ".join(f"'{v}' = '{n}'" for v, n in sorted(read_as.items()))
+                + "."
+            )
         return out
 
     # ---------------------------------------------------------------- codes
@@ -184,8 +195,11 @@ class RuleSet:
             raise KeyError(f"Unknown billing code {code!r}; add it to ccm_core/rules/codes.csv") from None
 
     def codes_of(self, family: str | None = None, track: str | None = None) -> list[str]:
-        return [c.code for c in self.codes.values()
-                if (family is None or c.family == family) and (track is None or c.track == track)]
+        return [
+            c.code
+            for c in self.codes.values()
+            if (family is None or c.family == family) and (track is None or c.track == track)
+        ]
 
     def family_of(self, code: str) -> str | None:
         c = self.codes.get(code)
@@ -245,8 +259,9 @@ class RuleSet:
         for code, rows in self.fees.items():
             for r in rows:
                 if r.status.startswith("UNVERIFIED"):
-                    out.append({"item": f"rules.fee.{code}.{r.year}", "value": r.amount,
-                                "note": f"{r.status}: {r.note}"})
+                    out.append(
+                        {"item": f"rules.fee.{code}.{r.year}", "value": r.amount, "note": f"{r.status}: {r.note}"}
+                    )
         for k in self.conflicts.values():
             if k.status == "UNVERIFIED":
                 out.append({"item": f"conflict {k.key}", "value": k.same_practitioner_allowed, "note": k.note})
@@ -258,10 +273,17 @@ def _base_fees() -> dict[str, list[Fee]]:
     fees: dict[str, list[Fee]] = {}
     for r in _read("fee_schedule.csv"):
         amount = r["amount"].strip()
-        fees.setdefault(r["code"], []).append(Fee(
-            code=r["code"], year=int(r["year"]), effective_from=dt.date.fromisoformat(r["effective_from"]),
-            effective_to=dt.date.fromisoformat(r["effective_to"]), amount=float(amount) if amount else None,
-            status=r["status"], note=r["note"]))
+        fees.setdefault(r["code"], []).append(
+            Fee(
+                code=r["code"],
+                year=int(r["year"]),
+                effective_from=dt.date.fromisoformat(r["effective_from"]),
+                effective_to=dt.date.fromisoformat(r["effective_to"]),
+                amount=float(amount) if amount else None,
+                status=r["status"],
+                note=r["note"],
+            )
+        )
     return {k: sorted(v, key=lambda f: f.effective_from) for k, v in fees.items()}
 
 
@@ -293,8 +315,7 @@ def _apply_overrides(rs: RuleSet, overrides: dict[str, str]) -> RuleSet:
                 amount = float(value)
                 rows = fees.setdefault(code, [])
                 idx = next((i for i, r in enumerate(rows) if r.year == year and r.effective_from.month == 1), None)
-                new = Fee(code, year, dt.date(year, 1, 1), dt.date(year, 12, 31), amount, "override",
-                          f"set by {key}")
+                new = Fee(code, year, dt.date(year, 1, 1), dt.date(year, 12, 31), amount, "override", f"set by {key}")
                 if idx is None:
                     rows.append(new)
                     rows.sort(key=lambda f: f.effective_from)
@@ -313,8 +334,14 @@ def _apply_overrides(rs: RuleSet, overrides: dict[str, str]) -> RuleSet:
                         aliases[alias.strip()] = name.strip()
         except ValueError:
             raise ValueError(f"Rule override {key}={value!r} is not a valid number") from None
-    return replace(rs, codes=codes, fees=_carry_forward(fees), eligible_payers=payers, overrides=dict(overrides),
-                   payer_aliases=aliases)
+    return replace(
+        rs,
+        codes=codes,
+        fees=_carry_forward(fees),
+        eligible_payers=payers,
+        overrides=dict(overrides),
+        payer_aliases=aliases,
+    )
 
 
 @lru_cache(maxsize=1)
@@ -322,14 +349,32 @@ def _shipped() -> RuleSet:
     codes = {}
     for r in _read("codes.csv"):
         codes[r["code"]] = Code(
-            code=r["code"], family=r["family"], track=r["track"], role=r["role"], description=r["description"],
-            threshold_minutes=_int(r["threshold_minutes"]), base_code=r["base_code"] or None,
-            increment_minutes=_int(r["increment_minutes"]), unit_cap=_int(r["unit_cap"]), performer=r["performer"],
-            status=r["status"], cap_status=r["cap_status"], source=r["source"])
+            code=r["code"],
+            family=r["family"],
+            track=r["track"],
+            role=r["role"],
+            description=r["description"],
+            threshold_minutes=_int(r["threshold_minutes"]),
+            base_code=r["base_code"] or None,
+            increment_minutes=_int(r["increment_minutes"]),
+            unit_cap=_int(r["unit_cap"]),
+            performer=r["performer"],
+            status=r["status"],
+            cap_status=r["cap_status"],
+            source=r["source"],
+        )
     conflicts = {
-        r["key"]: Conflict(r["key"], _expand_codes(r["codes_a"]), _expand_codes(r["codes_b"]),
-                           r["same_practitioner_allowed"], r["different_practitioner_allowed"], r["status"], r["note"])
-        for r in _read("conflicts.csv")}
+        r["key"]: Conflict(
+            r["key"],
+            _expand_codes(r["codes_a"]),
+            _expand_codes(r["codes_b"]),
+            r["same_practitioner_allowed"],
+            r["different_practitioner_allowed"],
+            r["status"],
+            r["note"],
+        )
+        for r in _read("conflicts.csv")
+    }
     carc = {r["code"]: r["text"] for r in _read("carc.csv")}
     rarc = {r["code"]: r["text"] for r in _read("rarc.csv")}
     return RuleSet(codes=codes, fees=_carry_forward(_base_fees()), conflicts=conflicts, carc=carc, rarc=rarc)
@@ -350,10 +395,11 @@ def _file_overrides() -> dict[str, str]:
 def _setting_overrides(conn) -> dict[str, str]:
     from sqlalchemy import select
 
-    from .. import schema
+    from ccm_core.storage import schema
 
-    rows = conn.execute(select(schema.setting.c.key, schema.setting.c.value)
-                        .where(schema.setting.c.key.like(SETTING_PREFIX + "%"))).all()
+    rows = conn.execute(
+        select(schema.setting.c.key, schema.setting.c.value).where(schema.setting.c.key.like(SETTING_PREFIX + "%"))
+    ).all()
     return {k: v for k, v in rows}
 
 

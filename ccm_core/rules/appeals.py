@@ -5,6 +5,7 @@ notice, presumed to be 5 calendar days after the date on the notice; a claim the
 (RARC MA130) has no appeal rights, and a new claim is due within 1 calendar year of the date of service
 (42 CFR 424.44).  The periods live in ``appeal_deadlines.csv`` with their source; see ``SOURCES.md``.
 """
+
 from __future__ import annotations
 
 import csv
@@ -73,8 +74,16 @@ def _read(name: str) -> list[dict[str, str]]:
 def deadline_rules() -> dict[str, DeadlineRule]:
     out = {}
     for r in _read("appeal_deadlines.csv"):
-        out[r["key"]] = DeadlineRule(r["key"], r["action"], int(r["period"]), r["unit"], int(r["receipt_days"]),
-                                     r["counted_from"], r["status"], r["source"])
+        out[r["key"]] = DeadlineRule(
+            r["key"],
+            r["action"],
+            int(r["period"]),
+            r["unit"],
+            int(r["receipt_days"]),
+            r["counted_from"],
+            r["status"],
+            r["source"],
+        )
     return out
 
 

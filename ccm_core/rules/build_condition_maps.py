@@ -6,6 +6,7 @@ normalised (upper case, no dot) and the AHRQ list is trimmed to chronic=1.
 Run: ``python -m ccm_core.rules.build_condition_maps FOLDER`` where FOLDER holds the upstream files named in
 ``ccm_core/rules/SOURCES.md`` ("Chronic-condition code lists").
 """
+
 from __future__ import annotations
 
 import csv
@@ -20,15 +21,19 @@ def normalize(code: str) -> str:
 
 
 def build(ref: Path) -> None:
-    with open(ref / "ccw_2022_30cond_CC_Desc.csv", newline="") as fh, \
-            open(HERE / "ccw_conditions.csv", "w", newline="") as out:
+    with (
+        open(ref / "ccw_2022_30cond_CC_Desc.csv", newline="") as fh,
+        open(HERE / "ccw_conditions.csv", "w", newline="") as out,
+    ):
         w = csv.writer(out)
         w.writerow(["condition", "description", "reference_months"])
         for row in csv.DictReader(fh):
             w.writerow([row["Condition"], row["Condition_long"], row["Ref_months"]])
     seen = set()
-    with open(ref / "ccw_2022_30cond_CC_Codes.csv", newline="") as fh, \
-            open(HERE / "ccw_codes.csv", "w", newline="") as out:
+    with (
+        open(ref / "ccw_2022_30cond_CC_Codes.csv", newline="") as fh,
+        open(HERE / "ccw_codes.csv", "w", newline="") as out,
+    ):
         w = csv.writer(out)
         w.writerow(["condition", "icd10"])
         for row in csv.DictReader(fh):
@@ -36,8 +41,10 @@ def build(ref: Path) -> None:
             if key not in seen:
                 seen.add(key)
                 w.writerow(key)
-    with open(ref / "ahrq_cci_icd10cm_2019_1.csv", newline="") as fh, \
-            open(HERE / "cci_chronic.csv", "w", newline="") as out:
+    with (
+        open(ref / "ahrq_cci_icd10cm_2019_1.csv", newline="") as fh,
+        open(HERE / "cci_chronic.csv", "w", newline="") as out,
+    ):
         w = csv.writer(out)
         w.writerow(["icd10", "body_system"])
         reader = csv.reader(fh, quotechar='"')

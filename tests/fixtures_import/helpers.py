@@ -1,4 +1,5 @@
 """Shared helpers for the import tests."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -6,8 +7,8 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from ccm_core import schema
-from ccm_core.imports import Source, import_files
+from ccm_core.io.imports import Source, import_files
+from ccm_core.storage import schema
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "data" / "examples"
@@ -21,7 +22,9 @@ MASTER = ["clinics.csv", "practitioners.csv", "staff.csv", "patients.csv"]
 def table_counts(engine) -> dict[str, int]:
     """Row count of every table: "the database is unchanged" means these are equal."""
     with engine.connect() as conn:
-        return {t.name: conn.execute(select(func.count()).select_from(t)).scalar() for t in schema.metadata.sorted_tables}
+        return {
+            t.name: conn.execute(select(func.count()).select_from(t)).scalar() for t in schema.metadata.sorted_tables
+        }
 
 
 def data_version(engine) -> int:

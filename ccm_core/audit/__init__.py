@@ -1,0 +1,1 @@
+"""The audit checklist (pass / fail / na with evidence) and reproducible sample pulls."""

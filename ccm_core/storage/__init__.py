@@ -1,0 +1,1 @@
+"""The schema, migrations, the database connection, the stored tables and the write recorder."""
