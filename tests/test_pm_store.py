@@ -395,7 +395,11 @@ def test_the_fingerprint_is_the_same_in_every_process():
     here = pm_store.fingerprint(rules.load())
     for seed in ("1", "2"):
         out = subprocess.run(
-            [sys.executable, "-c", "from ccm_core import pm_store, rules; print(pm_store.fingerprint(rules.load()))"],
+            [
+                sys.executable,
+                "-c",
+                "from ccm_core import rules; from ccm_core.storage import stored as pm_store; print(pm_store.fingerprint(rules.load()))",
+            ],
             capture_output=True,
             text=True,
             check=True,
