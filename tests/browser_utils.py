@@ -164,6 +164,18 @@ def login(page, base_url: str, username: str, password: str, path: str = "") -> 
     page.get_by_role("button", name="Sign in").click()
     page.wait_for_selector('[data-testid="stSidebar"] >> text=Sign out', timeout=60_000)
     wait_idle(page)
+    wait_for_session_cookie(page)
+
+
+def wait_for_session_cookie(page, timeout_s: float = 30.0) -> None:
+    """The sign-in cookie is written by a browser-side component after the page shows the user; a full page
+    load (``page.goto``) before it lands is a new visit without a session, so wait for it first."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if any(c["name"] == "ccm_dashboard_auth" for c in page.context.cookies()):
+            return
+        page.wait_for_timeout(100)
+    raise AssertionError("the sign-in cookie was never written")
 
 
 def goto(page, base_url: str, path: str, title: str | None = None, query: str = "") -> None:

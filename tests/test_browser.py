@@ -18,7 +18,7 @@ import pytest
 from ccm_core.security import auth
 from ccm_core.storage import db
 
-from browser_utils import browser_available, shot, streamlit_server, wait_idle
+from browser_utils import browser_available, shot, streamlit_server, wait_for_session_cookie, wait_idle
 
 pytestmark = pytest.mark.browser
 
@@ -118,6 +118,7 @@ def _sign_in(page, username: str, password: str) -> None:
     page.get_by_role("button", name="Sign in").click()
     page.wait_for_selector('[data-testid="stSidebar"] >> text=Sign out')
     wait_idle(page)
+    wait_for_session_cookie(page)
 
 
 def test_browser_journey(server, browser):

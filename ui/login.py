@@ -197,11 +197,25 @@ def show_demo_sign_ins(engine) -> bool:
         return False
 
 
+COOKIE_WRITE_RUNS = 10  # runs after a sign-in that keep the cookie writer on the page
+
+
 def write_pending_cookie() -> None:
-    """Set the re-login cookie once after a password sign-in (rendered as a zero-height component)."""
-    if st.session_state.pop(_COOKIE_PENDING, False):
-        authenticator, _ = get_authenticator()
-        authenticator.cookie_controller.set_cookie()
+    """Set the re-login cookie after a password sign-in (a zero-height component in the sidebar).
+
+    The component writes the cookie in the browser only once it is mounted there; a rerun that comes
+    before that (a page's own rerun, a busy server) would unmount it unwritten and the next full page
+    load would ask for a password again.  So it stays on the page for the next few runs."""
+    pending = st.session_state.get(_COOKIE_PENDING)
+    if not pending:
+        return
+    left = COOKIE_WRITE_RUNS if pending is True else int(pending)
+    if left > 1:
+        st.session_state[_COOKIE_PENDING] = left - 1
+    else:
+        st.session_state.pop(_COOKIE_PENDING, None)
+    authenticator, _ = get_authenticator()
+    authenticator.cookie_controller.set_cookie()
 
 
 def logout_button(user: CurrentUser) -> bool:
