@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 from collections.abc import Iterator
 from typing import Any
 
@@ -18,7 +17,7 @@ from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from ccm_core.kpis.definitions import KpiDefinition, KpiResult
 from ui.meeting import meeting_mode, suppress_small
-from ui.suppression import rate_reveals_small
+from ui.suppression import as_number, rate_reveals_small
 
 log = logging.getLogger("ccm.ui")
 
@@ -26,15 +25,7 @@ _UNIT_OF_DEFINITION = {"count": "count", "rate": "rate", "minutes": "minutes", "
 
 
 def _number(v: Any) -> float | None:
-    if isinstance(v, KpiResult):
-        v = v.value
-    if v is None:
-        return None
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        return None
-    return None if math.isnan(f) else f
+    return as_number(v.value if isinstance(v, KpiResult) else v)
 
 
 def _rate_from_small_counts(value: Any) -> bool:

@@ -30,7 +30,8 @@ SUPPRESSED = "<11"
 COUNT_FORMATS = frozenset({",d", "d"})  # how ui/charts.py formats counts (dollars are "$,.0f", rates "%")
 
 
-def _number(v: Any) -> float | None:
+def as_number(v: Any) -> float | None:
+    """A finite number, or None for empty, NaN, text and booleans (what a count or rate cell may hold)."""
     if isinstance(v, bool) or v is None:
         return None
     try:
@@ -42,13 +43,13 @@ def _number(v: Any) -> float | None:
 
 def is_small(v: Any) -> bool:
     """A count of 1 to 10 (0 and empty are not small cells)."""
-    f = _number(v)
+    f = as_number(v)
     return f is not None and 0 < f < SMALL_CELL
 
 
 def rate_reveals_small(numerator: Any, denominator: Any) -> bool:
     """True when showing numerator/denominator would give back a count of 1-10 (either side or the complement)."""
-    n, d = _number(numerator), _number(denominator)
+    n, d = as_number(numerator), as_number(denominator)
     if n is None or d is None:
         return False
     return is_small(n) or is_small(d) or is_small(d - n)
@@ -59,7 +60,9 @@ def _rows_to_suppress(values: list[Any], complementary: bool) -> set[int]:
     exactly one is small (its value would otherwise follow from a total)."""
     small = {i for i, v in enumerate(values) if is_small(v)}
     if complementary and len(small) == 1:
-        others = [(float(_number(v) or 0), i) for i, v in enumerate(values) if i not in small and (_number(v) or 0) > 0]
+        others = [
+            (float(as_number(v) or 0), i) for i, v in enumerate(values) if i not in small and (as_number(v) or 0) > 0
+        ]
         if others:
             small.add(min(others)[1])
     return small
@@ -141,7 +144,7 @@ def counts_left(spec: dict) -> int:
         for r in records
         if isinstance(r, dict)
         for f in counts
-        if (_number(r.get(f)) or 0) > 0
+        if (as_number(r.get(f)) or 0) > 0
     )
 
 
@@ -165,7 +168,7 @@ def suppress_chart_spec(spec: dict) -> tuple[dict, int]:
                 continue
             for share in shares & set(r):
                 for field in counts & set(r):
-                    sh, den = _number(r.get(share)), _number(r.get(field))
+                    sh, den = as_number(r.get(share)), as_number(r.get(field))
                     if sh is not None and den is not None and 0 <= sh <= 1 and rate_reveals_small(round(sh * den), den):
                         r[share] = None
                         n += 1
