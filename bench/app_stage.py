@@ -105,6 +105,11 @@ def stage_app(url: str, sessions: int) -> dict:
     os.environ["CCM_COOKIE_KEY"] = BENCH_COOKIE_KEY
     os.environ["CCM_WARM"] = "0"  # the stage times computations; the warmer (ui/warm.py) would do them first
     os.environ.pop("CCM_DEMO_MODE", None)
+    from ccm_core.storage import db, shared_results
+
+    engine = db.make_engine(url)
+    shared_results.clear(engine)  # cold means cold: no copy another run left in the database either
+    engine.dispose()
     out: dict = {"pages": {}}
     # Overview: cold (empty cache), warm (new session, same filters), filter change (cached / new filters).
     _clear_data_cache()

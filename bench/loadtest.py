@@ -208,7 +208,7 @@ def prepare_database(db_url: str) -> float:
     """As a deployment's ``init-db`` does after an upgrade: migrations, then the stored tables brought up to
     date (a full rebuild when the code that builds them changed); returns the seconds it took."""
     sys.path.insert(0, str(ROOT))
-    from ccm_core.storage import db
+    from ccm_core.storage import db, shared_results
     from ccm_core.storage import stored as pm_store
 
     t0 = time.perf_counter()
@@ -216,6 +216,7 @@ def prepare_database(db_url: str) -> float:
     db.upgrade(engine)
     if pm_store.ensure_current(engine) is not None:
         pm_store.vacuum(engine)
+    shared_results.clear(engine)  # every run starts with no result another run computed
     engine.dispose()
     return time.perf_counter() - t0
 
@@ -463,6 +464,13 @@ def main(argv: list[str] | None = None) -> int:
         default=True,
         help="the servers' warmer (ui/warm.py) on, as in production (--no-warm to compare)",
     )
+    p.add_argument(
+        "--shared",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="results shared between processes through the database (ccm_core/storage/shared_results.py; "
+        "on PostgreSQL by default, as in production; --no-shared to compare)",
+    )
     p.add_argument("--out", default=str(OUT))
     args = p.parse_args(argv)
     if args.smoke:
@@ -486,6 +494,8 @@ def main(argv: list[str] | None = None) -> int:
         "CCM_TESTING": "",
         "CCM_WARM_FILE": str(Path(tempfile.gettempdir()) / f"ccm_loadtest_warm_{os.getpid()}.json"),
     }
+    if not args.shared:
+        warm_env["CCM_SHARED_RESULTS"] = "0"
     results: list[dict] = []
     workdir = Path(tempfile.mkdtemp(prefix="ccm_loadtest_"))
     procs: list[subprocess.Popen] = []
@@ -514,7 +524,7 @@ def main(argv: list[str] | None = None) -> int:
     note = (
         f"Load test {stamp}, database {_safe(db_url)}, think {args.think[0]}-{args.think[1]} s, "
         + (f"{args.actions} clicks per user" if args.actions else f"{args.duration:.0f} s per user count")
-        + f", warmer {'on' if args.warm else 'off'}, {os.cpu_count()} CPUs; load average before the run {load_before:.1f}. Client: the app's WebSocket "
+        + f", warmer {'on' if args.warm else 'off'}, shared results {'on' if args.shared else 'off'}, {os.cpu_count()} CPUs; load average before the run {load_before:.1f}. Client: the app's WebSocket "
         "protocol (bench/st_client.py); JavaScript components do not answer, so a browser's component reruns "
         "are not included."
     )

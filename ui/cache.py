@@ -9,6 +9,8 @@ written without a version (``db.UNCACHED_TABLES``: sign-ins, the access log) are
 Why per table (measured at demo scale, 1,500 patients x 18 months, KPI work of the next render of each
 page after an import, per-table vs any-write invalidation): time entries 2.9 s vs 3.9 s over the five
 data pages, remittances 3.0 vs 3.9, diagnoses or visits 0.8 vs 3.9 (the Overview keeps all its tiles).
+Several processes on one database share what each computed through the database
+(``ccm_core.storage.shared_results``, on PostgreSQL): a miss in memory looks there before computing.
 The versions are read once per script run (``ui.run_scope``), not once per tile; until a call's tables are
 known (its first computation in this process), the global data version is used.  Only small results
 (KPI values, aggregated frames) belong here; the database does the aggregation.
@@ -17,6 +19,7 @@ known (its first computation in this process), the global data version is used. 
 from __future__ import annotations
 
 import copy
+import functools
 import threading
 import time
 from collections import OrderedDict
@@ -26,7 +29,8 @@ from typing import Any
 
 import streamlit as st
 
-from ccm_core.storage import db, readset
+from ccm_core.security import auth
+from ccm_core.storage import db, readset, shared_results
 from ui import warm
 from ui.run_scope import run_scope
 
@@ -150,8 +154,35 @@ _RESULTS = _ResultCache()
 
 
 def clear_cache() -> None:
-    """Forget every cached result (tests and the benchmark's cold runs)."""
+    """Forget every cached result, in this process and the shared copies in the database (tests and the
+    benchmark's cold runs)."""
     _RESULTS.clear()
+    for engine in _shared_engines.values():
+        shared_results.clear(engine)
+
+
+_shared_engines: dict[str, Any] = {}  # url -> engine, for the databases whose results are shared
+
+
+@functools.cache
+def _signing_key() -> bytes | None:
+    secret = auth.configured_cookie_key()
+    return shared_results.signing_key(secret) if secret else None
+
+
+def _shared_digest(key: tuple, url: str) -> str | None:
+    """The shared row key of a call, or None when it is not shared (off for this database, no secret, or
+    arguments that are not plain values)."""
+    engine = _engine_for(url)
+    if not shared_results.enabled(engine) or _signing_key() is None:
+        return None
+    fn_key, _, args, kwargs = key
+    try:
+        args_json = [warm.encode(tuple(args)), {k: warm.encode(v) for k, v in kwargs}]
+    except TypeError:
+        return None
+    _shared_engines[url] = engine
+    return shared_results.digest(fn_key, args_json)
 
 
 def call_key(fn: Callable, args: tuple, kwargs: dict, url: str | None = None) -> tuple:
@@ -197,11 +228,22 @@ def compute_into_cache(key: tuple, fn: Callable, args: tuple, kwargs: dict, url:
             return value
         # the computation failed, or was made for other table versions: compute it here
     try:
+        shared = _shared_digest(key, url)
+        signing_key = _signing_key()
+        if shared is not None and signing_key is not None:  # another process may have computed it already
+            found = shared_results.fetch(_engine_for(url), signing_key, shared, versions, CACHE_TTL_SECONDS)
+            if found is not None:
+                value, reads = found
+                _RESULTS.put(key, value, reads, versions)
+                return value
         with readset.reading() as read, _engine_for(url).connect() as conn:
             value = fn(conn, *args, **kwargs)
         reads = readset.depends_on(read)
         if not reads & db.UNCACHED_TABLES:  # written without a version (sign-ins, the access log): never kept
             _RESULTS.put(key, value, reads, versions)
+            if shared is not None and signing_key is not None:
+                version = db.version_of(reads, versions)
+                shared_results.store(_engine_for(url), signing_key, shared, value, reads, version, CACHE_TTL_SECONDS)
         return value
     finally:
         with _inflight_lock:

@@ -73,31 +73,33 @@ def warm_file(url: str) -> Path:
     return Path(tempfile.gettempdir()) / f"ccm_warm_{digest}.json"
 
 
-def _encode(v: Any) -> Any:
+def encode(v: Any) -> Any:
+    """A call argument as plain JSON (numbers, text, dates, tuples, ``Filters``); TypeError for anything else."""
     if isinstance(v, Filters):
-        return {"__filters__": {k: _encode(x) for k, x in dataclasses.asdict(v).items()}}
+        return {"__filters__": {k: encode(x) for k, x in dataclasses.asdict(v).items()}}
     if isinstance(v, dt.date):
         return {"__date__": v.isoformat()}
     if isinstance(v, tuple):
-        return {"__tuple__": [_encode(x) for x in v]}
+        return {"__tuple__": [encode(x) for x in v]}
     if isinstance(v, list):
-        return [_encode(x) for x in v]
+        return [encode(x) for x in v]
     if v is None or isinstance(v, (bool, int, float, str)):
         return v
     raise TypeError(type(v).__name__)
 
 
-def _decode(v: Any) -> Any:
+def decode(v: Any) -> Any:
+    """The inverse of ``encode``."""
     if isinstance(v, dict):
         if "__filters__" in v:
-            return Filters(**{k: _decode(x) for k, x in v["__filters__"].items()})
+            return Filters(**{k: decode(x) for k, x in v["__filters__"].items()})
         if "__date__" in v:
             return dt.date.fromisoformat(v["__date__"])
         if "__tuple__" in v:
-            return tuple(_decode(x) for x in v["__tuple__"])
+            return tuple(decode(x) for x in v["__tuple__"])
         raise ValueError("unknown value in the warm file")
     if isinstance(v, list):
-        return [_decode(x) for x in v]
+        return [decode(x) for x in v]
     return v
 
 
@@ -123,8 +125,8 @@ def save(url: str) -> None:
             rows.append(
                 {
                     "fn": f"{fn.__module__}:{fn.__qualname__}",
-                    "args": _encode(tuple(args)),
-                    "kwargs": {k: _encode(v) for k, v in kwargs.items()},
+                    "args": encode(tuple(args)),
+                    "kwargs": {k: encode(v) for k, v in kwargs.items()},
                 }
             )
         except TypeError:
@@ -146,8 +148,8 @@ def load(url: str, key_of: Callable[[Callable, tuple, dict], tuple]) -> int:
     for row in rows:
         try:
             fn = _resolve(row["fn"])
-            args = _decode(row["args"])
-            kwargs = {k: _decode(v) for k, v in row.get("kwargs", {}).items()}
+            args = decode(row["args"])
+            kwargs = {k: decode(v) for k, v in row.get("kwargs", {}).items()}
         except Exception:  # noqa: BLE001 - a stale or foreign entry is skipped
             continue
         with _lock:

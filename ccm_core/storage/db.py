@@ -129,9 +129,10 @@ def get_data_version(conn: Connection) -> int:
 
 TABLE_VERSION_PREFIX = "table_version."
 ALL_TABLES = "*"
-# Tables written on every sign-in or page view and never read by a cached result (the app's cache refuses
-# to keep a result that read them), so their writes need no version: see pm_store.record_write.
-UNCACHED_TABLES = frozenset({"app_user", "user_session", "access_log"})
+# Tables written on every sign-in or page view, or by the result cache itself (storage.shared_results), and
+# never read by a cached result (the app's cache refuses to keep a result that read them), so their writes
+# need no version: see pm_store.record_write.
+UNCACHED_TABLES = frozenset({"app_user", "user_session", "access_log", "result_cache"})
 
 
 def bump_data_version(conn: Connection, tables: Iterable[str] | None = None) -> int:

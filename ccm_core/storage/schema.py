@@ -25,6 +25,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     Numeric,
     String,
@@ -589,4 +590,17 @@ data_version = Table(
     Column("id", Integer, primary_key=True),
     Column("version", Integer, nullable=False, server_default="0"),
     Column("updated_at", DateTime),
+)
+
+# Results one app process computed, for every process on the same database (ccm_core.storage.shared_results):
+# a cache, not data, so it is written without a data version and never read by a cached computation.
+result_cache = Table(
+    "result_cache",
+    metadata,
+    Column("call_digest", String(64), primary_key=True),
+    Column("reads", Text, nullable=False),  # JSON list of the tables the computation read
+    Column("version", Integer, nullable=False),
+    Column("payload", LargeBinary, nullable=False),
+    Column("mac", String(64), nullable=False),
+    Column("created_at", DateTime, nullable=False, index=True),
 )
