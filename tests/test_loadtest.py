@@ -16,6 +16,7 @@ from bench import loadtest
 from bench.st_client import StreamlitClient, click, text_value
 from ccm_core.io.imports.runner import Source, import_files
 from ccm_core.storage import db
+from conftest import BACKENDS, DEMO_KW
 
 
 @pytest.fixture
@@ -76,10 +77,27 @@ def _more_minutes(url: str) -> Source:
     return Source("time_entries.csv", frame.to_csv(index=False).encode())
 
 
-def test_two_processes_agree_after_an_import(demo_copy, tmp_path):
-    """Each process caches results in its own memory, keyed on the last write to what they read: an
-    import (here through the core, as the Import page does it, from a third process's point of view)
-    is seen by both on their next click, and both show the same numbers."""
+@pytest.fixture(params=BACKENDS)
+def replica_db(request, tmp_path, pg_databases) -> str:
+    """The small demo on SQLite (a copy) or on a fresh PostgreSQL database, where the processes also share
+    results through the ``result_cache`` table (ccm_core/storage/shared_results.py)."""
+    if request.param == "sqlite":
+        return request.getfixturevalue("demo_copy")
+    from ccm_core.io import demo
+
+    url = pg_databases.create("replicas")
+    engine = db.make_engine(url)
+    db.upgrade(engine)
+    demo.generate(engine, **DEMO_KW)
+    engine.dispose()
+    return url
+
+
+def test_two_processes_agree_after_an_import(replica_db, tmp_path):
+    """Each process caches results in its own memory (and, on PostgreSQL, shares them through the database),
+    keyed on the last write to what they read: an import (here through the core, as the Import page does it,
+    from a third process's point of view) is seen by both on their next click, and both show the same numbers."""
+    demo_copy = replica_db
     (user,) = loadtest.ensure_users(demo_copy, 1)
     key = secrets.token_urlsafe(48)
     servers = [loadtest.start_server(demo_copy, key, tmp_path) for _ in range(2)]
@@ -103,3 +121,8 @@ def test_two_processes_agree_after_an_import(demo_copy, tmp_path):
     assert after_a == after_b  # the replicas agree
     assert after_a != before  # and both saw the import
     assert after_a["Minutes per patient"] != before["Minutes per patient"]
+    if demo_copy.startswith("postgresql"):  # what one computed was kept for the other
+        engine = db.make_engine(demo_copy)
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT count(*) FROM result_cache")).scalar() > 0
+        engine.dispose()
