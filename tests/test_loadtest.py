@@ -16,6 +16,7 @@ from bench import loadtest
 from bench.st_client import StreamlitClient, click, text_value
 from ccm_core.io.imports.runner import Source, import_files
 from ccm_core.storage import db
+
 from conftest import BACKENDS, DEMO_KW
 
 
