@@ -71,6 +71,9 @@ def test_markdown_flags_targets():
             "kpis": [
                 {"page": "overview", "kpi": "fast", "seconds": 0.2, "floor": 0.1, "ratio": 2.0, "error": None},
                 {"page": "overview", "kpi": "slow", "seconds": 0.4, "floor": 0.1, "ratio": 4.0, "error": None},
+                # a fast floor: 50 ms is the target, not 2 x 10 ms
+                {"page": "billing", "kpi": "tiny", "seconds": 0.045, "floor": 0.01, "ratio": 4.5, "error": None},
+                {"page": "billing", "kpi": "over", "seconds": 0.055, "floor": 0.01, "ratio": 5.5, "error": None},
             ],
             "billing": {"seconds": 6.0, "floor": 1.0, "ratio": 6.0, "patient_months": 3, "ready_to_bill": 2},
             "audit_sample": {"seconds": 1.0, "floor": 1.0, "ratio": 1.0, "population": 3},
@@ -79,6 +82,9 @@ def test_markdown_flags_targets():
     md = bench.render_markdown([result])
     assert "| overview | fast | 0.200 | 0.100 | 2.0 | yes |" in md
     assert "| overview | slow | 0.400 | 0.100 | 4.0 | no |" in md
+    assert "| billing | tiny | 0.045 | 0.010 | 4.5 | yes |" in md
+    assert "| billing | over | 0.055 | 0.010 | 5.5 | no |" in md
+    assert "KPIs within target: 2 of 4" in md
     assert "| 6.000 | 1.000 | 6.0 | no (<5 s) |" in md
 
 
