@@ -118,3 +118,29 @@ def test_sessions_asking_for_the_same_result_at_once_share_one_computation(app_d
         t.join()
     assert len(calls) == 1 and len(results) == 5
     assert all(r == results[0] for r in results)
+
+
+def test_a_new_deployment_warms_the_default_overview_before_the_first_user(app_db, monkeypatch):
+    """No view remembered yet (no file): the warmer starts with the Overview's default view, so the first
+    program lead's Overview after a deployment computes nothing (and the seed list cannot drift from the page)."""
+    from apptest_utils import app_env, ensure_role_users, login_as
+
+    url, _ = app_db
+    engine = db.make_engine(url)
+    ensure_role_users(engine)
+    engine.dispose()
+    app_env(monkeypatch, url)
+    assert warm.seed_default_views(url) >= 14  # options, data date, lag, 12 months of headlines, forecast, attention
+    assert warm.warm_pass(url, data.read_versions(url)) >= 12
+    computed: list[str] = []
+    real = data.compute_into_cache
+
+    def counting(key, *args, **kwargs):
+        computed.append(key[0])
+        return real(key, *args, **kwargs)
+
+    monkeypatch.setattr(data, "compute_into_cache", counting)
+    at = login_as("program_lead")
+    assert any("Overview" in t.value for t in at.title), [t.value for t in at.title]
+    assert computed == []
+    assert warm.seed_default_views(url) == 0  # views are known now: nothing seeded again

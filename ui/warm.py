@@ -9,6 +9,8 @@ instead:
   recent first) and written to a small file beside the other processes' (``CCM_WARM_FILE``, default in
   the temp directory, one per database), so a process that starts (a restart, a new replica) knows
   which views were in use;
+* a process that knows no view yet (a new deployment) starts with the Overview's default view
+  (``default_views``), so the first user after a deployment does not meet it cold either;
 * the thread starts with the process's database engine (the first script run, i.e. the first sign-in
   page shown) and then, every ``POLL_SECONDS``, reads the table versions; when they changed (an import
   through any replica or the command line), at its first pass, and before results reach the cache's
@@ -181,10 +183,62 @@ def enabled() -> bool:
     return os.environ.get("CCM_WARM", default) == "1"
 
 
+def default_views(options: dict, through: dict, today: dt.date) -> list[tuple[Callable, tuple, dict]]:
+    """The calls the Overview makes for its default filters (the last complete month, every clinic,
+    CCM): what the first user after a new deployment opens.  ``options`` and ``through`` are the results
+    of ``admin.filter_options`` and ``weekly.data_through(today)``.  tests/test_warm.py checks a default
+    Overview render computes nothing once these are cached, so this list cannot drift from the page."""
+    from ccm_core.kpis import program as kpis
+    from ccm_core.kpis import weekly
+    from ccm_core.security import admin
+    from ccm_core.storage.db import month_int
+
+    if not options["months"]:
+        return []
+    f = Filters.for_month(admin.default_report_month(options["months"], today))
+    as_of = through["overall"]
+    calls: list[tuple[Callable, tuple, dict]] = [(weekly.open_month_lag_days, (), {})]
+    calls += [(weekly.headline_values, (f.with_months(m),), {}) for m in weekly.trend_months(f.month_to, 12)]
+    if as_of is not None:
+        calls.append((kpis.pacing_forecast, (f.with_months(month_int(as_of)), as_of), {}))
+    calls.append((weekly.attention_items, (f, as_of), {}))
+    return calls
+
+
+def seed_default_views(url: str) -> int:
+    """When this process knows no view in use (a new deployment: no file yet), remember the Overview's
+    default view so the warmer computes it before the first user signs in; returns how many calls."""
+    from ccm_core.kpis import weekly
+    from ccm_core.security import admin
+    from ui import cache as data
+
+    with _lock:
+        if _calls:
+            return 0
+    versions = data.read_versions(url)
+    today = dt.date.today()
+
+    def get(fn: Callable, *args: Any) -> Any:
+        key = data.call_key(fn, args, {}, url)
+        remember(key, fn, args, {})
+        return data.compute_into_cache(key, fn, args, {}, url, versions)
+
+    options = get(admin.filter_options)
+    through = get(weekly.data_through, today)
+    calls = default_views(options, through, today)
+    for fn, args, kwargs in calls:
+        remember(data.call_key(fn, args, kwargs, url), fn, args, kwargs)
+    return len(calls) + 2
+
+
 def _loop(url: str) -> None:
     from ui import cache as data
 
     load(url, lambda fn, args, kwargs: data.call_key(fn, args, kwargs, url))
+    try:
+        seed_default_views(url)
+    except Exception:  # noqa: BLE001 - warming is best effort
+        log.exception("seeding the default views failed")
     seen: tuple | None = None
     last = 0.0
     while True:
