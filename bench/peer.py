@@ -11,27 +11,40 @@ Two timings per KPI:
   * cold   = read the tables it needs + compute (a fresh process, an empty ``st.cache_data``);
   * cached = compute only, on frames already in memory (the habit's best case).
 
-Covered: enrolled patients, consent rate, consent conversion, minutes per enrolled patient (with the engine's per-entry
-counting rules re-done in pandas), the initial denial rates, the denial trend, the CARC Pareto, first-pass resolution and
-days to payment.  Not covered: KPIs resting on the engine's supported code track (billable rate, add-on
-capture, revenue, billing findings: the code-by-code prerequisites of ``ccm_core.engine.patient_month``) or on the
-eligibility rules (eligible population, enrollment rate); see docs/performance.md ("The peer").
+Covered: the KPIs in ``PEERS`` (the bench prints a row for each); the peer patient-month (``patient_month``)
+re-does the engine's per-entry counting and supported code track in pandas, so every KPI built on minutes or
+codes has a faithful peer.  What is not covered, and why: docs/performance.md ("The peer").
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import math
 import time
+from dataclasses import dataclass
+from typing import Any
 
 import pandas as pd
 from sqlalchemy.engine import Connection
 
+from ccm_core import rules as rules_mod
 from ccm_core.engine.filters import Filters
 from ccm_core.engine.sql import DENIAL_STATUS, DUPLICATE_CARC, NOT_DENIAL_CARCS
+from ccm_core.kpis import breakdowns as kpis_extra
 from ccm_core.kpis import program as kpis
 from ccm_core.kpis.definitions import rate as _rate
-from ccm_core.storage.db import add_months, month_bounds
+from ccm_core.storage.db import add_months, month_bounds, month_int
 from ccm_core.storage.db import month_end as _month_end
+
+
+@dataclass(frozen=True)
+class Ctx:
+    """What a peer gets besides its frames: the program's billing codes, the rule tables (ccm_core.rules, read as
+    data) and the as-of date of the as-of KPIs (near-threshold list, pacing forecast)."""
+
+    codes: list[str]
+    rs: Any
+    as_of: dt.date
 
 
 def read_tables(conn: Connection, names) -> dict[str, pd.DataFrame]:
@@ -323,11 +336,504 @@ def initial_denial_rates(t, f: Filters, codes) -> dict:
     }
 
 
+# --------------------------------------------------------------------------- the patient-month, in pandas
+# The engine's patient-month (ccm_core/engine/patient_month.py: patient_month_select) re-done on whole frames:
+# per-entry counting, threshold date, billed units per code, money received, the supported code track per
+# ccm_core/rules/codes.csv (99490/99439, complex 99487/99489, 99491/99437, PCM 99424/99425 and 99426/99427) and
+# fee_schedule.csv, and the finding flags.  Only the rule tables come from ccm_core.rules (as data).
+CCM_TRACKS = ("non_complex", "complex", "practitioner")
+PCM_TRACKS = ("pcm_practitioner", "pcm_staff")
+
+
+def _truthy(s: pd.Series) -> pd.Series:
+    """A boolean column as read (SQLite 0/1, PostgreSQL True/False, NULL = False)."""
+    return s.fillna(False).astype(bool)
+
+
+def _entries(t, f: Filters, pids: pd.Series | None) -> pd.DataFrame:
+    """CCM and PCM entries of the months with cause, counted minutes and the practitioner flag."""
+    te_all, st, p = t["time_entry"], t["staff"], t["patient"]
+    te = te_all[te_all["service_month"].between(f.month_from, f.month_to) & te_all["program"].isin(("CCM", "PCM"))]
+    if pids is not None:
+        te = te[te["patient_id"].isin(pids)]
+    ids = ["id", "patient_id", "service_date", "program", "started_at", "ended_at"]
+    pairs = te[ids].merge(te_all[ids[1:]], on=["patient_id", "service_date"], suffixes=("", "_o"))
+    pairs = pairs[
+        (pairs["program"] != pairs["program_o"])
+        & (pairs["started_at_o"] < pairs["ended_at"])
+        & (pairs["ended_at_o"] > pairs["started_at"])
+    ]
+    span = pairs[["ended_at", "ended_at_o"]].min(axis=1) - pairs[["started_at", "started_at_o"]].max(axis=1)
+    overlap = (span.dt.total_seconds() / 60.0).round().groupby(pairs["id"]).sum()
+    te = te.merge(
+        st[["id", "is_clinical", "practitioner_id"]].rename(
+            columns={"id": "staff_id", "practitioner_id": "staff_practitioner_id"}
+        ),
+        on="staff_id",
+    ).merge(p[["id", "billing_practitioner_id"]].rename(columns={"id": "patient_id"}), on="patient_id")
+    nonclinical = ~(_truthy(te["is_clinical"]) | te["staff_practitioner_id"].notna())
+    fs = t["facility_stay"][["patient_id", "admit_date", "discharge_date"]].merge(
+        te[["id", "patient_id", "service_date"]], on="patient_id"
+    )
+    in_stay = te["id"].isin(
+        fs.loc[
+            (fs["admit_date"] <= fs["service_date"])
+            & (fs["discharge_date"].isna() | (fs["discharge_date"] >= fs["service_date"])),
+            "id",
+        ]
+    )
+    cn = t["consent"]
+    cn = cn.loc[
+        (cn["decision"] == "accepted") & cn["consent_date"].notna(),
+        ["patient_id", "program", "consent_date", "revoked_date"],
+    ].merge(te[["id", "patient_id", "program", "service_date"]], on=["patient_id", "program"])
+    covered = te["id"].isin(
+        cn.loc[
+            (cn["consent_date"] <= cn["service_date"])
+            & (cn["revoked_date"].isna() | (cn["revoked_date"] >= cn["service_date"])),
+            "id",
+        ]
+    )
+    cause = pd.Series(None, index=te.index, dtype=object)
+    cause = cause.mask(~covered, "pre_consent").mask(in_stay, "inpatient").mask(nonclinical, "non_clinical")
+    ov = te["id"].map(overlap).fillna(0)
+    ov = ov.where(ov <= te["minutes"], te["minutes"]).clip(lower=0)
+    ok = cause.isna()
+    own = te["staff_practitioner_id"].notna() & (
+        te["staff_practitioner_id"] == te["practitioner_id"].fillna(te["billing_practitioner_id"])
+    )
+    return te.assign(
+        cause=cause,
+        counted=(te["minutes"] - ov).where(ok, 0),
+        other_program=ov.where(ok, 0),
+        is_practitioner=own,
+    )
+
+
+def _pm_minutes(e: pd.DataFrame, f: Filters, threshold: int) -> pd.DataFrame:
+    ccm, pcm = e["program"] == "CCM", e["program"] == "PCM"
+    prac = e["is_practitioner"]
+    cols = {
+        "logged_minutes": e["minutes"].where(ccm, 0),
+        "counted_minutes": e["counted"].where(ccm, 0),
+        "practitioner_minutes": e["counted"].where(ccm & prac, 0),
+        "excluded_non_clinical": e["minutes"].where(ccm & (e["cause"] == "non_clinical"), 0),
+        "excluded_inpatient": e["minutes"].where(ccm & (e["cause"] == "inpatient"), 0),
+        "excluded_pre_consent": e["minutes"].where(ccm & (e["cause"] == "pre_consent"), 0),
+        "excluded_other_program": e["other_program"].where(ccm, 0),
+        "pcm_minutes": e["counted"].where(pcm, 0),
+        "pcm_practitioner_minutes": e["counted"].where(pcm & prac, 0),
+        "in_programs": e["program"].isin(f.programs).astype(int),
+    }
+    keys = ["patient_id", "service_month"]
+    g = pd.DataFrame(cols).assign(patient_id=e["patient_id"], service_month=e["service_month"])
+    out = g.groupby(keys).agg({**{k: "sum" for k in cols}, "in_programs": "max"})
+    # threshold date: the first day the month's counted CCM minutes, in order, reach the threshold
+    daily = e[ccm].groupby([*keys, "service_date"])["counted"].sum().reset_index()
+    daily["cum"] = daily.groupby(keys)["counted"].cumsum()
+    out["threshold_date"] = daily[daily["cum"] >= threshold].groupby(keys)["service_date"].min()
+    out["last_contact_date"] = e[ccm & (e["counted"] > 0)].groupby(keys)["service_date"].max()
+    return out
+
+
+def _pm_claims(t, f: Filters, rs, pids: pd.Series | None):
+    """(billed per patient-month, money received per patient-month) from the claim lines of the months."""
+    ccm_codes, pcm_codes, apcm_codes = (rs.codes_of(family=x) for x in ("CCM", "PCM", "APCM"))
+    tracked = ccm_codes + pcm_codes + apcm_codes
+    program_codes = [c for c in tracked if rs.family_of(c) in [x for x in ("CCM", "PCM", "APCM") if x in f.programs]]
+    keys = ["patient_id", "service_month"]
+    cl, c, r = t["claim_line"], t["claim"], t["remittance"]
+    lines = cl[cl["dos_month"].between(f.month_from, f.month_to) & cl["cpt_code"].isin(tracked)].rename(
+        columns={"dos_month": "service_month"}
+    )
+    if pids is not None:
+        lines = lines[lines["patient_id"].isin(pids)]
+    replaced = c.loc[(c["frequency_code"] == "7") & c["original_claim_id"].notna(), "original_claim_id"]
+    live = lines[~lines["claim_id"].isin(replaced)]
+    cc = live.groupby([*keys, "claim_id", "practitioner_id", "cpt_code"], as_index=False).agg(
+        units=("units", "sum"), charge=("charge", "sum")
+    )
+    caps = {code: rs.code(code).unit_cap for code in tracked if rs.code(code).unit_cap is not None}
+    is_ccm = cc["cpt_code"].isin(ccm_codes)
+    units = cc.pivot_table(index=keys, columns="cpt_code", values="units", aggfunc="sum", fill_value=0)
+    billed = pd.DataFrame(index=units.index)
+    for code in tracked:
+        billed[f"billed_{code}"] = units[code] if code in units.columns else 0
+    g = cc.assign(
+        ccm_claim=cc["claim_id"].where(is_ccm),
+        ccm_prac=cc["practitioner_id"].where(is_ccm),
+        over=(cc["units"] > cc["cpt_code"].map(caps).astype(float)).astype(int),
+        in_programs=cc["cpt_code"].isin(program_codes).astype(int),
+    ).groupby(keys)
+    billed["billed_charge"] = g["charge"].sum()
+    billed["ccm_claims"] = g["ccm_claim"].nunique()
+    billed["ccm_practitioners"] = g["ccm_prac"].nunique()
+    billed["units_over_cap"] = g["over"].max()
+    billed["in_programs"] = g["in_programs"].max()
+    by_prac = (
+        cc.assign(
+            has_ccm=is_ccm.astype(int),
+            has_pcm=cc["cpt_code"].isin(pcm_codes).astype(int),
+            has_apcm=cc["cpt_code"].isin(apcm_codes).astype(int),
+        )
+        .groupby([*keys, "practitioner_id"])[["has_ccm", "has_pcm", "has_apcm"]]
+        .max()
+    )
+    by_prac["ccm_with_pcm_same_practitioner"] = by_prac["has_ccm"] * by_prac["has_pcm"]
+    by_prac["ccm_with_apcm_same_practitioner"] = by_prac["has_ccm"] * by_prac["has_apcm"]
+    same = by_prac.groupby(keys)[["ccm_with_pcm_same_practitioner", "ccm_with_apcm_same_practitioner"]].max()
+    billed = billed.join(same)
+    # money received: every adjudication of every claim (replaced ones too), spread by the month's charge share
+    mc = lines.groupby(["claim_id", *keys], as_index=False)["charge"].sum()
+    rc = r[r["claim_id"].notna()]
+    cp = (
+        rc.assign(init=((rc["adjudication_seq"] == 1) & (rc["status_code"] == "4")).astype(int))
+        .groupby("claim_id")
+        .agg(paid=("paid_amount", "sum"), init=("init", "max"), n=("id", "count"))
+    )
+    mc = mc.merge(c[["id", "total_charge"]], left_on="claim_id", right_on="id").merge(
+        cp, left_on="claim_id", right_index=True, how="left"
+    )
+    share = mc["charge"] / mc["total_charge"].where(mc["total_charge"] != 0)
+    mc = mc.assign(
+        paid_amount=mc["paid"].fillna(0.0) * share, initially_denied=mc["init"], adjudicated=(mc["n"] > 0).astype(int)
+    )
+    paid = mc.groupby(keys).agg(
+        paid_amount=("paid_amount", "sum"),
+        initially_denied=("initially_denied", "max"),
+        adjudicated=("adjudicated", "max"),
+    )
+    paid["initially_denied"] = paid["initially_denied"].fillna(0)
+    return billed, paid, tracked
+
+
+def _units(minutes: pd.Series, threshold: int, increment, cap, base_ok=None) -> tuple[pd.Series, pd.Series]:
+    ok = minutes >= threshold if base_ok is None else (minutes >= threshold) & base_ok
+    base = ok.astype(int)
+    if not increment:
+        return base, base * 0
+    extra = (minutes - threshold) // increment
+    if cap is not None:
+        extra = extra.clip(upper=cap)
+    return base, extra.where(ok & (minutes >= threshold + increment), 0).astype(int)
+
+
+def _fee(rs, code: str, months: pd.Series) -> pd.Series:
+    """The code's fee for each YYYYMM: the first fee period the month falls in; before the first period, the
+    first amount; after the last, the last amount (fee_schedule.csv)."""
+    periods = rs.fee_periods(code)
+
+    def fee(m: int) -> float:
+        if not periods:
+            return 0.0
+        hit = next((amount for a, b, amount in periods if a <= m <= b), None)
+        if hit is not None:
+            return hit
+        return periods[0][2] if m < periods[0][0] else periods[-1][2]
+
+    return months.map({m: fee(int(m)) for m in months.unique()}).astype(float)
+
+
+def patient_month(t, f: Filters, rs) -> pd.DataFrame:
+    """One row per patient-month with counted-program time or tracked claim lines in the filter's programs."""
+    pids = _patients(t, f) if (f.clinic_ids or f.practitioner_ids or f.care_manager_ids or f.payers) else None
+    threshold = rs.code("99490").threshold_minutes
+    minutes = _pm_minutes(_entries(t, f, pids), f, threshold)
+    billed, paid, tracked = _pm_claims(t, f, rs, pids)
+    keys = ["patient_id", "service_month"]
+    idx = minutes.index.union(billed.index).union(paid.index)
+    pm = pd.DataFrame(index=idx)
+    pm = pm.join(minutes).join(billed.drop(columns="in_programs")).join(paid)
+    pm["in_programs"] = pd.concat([minutes["in_programs"], billed["in_programs"]], axis=1).reindex(idx).max(axis=1)
+    pm = pm[pm["in_programs"] == 1].drop(columns="in_programs").reset_index()
+    for col in pm.columns:
+        if col not in ("threshold_date", "last_contact_date"):
+            pm[col] = pm[col].fillna(0)
+    p = t["patient"][["id", "clinic_id", "billing_practitioner_id", "care_manager_id", "payer"]]
+    pm = pm.merge(p.rename(columns={"id": "patient_id"}), on="patient_id")
+    if pids is not None:
+        pm = pm[pm["patient_id"].isin(pids)]
+    ca = t["complexity_assessment"][["patient_id", "service_month", "id"]].rename(columns={"id": "ca_id"})
+    pm = pm.merge(ca, on=keys, how="left")
+    pm["has_complexity"] = pm["ca_id"].notna().astype(int)
+    cp = t["care_plan"]
+    est = cp["established_date"]
+    revised = cp.loc[(cp["version"] == 1) | _truthy(cp["substantially_revised"]), ["patient_id"]].assign(
+        service_month=(est.dt.year * 100 + est.dt.month)
+    )
+    revised = revised.drop_duplicates().assign(complex_care_plan=1)
+    pm = pm.merge(revised, on=keys, how="left")
+    pm["complex_care_plan"] = pm["complex_care_plan"].fillna(0).astype(int)
+    month = pm["service_month"]
+    fees = {code: _fee(rs, code, month) for code in tracked}
+    track_minutes = {
+        "non_complex": (pm["counted_minutes"], None),
+        "complex": (pm["counted_minutes"], (pm["has_complexity"] == 1) & (pm["complex_care_plan"] == 1)),
+        "practitioner": (pm["practitioner_minutes"], None),
+        "pcm_practitioner": (pm["pcm_practitioner_minutes"], None),
+        "pcm_staff": (pm["pcm_minutes"], None),
+    }
+    tu, expected = {}, {}
+    for track, (mins, extra) in track_minutes.items():
+        base_code, addon_code = rs.track_codes(track)
+        bc, ac = rs.code(base_code), (rs.code(addon_code) if addon_code else None)
+        tu[base_code], a_units = _units(
+            mins, bc.threshold_minutes, ac.increment_minutes if ac else None, ac.unit_cap if ac else None, extra
+        )
+        value = fees[base_code] * tu[base_code]
+        if addon_code:
+            tu[addon_code] = a_units
+            value = value + fees[addon_code] * a_units
+        expected[track] = value
+    ccm_codes, pcm_codes = rs.codes_of(family="CCM"), rs.codes_of(family="PCM")
+    priced = ccm_codes + pcm_codes
+    b = {code: pm[f"billed_{code}"] for code in tracked}
+    pm["billed_supported_value"] = sum((fees[c] * b[c].clip(upper=tu[c]) for c in ccm_codes), month * 0.0)
+    pm["billed_fee_value"] = sum((fees[c] * b[c] for c in priced), month * 0.0)
+    pm["billed_ccm_units"] = sum((b[c] for c in ccm_codes), month * 0)
+    tracks_billed = sum(
+        (pd.concat([b[c] > 0 for c in rs.track_codes(tr) if c], axis=1).any(axis=1).astype(int) for tr in CCM_TRACKS),
+        month * 0,
+    )
+    pm["ccm_tracks_mixed"] = (tracks_billed > 1).astype(int)
+    pm["over_billed"] = pd.concat([b[c] > tu[c] for c in priced], axis=1).any(axis=1).astype(int)
+    pm["addon_without_base"] = (
+        pd.concat([(b[c] > 0) & (b[rs.code(c).base_code] == 0) for c in priced if rs.code(c).is_addon], axis=1)
+        .any(axis=1)
+        .astype(int)
+    )
+    for tr in CCM_TRACKS + PCM_TRACKS:
+        pm[f"expected_{tr}"] = expected[tr]
+    nc, cx, pr = expected["non_complex"], expected["complex"], expected["practitioner"]
+    track = pd.Series(None, index=pm.index, dtype=object)
+    track = track.mask(pr > 0, "practitioner").mask((cx > 0) & (cx >= pr), "complex")
+    track = track.mask((nc > 0) & (nc >= cx) & (nc >= pr), "non_complex")
+    pp, ps = expected["pcm_practitioner"], expected["pcm_staff"]
+    pcm_track = pd.Series(None, index=pm.index, dtype=object).mask(ps > 0, "pcm_staff")
+    pcm_track = pcm_track.mask((pp > 0) & (pp >= ps), "pcm_practitioner")
+    pm["supported_track"], pm["supported_pcm_track"] = track, pcm_track
+    for trs, chosen in ((CCM_TRACKS, track), (PCM_TRACKS, pcm_track)):
+        for tr in trs:
+            for code in rs.track_codes(tr):
+                if code:
+                    pm[f"supported_{code}"] = tu[code].where(chosen == tr, 0)
+    exp_ccm = pd.concat([nc, cx, pr], axis=1).max(axis=1)
+    exp_pcm = pd.concat([pp, ps], axis=1).max(axis=1)
+    pm["expected_ccm"], pm["expected_pcm"], pm["expected_amount"] = exp_ccm, exp_pcm, exp_ccm + exp_pcm
+    pm["under_billed"] = ((pm["billed_ccm_units"] > 0) & (exp_ccm - pm["billed_supported_value"] > 0.005)).astype(int)
+    pm["duplicate_ccm"] = (pm["ccm_claims"] > 1).astype(int)
+    pm["not_billed"] = ((pm["billed_ccm_units"] == 0) & (exp_ccm > 0)).astype(int)
+    return pm.drop(columns="ca_id")
+
+
+# --------------------------------------------------------------------------- minutes and billing (on the patient-month)
+def _enrolled_month(t, f: Filters, rs, month: int, pm: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Patients enrolled at the end of ``month`` with that month's counted minutes and billable flag (0 / 0 when
+    they have no patient-month)."""
+    fm = f.with_months(month)
+    enr = _enrolled_ids(t, fm, _month_end(month))
+    pm = patient_month(t, fm, rs) if pm is None else pm[pm["service_month"] == month]
+    pm = pm.set_index("patient_id")
+    return pd.DataFrame(
+        {
+            "patient_id": enr,
+            "counted_minutes": enr.map(pm["counted_minutes"]).fillna(0).astype(int),
+            "billable": enr.map(pm["supported_track"].notna()).fillna(False).astype(int),
+        }
+    )
+
+
+def billable_rate(t, f: Filters, c: Ctx) -> dict:
+    em = _enrolled_month(t, f, c.rs, f.month_to)
+    num, den = int(em["billable"].sum()), len(em)
+    return {"value": _rate(num, den), "numerator": num, "denominator": den}
+
+
+def billable_rate_trend(t, f: Filters, c: Ctx) -> dict:
+    pm = patient_month(t, f, c.rs)
+    out: dict[str, Any] = {}
+    for m in f.months():
+        em = _enrolled_month(t, f, c.rs, m, pm)
+        n, b = len(em), int(em["billable"].sum())
+        out.update({f"{m}.enrolled": n, f"{m}.billable": b, f"{m}.rate": _rate(b, n)})
+    out["value"] = out[f"{f.month_to}.rate"]
+    return out
+
+
+def addon_capture(t, f: Filters, c: Ctx) -> dict:
+    em = _enrolled_month(t, f, c.rs, f.month_to)
+    billable = em["billable"] == 1
+    b = int(billable.sum())
+    ge40 = int((billable & (em["counted_minutes"] >= 40)).sum())
+    ge60 = int((billable & (em["counted_minutes"] >= 60)).sum())
+    return {
+        "value": _rate(ge40, b),
+        "numerator": ge40,
+        "denominator": b,
+        "ge40": _rate(ge40, b),
+        "ge60": _rate(ge60, b),
+        "ge60_patients": ge60,
+    }
+
+
+def _staff_names(t) -> pd.Series:
+    st = t["staff"]
+    return pd.Series((st["first_name"] + " " + st["last_name"]).to_numpy(), index=st["id"].to_numpy())
+
+
+def minutes_per_care_manager(t, f: Filters, c: Ctx) -> dict:
+    em = _enrolled_month(t, f, c.rs, f.month_to)
+    em = em.merge(t["patient"][["id", "care_manager_id"]].rename(columns={"id": "patient_id"}), on="patient_id")
+    em["with_minutes"] = (em["counted_minutes"] > 0).astype(int)
+    g = em.groupby("care_manager_id", dropna=False).agg(
+        panel=("patient_id", "size"),
+        counted_minutes=("counted_minutes", "sum"),
+        patients_with_minutes=("with_minutes", "sum"),
+        billable=("billable", "sum"),
+    )
+    g["care_manager"] = g.index.map(_staff_names(t)).fillna("unassigned")
+    g["minutes_per_patient"] = g["counted_minutes"] / g["panel"]
+    g["billable_rate"] = g["billable"] / g["panel"]
+    return _flat_frame(g.reset_index(), "care_manager_id", value=int(g["counted_minutes"].sum()))
+
+
+def _flat_frame(df: pd.DataFrame, key: str, value=None, order: bool = False) -> dict:
+    """A frame as one flat dict ``"<key>.<column>"`` (NaN as None), ``value`` = the headline given (default: rows),
+    ``order`` = the keys in row order when the order is part of the answer."""
+    out: dict[str, Any] = {}
+    for row in df.to_dict("records"):
+        k = row.pop(key)
+        k = "none" if k is None or (isinstance(k, float) and math.isnan(k)) else int(k) if isinstance(k, float) else k
+        for col, v in row.items():
+            out[f"{k}.{col}"] = None if v is None or (not isinstance(v, str) and pd.isna(v)) else v
+    if order:
+        out["order"] = " ".join(str(x) for x in df[key])
+    out["value"] = len(df) if value is None else value
+    return out
+
+
+NEAR_COLUMNS = (
+    "patient_id",
+    "mrn",
+    "patient_name",
+    "clinic_id",
+    "billing_practitioner_id",
+    "care_manager_id",
+    "care_manager",
+    "payer",
+    "counted_minutes",
+    "minutes_needed",
+    "tier",
+    "days_left",
+    "expected_at_stake",
+    "days_since_contact",
+)
+
+
+def near_threshold_worklist(t, f: Filters, c: Ctx) -> dict:
+    """Enrolled patients (at ``as_of``) 1-10 counted minutes short of 99490's threshold in the as-of month and not
+    billable, tier 1 (5 or fewer short) first, then most minutes, then patient id."""
+    as_of, rs = c.as_of, c.rs
+    month = month_int(as_of)
+    fm = f.with_months(month)
+    threshold = rs.code("99490").threshold_minutes
+    pm = patient_month(t, fm, rs)
+    pm = pm[
+        pm["counted_minutes"].between(threshold - 10, threshold - 1)
+        & pm["supported_track"].isna()
+        & pm["patient_id"].isin(_enrolled_ids(t, fm, as_of))
+    ]
+    p = t["patient"][["id", "mrn", "first_name", "last_name"]].rename(columns={"id": "patient_id"})
+    df = pm.merge(p, on="patient_id")
+    st = t["staff"].set_index("id")
+    cm = df["care_manager_id"]
+    df["patient_name"] = df["first_name"] + " " + df["last_name"]
+    df["care_manager"] = (
+        cm.map(st["first_name"]).fillna("").astype(str) + " " + cm.map(st["last_name"]).fillna("").astype(str)
+    )
+    df["minutes_needed"] = threshold - df["counted_minutes"].astype(int)
+    df["tier"] = (df["counted_minutes"] < threshold - 5).astype(int) + 1
+    df["days_left"] = (_month_end(month) - as_of).days
+    df["expected_at_stake"] = float(rs.fee("99490", month) or 0.0)
+    df["days_since_contact"] = (pd.Timestamp(as_of) - df["last_contact_date"]).dt.days
+    df = df.sort_values(["tier", "counted_minutes", "patient_id"], ascending=[True, False, True])
+    return _flat_frame(df[list(NEAR_COLUMNS)], "patient_id", order=True)
+
+
+def _ours_near(conn: Connection, f: Filters, c: Ctx) -> dict:
+    df = kpis.near_threshold_worklist(conn, f.with_months(month_int(c.as_of)), c.as_of)
+    df = df.assign(days_since_contact=df.get("days_since_contact"))
+    return _flat_frame(df[list(NEAR_COLUMNS)], "patient_id", order=True)
+
+
+def _cutoff(month: int, day: int | None) -> dt.date:
+    first, last = month_bounds(month)
+    return last if day is None else min(first + dt.timedelta(days=day - 1), last)
+
+
+def _reached_and_open(t, f: Filters, pm: pd.DataFrame, month: int, day: int | None) -> tuple[int, int]:
+    """(billable patient-months of ``month`` whose minutes reached the threshold by ``day``, patients enrolled on
+    that day not among them)."""
+    cutoff = _cutoff(month, day)
+    pm = pm[pm["service_month"] == month]
+    cond = pm["supported_track"].notna()
+    if day is not None:
+        cond &= pm["threshold_date"].notna() & (pm["threshold_date"] <= pd.Timestamp(cutoff))
+    reached = pm.loc[cond, "patient_id"]
+    enr = _enrolled_ids(t, f.with_months(month), cutoff)
+    return len(reached), int((~enr.isin(reached)).sum())
+
+
+def pacing_forecast(t, f: Filters, c: Ctx, history: int = kpis.FORECAST_HISTORY_MONTHS) -> dict:
+    """Month-end billable patient-months for the as-of month: so far + can still bill x the mean share the
+    ``history`` months before converted from the same day (range: lowest and highest share), capped."""
+    as_of = c.as_of
+    month, day = month_int(as_of), as_of.day
+    days_in_month = month_bounds(month)[1].day
+    pm = patient_month(t, f.with_months(add_months(month, -history), month), c.rs)
+    so_far, still = _reached_and_open(t, f, pm, month, day)
+    cap = so_far + still
+    shares, used = [], []
+    for k in range(1, history + 1):
+        m = add_months(month, -k)
+        r_day, open_day = _reached_and_open(t, f, pm, m, day)
+        final = _reached_and_open(t, f, pm, m, None)[0]
+        if open_day > 0 and final > 0:
+            shares.append(min(1.0, max(0.0, (final - r_day) / open_day)))
+            used.append(m)
+    if shares:
+        mean: float | None = sum(shares) / len(shares)
+        point = so_far + round(still * (mean or 0.0))
+        low = so_far + math.floor(still * min(shares))
+        high = so_far + math.ceil(still * max(shares))
+    else:
+        point = low = high = min(cap, round(so_far * days_in_month / day if day else so_far))
+        mean = None
+    point, low, high = (min(cap, max(so_far, v)) for v in (point, low, high))
+    out = {
+        "value": int(point),
+        "so_far": so_far,
+        "can_still_bill": still,
+        "cap": cap,
+        "low": int(low),
+        "high": int(high),
+        "conversion": mean,
+        "enrolled": len(_enrolled_ids(t, f.with_months(month), as_of)),
+    }
+    out.update({f"conversion.{m}": s for m, s in zip(used, shares)})
+    return out
+
+
+def _ours_pacing(conn: Connection, f: Filters, c: Ctx) -> dict:
+    k = kpis.pacing_forecast(conn, f.with_months(month_int(c.as_of)), c.as_of)
+    e = k.extra
+    out = {"value": k.value, **{x: e[x] for x in ("so_far", "can_still_bill", "cap", "low", "high", "conversion")}}
+    out["enrolled"] = e["enrolled"]
+    out.update({f"conversion.{m}": s for m, s in e["conversions"].items()})
+    return out
+
+
 # --------------------------------------------------------------------------- the KPIs the bench compares
-def _codes(conn: Connection, f: Filters) -> list[str]:
-    return kpis.program_codes(kpis.rules_in_force(conn), f)
-
-
 def carc_pareto(t, f: Filters, codes) -> dict:
     """CARCs (contractual / patient-share codes left out) by denied remittances carrying them in the period,
     most frequent first, with each one's share of all denied remittances and the dollars adjusted."""
@@ -372,96 +878,169 @@ def _flat(rows: list[dict]) -> dict:
 
 
 _CLAIM_TABLES = ("patient", "claim", "claim_line", "remittance", "remittance_adjustment")
+# the tables the patient-month reads (entries, stays, consents, staff, claims, remittances, complexity, care plans)
+_PM_TABLES = (
+    "patient",
+    "staff",
+    "time_entry",
+    "facility_stay",
+    "consent",
+    "claim",
+    "claim_line",
+    "remittance",
+    "complexity_assessment",
+    "care_plan",
+)
+_ENROLLED_PM_TABLES = (*_PM_TABLES, "enrollment_event")
 
-# label -> (tables read, peer(frames, f, codes) -> dict, ours(conn, f) -> the same dict)
-PEERS = {
+
+def _kpi(k) -> dict:
+    return {"value": k.value, "numerator": k.numerator, "denominator": k.denominator}
+
+
+def _ours_care_managers(conn: Connection, f: Filters, c: Ctx) -> dict:
+    df = kpis.minutes_per_care_manager(conn, f)
+    df = df.assign(care_manager_id=df["care_manager_id"].astype(object).where(df["care_manager_id"].notna(), None))
+    return _flat_frame(df, "care_manager_id", value=int(df["counted_minutes"].sum()))
+
+
+def _ours_trend(conn: Connection, f: Filters, c: Ctx) -> dict:
+    df = kpis_extra.billable_rate_trend(conn, f)
+    out: dict[str, Any] = {
+        f"{r['month']}.{k}": r[k] for r in df.to_dict("records") for k in ("enrolled", "billable", "rate")
+    }
+    out["value"] = out[f"{f.month_to}.rate"]
+    return out
+
+
+# label -> (tables read, peer(frames, f, ctx) -> dict, ours(conn, f, ctx) -> the same dict); ours reads only
+# ctx.as_of (the as-of KPIs) from the context.
+PEERS: dict[str, tuple[tuple[str, ...], Any, Any]] = {
     "enrolled_patients": (
         ("patient", "enrollment_event"),
-        lambda t, f, codes: enrolled_patients(t, f),
-        lambda conn, f: (lambda k: {"value": k.value, "previous_month": k.extra["previous_month"]})(
+        lambda t, f, c: enrolled_patients(t, f),
+        lambda conn, f, c: (lambda k: {"value": k.value, "previous_month": k.extra["previous_month"]})(
             kpis.enrolled_patients(conn, f)
         ),
     ),
     "consent_rate": (
         ("patient", "consent", "enrollment_event"),
-        lambda t, f, codes: consent_rate(t, f),
-        lambda conn, f: (lambda k: {"value": k.value, "numerator": k.numerator, "denominator": k.denominator})(
-            kpis.consent_rate(conn, f)
-        ),
+        lambda t, f, c: consent_rate(t, f),
+        lambda conn, f, c: _kpi(kpis.consent_rate(conn, f)),
     ),
     "consent_conversion": (
         ("patient", "consent", "enrollment_event"),
-        lambda t, f, codes: consent_conversion(t, f),
-        lambda conn, f: (lambda k: {"value": k.value, "numerator": k.numerator, "denominator": k.denominator})(
-            kpis.consent_conversion(conn, f)
-        ),
+        lambda t, f, c: consent_conversion(t, f),
+        lambda conn, f, c: _kpi(kpis.consent_conversion(conn, f)),
     ),
     "minutes_per_enrolled_patient": (
         ("patient", "enrollment_event", "time_entry", "staff", "facility_stay", "consent"),
-        lambda t, f, codes: minutes_per_enrolled_patient(t, f),
-        lambda conn, f: (
+        lambda t, f, c: minutes_per_enrolled_patient(t, f),
+        lambda conn, f, c: (
             lambda k: {
-                "value": k.value,
-                "numerator": k.numerator,
-                "denominator": k.denominator,
+                **_kpi(k),
                 "median": k.extra["median"],
                 **{f"band.{b}": n for b, n in k.extra["bands"].items()},
             }
         )(kpis.minutes_per_enrolled_patient(conn, f)),
     ),
+    "billable_rate": (_ENROLLED_PM_TABLES, billable_rate, lambda conn, f, c: _kpi(kpis.billable_rate(conn, f))),
+    "near_threshold_worklist": (_ENROLLED_PM_TABLES, near_threshold_worklist, _ours_near),
+    "pacing_forecast": (_ENROLLED_PM_TABLES, pacing_forecast, _ours_pacing),
+    "addon_capture": (
+        _ENROLLED_PM_TABLES,
+        addon_capture,
+        lambda conn, f, c: (
+            lambda k: {
+                **_kpi(k),
+                "ge40": k.extra["ge40"],
+                "ge60": k.extra["ge60"],
+                "ge60_patients": k.extra["ge60_patients"],
+            }
+        )(kpis.addon_capture(conn, f)),
+    ),
+    "minutes_per_care_manager": (_ENROLLED_PM_TABLES, minutes_per_care_manager, _ours_care_managers),
+    "billable_rate_trend": (_ENROLLED_PM_TABLES, billable_rate_trend, _ours_trend),
     "initial_denial_rates": (
         _CLAIM_TABLES,
-        initial_denial_rates,
-        lambda conn, f: (
+        lambda t, f, c: initial_denial_rates(t, f, c.codes),
+        lambda conn, f, c: (
             lambda k: {"count": k["count"].value, "dollars": k["dollars"].value, "value": k["count"].value}
         )(kpis.initial_denial_rates(conn, f)),
     ),
     "denial_trend": (
         _CLAIM_TABLES,
-        lambda t, f, codes: _flat(denial_trend(t, f, codes)),
-        lambda conn, f: _flat(kpis.denial_trend(conn, f).to_dict("records")),
+        lambda t, f, c: _flat(denial_trend(t, f, c.codes)),
+        lambda conn, f, c: _flat(kpis.denial_trend(conn, f).to_dict("records")),
     ),
-    "carc_pareto": (_CLAIM_TABLES, carc_pareto, _ours_carc),
+    "carc_pareto": (
+        _CLAIM_TABLES,
+        lambda t, f, c: carc_pareto(t, f, c.codes),
+        lambda conn, f, c: _ours_carc(conn, f),
+    ),
     "first_pass_resolution_rate": (
         ("patient", "claim", "claim_line", "remittance", "remittance_adjustment"),
-        first_pass_resolution_rate,
-        lambda conn, f: (lambda k: {"value": k.value, "numerator": k.numerator, "denominator": k.denominator})(
-            kpis.first_pass_resolution_rate(conn, f)
-        ),
+        lambda t, f, c: first_pass_resolution_rate(t, f, c.codes),
+        lambda conn, f, c: _kpi(kpis.first_pass_resolution_rate(conn, f)),
     ),
     "days_to_payment": (
         ("patient", "claim", "claim_line", "remittance"),
-        days_to_payment,
-        lambda conn, f: (lambda k: {"value": k.value, "claims": k.extra["claims"]})(kpis.days_to_payment(conn, f)),
+        lambda t, f, c: days_to_payment(t, f, c.codes),
+        lambda conn, f, c: (lambda k: {"value": k.value, "claims": k.extra["claims"]})(kpis.days_to_payment(conn, f)),
     ),
 }
 
 
-def run_peer(conn: Connection, label: str, f: Filters) -> tuple[dict, float, float]:
+def default_as_of(f: Filters) -> dt.date:
+    """The as-of date the tests use for ``f``: the 17th of ``f.month_to`` (mid-month: a live pacing question)."""
+    return _cutoff(f.month_to, 17)
+
+
+def _context(conn: Connection, f: Filters, as_of: dt.date | None) -> Ctx:
+    rs = rules_mod.load(conn)
+    return Ctx(codes=kpis.program_codes(rs, f), rs=rs, as_of=as_of or default_as_of(f))
+
+
+def run_peer(conn: Connection, label: str, f: Filters, as_of: dt.date | None = None) -> tuple[dict, float, float]:
     """(peer result, cold seconds = read + compute, cached seconds = compute on the frames read)."""
     tables, fn, _ = PEERS[label]
     t0 = time.perf_counter()
     frames = read_tables(conn, tables)
-    codes = _codes(conn, f)
+    ctx = _context(conn, f, as_of)
     t1 = time.perf_counter()
-    result = fn(frames, f, codes)
+    result = fn(frames, f, ctx)
     t2 = time.perf_counter()
-    result = fn(frames, f, codes)  # second pass: best of two for the cached figure
+    result = fn(frames, f, ctx)  # second pass: best of two for the cached figure
     t3 = time.perf_counter()
     compute = min(t2 - t1, t3 - t2)
     return result, (t1 - t0) + compute, compute
 
 
-def ours(conn: Connection, label: str, f: Filters) -> dict:
-    return PEERS[label][2](conn, f)
+def compute(conn: Connection, label: str, f: Filters, as_of: dt.date | None = None) -> dict:
+    """The peer's answer alone (one read, one compute): what the equality test compares."""
+    tables, fn, _ = PEERS[label]
+    return fn(read_tables(conn, tables), f, _context(conn, f, as_of))
 
 
-def bench_peers(conn: Connection, month: int, kpi_seconds: dict[str, float]) -> list[dict]:
-    """One row per peer KPI: our seconds (from the core stage), peer cold / cached, the two ratios, targets."""
+def ours(conn: Connection, label: str, f: Filters, as_of: dt.date | None = None) -> dict:
+    return PEERS[label][2](conn, f, Ctx(codes=[], rs=None, as_of=as_of or default_as_of(f)))
+
+
+def bench_peers(
+    conn: Connection, month: int, kpi_seconds: dict[str, float], as_of: dt.date | None = None
+) -> list[dict]:
+    """One row per peer KPI: our seconds (from the core stage), peer cold / cached, the two ratios, targets.
+
+    ``as_of`` (the near-threshold list, the pacing forecast) should be the date the core stage timed ours with;
+    without it, the last day with logged time (the demo generator's "today" or close to it)."""
     f = Filters.for_month(month)
+    if as_of is None:
+        last = pd.read_sql("SELECT max(service_date) AS d FROM time_entry", conn)["d"].iloc[0]
+        as_of = pd.Timestamp(last).date() if last is not None and pd.notna(last) else _month_end(month)
+        conn.rollback()
     rows = []
     for label in PEERS:
-        _, cold, cached = run_peer(conn, label, f)
+        _, cold, cached = run_peer(conn, label, f, as_of)
         conn.rollback()
         our = kpi_seconds.get(label)
         cold, cached = round(cold, 4) or 0.0001, round(cached, 4) or 0.0001  # the ratios of the figures shown
