@@ -19,8 +19,8 @@ import datetime as dt  # noqa: E402
 import altair as alt  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from ccm_core.engine.filters import data_as_of  # noqa: E402
 from ccm_core.kpis import queues  # noqa: E402
-from ccm_core.security import admin  # noqa: E402
 from ccm_core.storage.db import add_months  # noqa: E402
 from ui import charts  # noqa: E402
 from ui.cache import cached, get_engine  # noqa: E402
@@ -252,7 +252,7 @@ def draw_aging(f, as_of: dt.date) -> None:
 
 with friendly_errors("Denials to work"):
     f = sidebar_filters()
-    as_of = cached(admin.data_as_of, dt.date.today()) or dt.date.today()
+    as_of = cached(data_as_of, dt.date.today()) or dt.date.today()
     st.title("Denials to work", anchor=False)
     st.caption(
         f"Data through {as_of:%b %d, %Y} · the sidebar's clinics, practitioners and payers apply"

@@ -18,10 +18,10 @@ from ui.session import require_page
 
 user = require_page("overview")  # before any data is read
 
-from ccm_core.io import meeting_pack  # noqa: E402
+from ccm_core.engine.filters import filter_options  # noqa: E402
+from ccm_core.io import meeting_pack, meetings  # noqa: E402
 from ccm_core.kpis import program as kpis  # noqa: E402
 from ccm_core.kpis import weekly  # noqa: E402
-from ccm_core.security import admin  # noqa: E402
 from ccm_core.storage.db import add_months, month_bounds, month_int  # noqa: E402
 from ui import charts  # noqa: E402
 from ui.cache import cached, get_engine  # noqa: E402
@@ -112,9 +112,9 @@ def draw_tiles(f, engine, as_of, lag_days) -> dict:
     today = dt.date.today()
     view = weekly.view_key(f)
     if meeting_mode():
-        admin.save_meeting_snapshot(engine, today, view, values)
-    last = admin.last_meeting(engine, today)
-    snapshot = (admin.meeting_snapshot(engine, last, view) if last else None) or {}
+        meetings.save_meeting_snapshot(engine, today, view, values)
+    last = meetings.last_meeting(engine, today)
+    snapshot = (meetings.meeting_snapshot(engine, last, view) if last else None) or {}
     month_open = weekly.is_open(f.month_to, as_of, lag_days)
     with st.container(key="ov_tiles"):
         cols = st.columns(len(weekly.HEADLINES), gap="small")
@@ -260,7 +260,7 @@ with friendly_errors("the overview"):
     engine = get_engine()
     f = sidebar_filters()
     st.html(_CSS + (_MEETING_CSS if meeting_mode() else ""))
-    if not cached(admin.filter_options)["months"]:
+    if not cached(filter_options)["months"]:
         st.title("Overview", anchor=False)
         empty_state(
             "No data yet",

@@ -19,9 +19,9 @@ from dataclasses import replace  # noqa: E402
 
 import pandas as pd  # noqa: E402
 
+from ccm_core.engine.filters import data_as_of  # noqa: E402
 from ccm_core.kpis import breakdowns as kpis_extra  # noqa: E402
 from ccm_core.kpis import program as kpis  # noqa: E402
-from ccm_core.security import admin  # noqa: E402
 from ccm_core.storage.db import month_bounds, month_int  # noqa: E402
 from ui import charts  # noqa: E402
 from ui.cache import cached  # noqa: E402
@@ -315,7 +315,7 @@ def draw_time_flags(f) -> None:
 with friendly_errors("the minutes page"):
     f = scoped(sidebar_filters())
     charts.page_start("Minutes & worklist", f, "your patients only" if IS_CARE_MANAGER else "")
-    as_of = cached(admin.data_as_of, dt.date.today())
+    as_of = cached(data_as_of, dt.date.today())
     with friendly_errors("the minutes tiles"):
         draw_tiles(f, as_of)
     charts.lazy_tabs(

@@ -15,9 +15,9 @@ user = require_page("revenue")  # before any data is read
 
 import datetime as dt  # noqa: E402
 
+from ccm_core.engine.filters import data_as_of  # noqa: E402
 from ccm_core.kpis import breakdowns as kpis_extra  # noqa: E402
 from ccm_core.kpis import program as kpis  # noqa: E402
-from ccm_core.security import admin  # noqa: E402
 from ui import charts  # noqa: E402
 from ui.cache import cached  # noqa: E402
 from ui.charts import Tile  # noqa: E402
@@ -243,7 +243,7 @@ with friendly_errors("the revenue page"):
         f"Tiles and leakage cover {charts.window_words(f)}; charts by month show {charts.window_words(tf)}"
         + (" (the trend window)." if note else ".")
     )
-    as_of = cached(admin.data_as_of, dt.date.today()) or dt.date.today()
+    as_of = cached(data_as_of, dt.date.today()) or dt.date.today()
     charts.lazy_tabs(
         [
             ("By month", lambda: draw_by_month(tf)),

@@ -22,8 +22,8 @@ import pandas as pd  # noqa: E402
 
 from ccm_core.audit import checklist as audit  # noqa: E402
 from ccm_core.audit import sampling  # noqa: E402
+from ccm_core.engine.filters import filter_options  # noqa: E402
 from ccm_core.io import exports  # noqa: E402
-from ccm_core.security import admin  # noqa: E402
 from ccm_core.security.access_log import log_access  # noqa: E402
 from ccm_core.storage.db import format_month  # noqa: E402
 from ui import charts  # noqa: E402
@@ -746,7 +746,7 @@ with friendly_errors("the audit page"):
         "Reproducible samples of billed CCM patient-months, checked against the CMS / MAC review items"
         + (" · meeting mode" if meeting_mode() else "")
     )
-    options = cached(admin.filter_options)
+    options = cached(filter_options)
     months = options["months"]
     if not months:
         empty_state(

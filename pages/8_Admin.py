@@ -15,12 +15,13 @@ from ui.session import can, require_page
 
 user = require_page("admin")  # before any data is read
 
-from ccm_core.security import (
-    admin,  # noqa: E402
-    auth,  # noqa: E402
-)
+from ccm_core.io.imports import import_history  # noqa: E402
+from ccm_core.rules.fees import fee_schedule, fee_schedule_year, set_fee_override, set_fee_schedule_year  # noqa: E402
+from ccm_core.security import auth  # noqa: E402
 from ccm_core.security.access_log import ACTIONS as LOG_ACTIONS  # noqa: E402
-from ccm_core.security.access_log import log_access  # noqa: E402
+from ccm_core.security.access_log import access_log_frame, access_log_usernames, log_access  # noqa: E402
+from ccm_core.security.masking import MEETING_STAFF_CHOICES, meeting_staff_display, set_meeting_staff_display  # noqa: E402
+from ccm_core.security.users import care_manager_choices, manage_user, users_frame  # noqa: E402
 from ccm_core.storage.schema import ROLES  # noqa: E402
 from ui.cache import get_engine  # noqa: E402
 from ui.components import empty_state, friendly_errors  # noqa: E402
@@ -49,7 +50,7 @@ def users_tab(engine) -> None:
     notice = st.session_state.pop("_admin_notice", None)
     if notice:
         st.success(notice, icon=":material/check_circle:")
-    users = admin.users_frame(engine)
+    users = users_frame(engine)
     shown = users.drop(columns=["email"]).assign(role=users["role"].map(_role_label))
     st.dataframe(
         shown,
@@ -74,7 +75,7 @@ def users_tab(engine) -> None:
             username = st.text_input("Username", help="2-64 characters: letters, digits, '.', '_' or '-'.")
             display = st.text_input("Display name")
             role = st.selectbox("Role", ROLES, format_func=_role_label)
-            cms = admin.care_manager_choices(engine)
+            cms = care_manager_choices(engine)
             staff_id = st.selectbox(
                 "Care-manager staff record (care managers only)",
                 [None] + [i for i, _ in cms],
@@ -147,7 +148,7 @@ def users_tab(engine) -> None:
                     st.error("Your role cannot manage users.")
                 else:
                     try:
-                        _done(admin.manage_user(engine, user.username, action[0], target, **action[1]))
+                        _done(manage_user(engine, user.username, action[0], target, **action[1]))
                     except ValueError as exc:
                         st.error(str(exc))
 
@@ -158,7 +159,7 @@ def access_log_tab(engine) -> None:
     with c1:
         period = st.date_input("Between", (today - dt.timedelta(days=30), today), max_value=today, key="log_period")
     with c2:
-        who = st.multiselect("Users", admin.access_log_usernames(engine), key="log_users", placeholder="All users")
+        who = st.multiselect("Users", access_log_usernames(engine), key="log_users", placeholder="All users")
     with c3:
         actions = st.multiselect("Actions", LOG_ACTIONS, key="log_actions", placeholder="All actions")
     with c4:
@@ -168,7 +169,7 @@ def access_log_tab(engine) -> None:
         end = period[1] if len(period) > 1 else start
     else:
         start = end = period
-    log = admin.access_log_frame(engine, start, end, tuple(who), tuple(actions), limit=int(limit))
+    log = access_log_frame(engine, start, end, tuple(who), tuple(actions), limit=int(limit))
     if log.empty:
         empty_state("No access-log rows match", "Widen the dates or clear the user and action filters.")
         return
@@ -185,7 +186,7 @@ def access_log_tab(engine) -> None:
 
 
 def imports_tab(engine) -> None:
-    history = admin.import_history(engine)
+    history = import_history(engine)
     if history.empty:
         empty_state(
             "No imports yet", "Imports made on the Import page or with `python -m ccm_core import` appear here."
@@ -227,20 +228,20 @@ def imports_tab(engine) -> None:
 
 
 def settings_tab(engine) -> None:
-    shown = admin.meeting_staff_display(engine)
+    shown = meeting_staff_display(engine)
     staff = st.radio(
         "Staff in meeting mode",
-        admin.MEETING_STAFF_CHOICES,
+        MEETING_STAFF_CHOICES,
         horizontal=True,
-        index=admin.MEETING_STAFF_CHOICES.index(shown),
+        index=MEETING_STAFF_CHOICES.index(shown),
         format_func={"names": "Names", "pseudonyms": "Role and pseudonym"}.get,
         help="How care managers, practitioners and staff read on a shared screen in meeting mode "
         "(tables and charts): their names, or their role with a stable pseudonym.",
     )
     if staff != shown:
-        admin.set_meeting_staff_display(engine, staff, user.username)
+        set_meeting_staff_display(engine, staff, user.username)
         st.rerun()
-    year = admin.fee_schedule_year(engine)
+    year = fee_schedule_year(engine)
     years = list(range(2025, max(2027, dt.date.today().year + 1) + 1))
     chosen = st.selectbox(
         "Fee schedule year",
@@ -250,9 +251,9 @@ def settings_tab(engine) -> None:
         "with the fee schedule of its own year.",
     )
     if chosen != year:
-        admin.set_fee_schedule_year(engine, chosen, user.username)
+        set_fee_schedule_year(engine, chosen, user.username)
         st.rerun()
-    fees = admin.fee_schedule(engine, chosen)
+    fees = fee_schedule(engine, chosen)
     st.dataframe(
         fees,
         hide_index=True,
@@ -273,7 +274,7 @@ def settings_tab(engine) -> None:
         amount = c2.number_input("Amount ($)", min_value=0.0, max_value=9999.99, step=0.01, format="%.2f")
         if st.form_submit_button("Save fee"):
             try:
-                admin.set_fee_override(engine, code, chosen, amount, user.username)
+                set_fee_override(engine, code, chosen, amount, user.username)
             except ValueError as exc:
                 st.error(str(exc))
             else:

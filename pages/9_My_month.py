@@ -20,8 +20,8 @@ from dataclasses import replace  # noqa: E402
 import altair as alt  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from ccm_core.engine.filters import data_as_of  # noqa: E402
 from ccm_core.kpis import queues  # noqa: E402
-from ccm_core.security import admin  # noqa: E402
 from ui import charts  # noqa: E402
 from ui.cache import cached  # noqa: E402
 from ui.clickthrough import clickable  # noqa: E402
@@ -192,7 +192,7 @@ def draw_caseload(f, as_of: dt.date) -> None:
 
 with friendly_errors("My month"):
     f = scoped(sidebar_filters())
-    as_of = cached(admin.data_as_of, dt.date.today())
+    as_of = cached(data_as_of, dt.date.today())
     st.title("My month", anchor=False)
     if as_of is not None:
         st.caption(

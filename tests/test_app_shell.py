@@ -15,9 +15,10 @@ import pytest
 from sqlalchemy import select
 from streamlit.testing.v1 import AppTest
 
-from ccm_core.security import admin, auth
+from ccm_core.security import auth
 from ccm_core.storage import db
 from ccm_core.storage.schema import access_log, patient
+from ccm_core.storage.settings import put_setting
 
 from apptest_utils import (
     ROLE_USERS,
@@ -368,7 +369,7 @@ def test_demo_mode_runs_without_a_key_and_lists_demo_logins(app, monkeypatch):
     # Demo passwords only on a demo database: this one holds real-looking logins, so none are shown...
     assert "Demo sign-ins" not in [e.label for e in at.expander]
     with app.begin() as conn:
-        admin.put_setting(conn, admin.DEMO_FLAG_KEY, "true")
+        put_setting(conn, auth.DEMO_FLAG_KEY, "true")
     try:
         at = new_app().run()
         assert "Demo sign-ins" in [e.label for e in at.expander]
@@ -378,7 +379,7 @@ def test_demo_mode_runs_without_a_key_and_lists_demo_logins(app, monkeypatch):
         assert "Demo sign-ins" not in [e.label for e in new_app().run().expander]
     finally:
         with app.begin() as conn:
-            admin.put_setting(conn, admin.DEMO_FLAG_KEY, "false")
+            put_setting(conn, auth.DEMO_FLAG_KEY, "false")
 
 
 # --------------------------------------------------------------------------- admin page actions

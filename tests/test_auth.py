@@ -8,9 +8,11 @@ import pytest
 from sqlalchemy import func, select
 
 from ccm_core import cli
-from ccm_core.security import admin, auth
+from ccm_core.security import auth
+from ccm_core.security.users import manage_user
 from ccm_core.storage import db
 from ccm_core.storage.schema import ROLES, access_log, app_user, setting
+from ccm_core.storage.settings import put_setting
 
 T0 = dt.datetime(2025, 11, 3, 9, 0, 0)
 
@@ -337,7 +339,7 @@ def test_init_db_never_creates_demo_logins_in_a_non_demo_database(tmp_path, caps
     assert "not demo data" in capsys.readouterr().out
     # A database the demo path filled (flag set) gets its logins.
     with engine.begin() as conn:
-        admin.put_setting(conn, admin.DEMO_FLAG_KEY, "true")
+        put_setting(conn, auth.DEMO_FLAG_KEY, "true")
     assert cli.main(["init-db", "--demo-if-empty", "--db", url]) == 0
     assert sorted(u.username for u in auth.list_users(engine)) == sorted(u for u, *_ in auth.DEMO_USERS)
     with engine.connect() as conn:
@@ -357,13 +359,13 @@ def test_init_db_never_creates_demo_logins_in_a_non_demo_database(tmp_path, caps
 def test_admin_guard_rails_keep_one_admin(engine):
     auth.add_user(engine, "boss", "boss-pass-1", "admin")
     with pytest.raises(ValueError, match="your own admin"):
-        admin.manage_user(engine, "boss", "deactivate", "boss")
+        manage_user(engine, "boss", "deactivate", "boss")
     auth.add_user(engine, "boss2", "boss-pass-2", "admin")
-    assert admin.manage_user(engine, "boss", "set_role", "boss2", role="viewer") == "role of boss2 set to viewer"
+    assert manage_user(engine, "boss", "set_role", "boss2", role="viewer") == "role of boss2 set to viewer"
     auth.add_user(engine, "boss3", "boss-pass-3", "admin")
     auth.deactivate(engine, "boss")  # e.g. from the CLI
     with pytest.raises(ValueError, match="last active admin"):
-        admin.manage_user(engine, "someone", "deactivate", "boss3")
+        manage_user(engine, "someone", "deactivate", "boss3")
 
 
 def test_init_db_fills_an_empty_database_with_demo_data_and_logins(tmp_path, capsys):
@@ -391,9 +393,9 @@ def test_a_database_filled_by_the_demo_command_is_recognised(tmp_path):
     url = f"sqlite:///{tmp_path / 'demo_cli.db'}"
     engine = db.make_engine(url)
     db.upgrade(engine)
-    assert not admin.is_demo_database(engine)  # empty: nothing says demo
+    assert not auth.is_demo_database(engine)  # empty: nothing says demo
     demo.generate(engine, patients=60, months=2, seed=3, end_month=202510)
-    assert admin.is_demo_database(engine)
+    assert auth.is_demo_database(engine)
     assert cli.main(["init-db", "--demo-if-empty", "--db", url]) == 0
     assert auth.get_user(engine, "admin").role == "admin"
     engine.dispose()
@@ -542,10 +544,10 @@ def test_session_lifetime_is_an_admin_setting_within_bounds(engine):
     assert auth.session_hours(engine) == 2
     assert ("boss", "admin", "session length set to 2 hours") in _log(engine)
     with engine.begin() as conn:  # a hand-edited value out of range is clamped, a garbled one ignored
-        admin.put_setting(conn, auth.SESSION_HOURS_KEY, "100000")
+        put_setting(conn, auth.SESSION_HOURS_KEY, "100000")
     assert auth.session_hours(engine) == auth.MAX_SESSION_HOURS
     with engine.begin() as conn:
-        admin.put_setting(conn, auth.SESSION_HOURS_KEY, "nan")
+        put_setting(conn, auth.SESSION_HOURS_KEY, "nan")
     assert auth.session_hours(engine) == 12
 
 

@@ -14,10 +14,9 @@ import re
 
 import pytest
 
-from ccm_core.engine.filters import Filters
+from ccm_core.engine.filters import Filters, default_report_month, filter_options
 from ccm_core.kpis import program as kpis
 from ccm_core.kpis import weekly
-from ccm_core.security import admin
 from ui.components import format_value
 
 from apptest_utils import app_env, ensure_role_users, login_as, open_page
@@ -58,7 +57,7 @@ def test_every_kpi_reads_the_same_on_every_page(demo_engine, lead):
     at = lead
     assert not at.exception
     with demo_engine.connect() as conn:
-        month = admin.default_report_month(admin.filter_options(conn)["months"])
+        month = default_report_month(filter_options(conn)["months"])
         f = Filters.for_month(month)
         as_of = weekly.data_through(conn)["overall"]
     seen: dict[str, dict[str, str]] = {}  # KPI -> {where: shown value}

@@ -362,7 +362,7 @@ def test_masked_page_download_frame_has_no_claim_number_mbi_or_birth_date(monkey
 
 
 def test_staff_read_as_role_pseudonyms_when_the_admin_setting_says_so(meeting_db, monkeypatch):
-    from ccm_core.security import admin
+    from ccm_core.security.masking import set_meeting_staff_display
 
     engine, url = meeting_db
     app_env(monkeypatch, url)
@@ -384,7 +384,7 @@ def test_staff_read_as_role_pseudonyms_when_the_admin_setting_says_so(meeting_db
         + [d.value.to_string() for d in at.dataframe]
     )
     assert any(n in named for n in staff_names)  # by default meeting mode shows staff names
-    admin.set_meeting_staff_display(engine, "pseudonyms", "t_admin")
+    set_meeting_staff_display(engine, "pseudonyms", "t_admin")
     try:
         at.run()
         assert not at.exception
@@ -396,4 +396,4 @@ def test_staff_read_as_role_pseudonyms_when_the_admin_setting_says_so(meeting_db
         assert not [n for n in staff_names if n in shown]
         assert "Care manager " in shown  # role and pseudonym, in the chart, the table and the filter
     finally:
-        admin.set_meeting_staff_display(engine, "names", "t_admin")
+        set_meeting_staff_display(engine, "names", "t_admin")

@@ -11,13 +11,11 @@ import pytest
 
 pytest.importorskip("ccm_core.io.demo", reason="the demo generator is not in this checkout yet")
 
-from ccm_core.engine.filters import Filters  # noqa: E402
+from ccm_core.engine.filters import Filters, default_report_month, filter_options  # noqa: E402
+from ccm_core.io import meetings  # noqa: E402
 from ccm_core.kpis import program as kpis  # noqa: E402
 from ccm_core.kpis import weekly  # noqa: E402
-from ccm_core.security import (
-    admin,  # noqa: E402
-    auth,  # noqa: E402
-)
+from ccm_core.security import auth  # noqa: E402
 from ccm_core.storage.db import add_months, month_bounds, month_int  # noqa: E402
 
 from apptest_utils import ROLE_USERS, app_env, ensure_role_users, login_as, metrics, open_page  # noqa: E402
@@ -57,7 +55,7 @@ def _expected_tiles(conn, f):
 
 
 def _report_month(conn) -> int:
-    return admin.default_report_month(admin.filter_options(conn)["months"], dt.date.today())
+    return default_report_month(filter_options(conn)["months"], dt.date.today())
 
 
 def test_overview_tiles_equal_the_kpi_functions(app):
@@ -132,7 +130,7 @@ def test_meeting_mode_suppresses_small_counts_and_records_the_meeting(app):
     at.toggle[0].set_value(True).run()
     assert at.query_params["meeting"] == "1"
     assert not at.exception
-    assert admin.last_meeting(app, today + dt.timedelta(days=1)) == today
+    assert meetings.last_meeting(app, today + dt.timedelta(days=1)) == today
 
 
 def test_since_last_meeting_uses_the_snapshot_of_that_meeting(app):
@@ -142,8 +140,8 @@ def test_since_last_meeting_uses_the_snapshot_of_that_meeting(app):
         f = Filters.for_month(month)
         enrolled = kpis.enrolled_patients(conn, f).value
     earlier = dt.date.today() - dt.timedelta(days=7)
-    admin.record_meeting(app, earlier, "t_lead")
-    admin.save_meeting_snapshot(app, earlier, weekly.view_key(f), {"enrolled": enrolled - 4, "billable_rate": None})
+    meetings.record_meeting(app, earlier, "t_lead")
+    meetings.save_meeting_snapshot(app, earlier, weekly.view_key(f), {"enrolled": enrolled - 4, "billable_rate": None})
     at = login_as("program_lead")
     captions = [c.value for c in at.caption]
     assert "Since meeting: +4" in captions

@@ -17,10 +17,10 @@ import pandas as pd
 import pytest
 from sqlalchemy import func, select
 
-from ccm_core.engine.filters import Filters
+from ccm_core.engine.filters import Filters, data_as_of, default_report_month, filter_options
 from ccm_core.kpis import breakdowns as kpis_extra
 from ccm_core.kpis import program as kpis
-from ccm_core.security import admin, auth
+from ccm_core.security import auth
 from ccm_core.storage import db
 from ccm_core.storage.schema import access_log, clinic, patient, staff
 from ui.components import format_value
@@ -94,8 +94,8 @@ SQLITE_ONLY = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 def report_filters(engine) -> Filters:
     """What the sidebar starts with: the last complete month that has data."""
     with engine.connect() as conn:
-        months = admin.filter_options(conn)["months"]
-    return Filters.for_month(admin.default_report_month(months))
+        months = filter_options(conn)["months"]
+    return Filters.for_month(default_report_month(months))
 
 
 def open_tab(at, page: str, label: str):
@@ -350,7 +350,7 @@ def test_care_manager_worklist_holds_only_their_own_patients(pages_db):
             .scalars()
             .first()
         )
-        as_of = admin.data_as_of(conn, dt.date.today())
+        as_of = data_as_of(conn, dt.date.today())
         f = Filters.for_month(as_of.year * 100 + as_of.month, care_manager_ids=(own,))
         mine = kpis.near_threshold_worklist(conn, f, as_of)
         everyone = kpis.near_threshold_worklist(conn, replace(f, care_manager_ids=()), as_of)

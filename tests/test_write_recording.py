@@ -16,7 +16,8 @@ from sqlalchemy import select
 from write_guard import WriteGuard
 
 from ccm_core.audit import sampling
-from ccm_core.security import admin
+from ccm_core.io import meetings
+from ccm_core.rules.fees import set_fee_schedule_year
 from ccm_core.storage import db
 from ccm_core.storage import schema as s
 from ccm_core.storage import stored as pm_store
@@ -38,9 +39,9 @@ def test_the_guard_flags_a_write_that_skips_the_recorder(tmp_path, monkeypatch):
     guard = WriteGuard()
     guard.attach(eng)
     monkeypatch.setattr(pm_store, "record_write", lambda *a, **k: 0)  # a write path that forgot to record
-    admin.record_meeting(eng, DAY, "lead")
+    meetings.record_meeting(eng, DAY, "lead")
     assert len(guard.violations) == 1 and "'meeting'" in guard.violations[0]
-    assert "ccm_core/security/admin.py" in guard.violations[0]
+    assert "ccm_core/io/meetings.py" in guard.violations[0]
 
 
 def test_the_guard_accepts_recorded_writes_and_ignores_test_setup(tmp_path):
@@ -49,29 +50,29 @@ def test_the_guard_accepts_recorded_writes_and_ignores_test_setup(tmp_path):
     guard.attach(eng)
     with eng.begin() as c:  # a test builder's row: setup, not a write path
         c.execute(s.meeting.insert().values(held_on=DAY - dt.timedelta(days=7), recorded_by="setup"))
-    assert admin.record_meeting(eng, DAY, "lead") is True
-    admin.save_meeting_snapshot(eng, DAY, "overview", {"enrolled": 12.0})
-    admin.set_fee_schedule_year(eng, 2025, "admin")
+    assert meetings.record_meeting(eng, DAY, "lead") is True
+    meetings.save_meeting_snapshot(eng, DAY, "overview", {"enrolled": 12.0})
+    set_fee_schedule_year(eng, 2025, "admin")
     assert guard.violations == []
 
 
 def test_meeting_writes_move_the_versions_of_what_they_changed(engine):
     with engine.connect() as c:
         before = db.table_versions(c)
-    admin.record_meeting(engine, DAY, "lead")
+    meetings.record_meeting(engine, DAY, "lead")
     with engine.connect() as c:
         after = db.table_versions(c)
     assert after["meeting"] > before.get("meeting", 0)
     assert after.get("time_entry", 0) == before.get("time_entry", 0)  # nothing else went stale
 
-    admin.save_meeting_snapshot(engine, DAY, "overview", {"enrolled": 12.0})
+    meetings.save_meeting_snapshot(engine, DAY, "overview", {"enrolled": 12.0})
     with engine.connect() as c:
         snap = db.table_versions(c)
     assert snap["setting"] > after.get("setting", 0)
-    admin.save_meeting_snapshot(engine, DAY, "overview", {"enrolled": 12.0})  # same numbers: no write at all
+    meetings.save_meeting_snapshot(engine, DAY, "overview", {"enrolled": 12.0})  # same numbers: no write at all
     with engine.connect() as c:
         assert db.table_versions(c) == snap
-    assert admin.meeting_snapshot(engine, DAY, "overview") == {"enrolled": 12.0}
+    assert meetings.meeting_snapshot(engine, DAY, "overview") == {"enrolled": 12.0}
 
 
 def test_an_auditors_finding_is_recorded_and_keeps_the_stored_tables_current(engine):

@@ -23,9 +23,9 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from ccm_core.engine.filters import Filters
+from ccm_core.engine.filters import Filters, filter_options
+from ccm_core.io import meetings
 from ccm_core.kpis.definitions import KpiDefinition, KpiResult
-from ccm_core.security import admin
 from ccm_core.storage.db import add_months, format_month
 from ui.suppression import chart_fields, counts_left, suppress_chart_spec
 
@@ -640,9 +640,9 @@ def tile_row(page: str, f: Filters, tiles: Sequence[Tile]) -> None:
     today = dt.date.today()
     view = f"{page}:" + hashlib.sha1(repr(f).encode()).hexdigest()[:12]
     if meeting_mode():
-        admin.save_meeting_snapshot(engine, today, view, {t.key: _plain(t.value) for t in tiles})
-    last = admin.last_meeting(engine, today)
-    snapshot = (admin.meeting_snapshot(engine, last, view) if last else None) or {}
+        meetings.save_meeting_snapshot(engine, today, view, {t.key: _plain(t.value) for t in tiles})
+    last = meetings.last_meeting(engine, today)
+    snapshot = (meetings.meeting_snapshot(engine, last, view) if last else None) or {}
     for col, t in zip(st.columns(len(tiles)), tiles):
         with col:
             kpi_tile(
@@ -687,7 +687,7 @@ def page_start(title: str, f: Filters, note: str = "", open_months: bool = False
         elif run_scope()["open_months"]:
             bits.append(f"months marked * are open (claims still being submitted or paid, up to {lag} days)")
     st.caption(" · ".join(bits) + (f" · {note}" if note else "") + (" · meeting mode" if meeting_mode() else ""))
-    if not cached(admin.filter_options)["months"]:
+    if not cached(filter_options)["months"]:
         empty_state(
             "No data yet",
             "Import the practice's files on the Import page, or run "

@@ -12,8 +12,7 @@ import re
 
 import streamlit as st
 
-from ccm_core.engine.filters import Filters
-from ccm_core.security import admin
+from ccm_core.engine.filters import Filters, default_report_month, filter_options
 from ccm_core.storage.db import add_months, format_month
 from ui.cache import cached
 from ui.run_scope import run_scope
@@ -193,9 +192,9 @@ def _label_lookup(pairs, staff_kind: str | None = None):
 def sidebar_filters() -> Filters:
     """Draw the filters in the sidebar and return them as a ccm_core Filters."""
     user = current_user()
-    options = cached(admin.filter_options)
-    months = options["months"] or [admin.default_report_month([])]
-    default_month = admin.default_report_month(options["months"])
+    options = cached(filter_options)
+    months = options["months"] or [default_report_month([])]
+    default_month = default_report_month(options["months"])
     if STATE_KEY not in st.session_state:
         st.session_state[STATE_KEY] = _from_query(options, default_month)
     state = st.session_state[STATE_KEY]

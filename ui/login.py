@@ -24,7 +24,7 @@ import streamlit_authenticator as stauth
 from sqlalchemy.exc import SQLAlchemyError
 from streamlit_authenticator.utilities import LoginError
 
-from ccm_core.security import admin, auth
+from ccm_core.security import auth
 from ui.cache import get_engine
 from ui.run_scope import run_scope
 from ui.session import SESSION_ID_KEY, CurrentUser, cookie_key, current_user, forget_login
@@ -192,7 +192,7 @@ def show_demo_sign_ins(engine) -> bool:
     if not auth.is_demo_mode():
         return False
     try:
-        return admin.is_demo_database(engine)
+        return auth.is_demo_database(engine)
     except SQLAlchemyError:
         return False
 

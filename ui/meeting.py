@@ -18,8 +18,9 @@ from collections.abc import Iterable
 import pandas as pd
 import streamlit as st
 
-from ccm_core.security import admin
+from ccm_core.io.meetings import record_meeting
 from ccm_core.security.access_log import log_access
+from ccm_core.security.masking import meeting_staff_display
 from ui.cache import get_engine
 from ui.run_scope import run_scope
 from ui.session import CurrentUser, can, cookie_key
@@ -40,7 +41,7 @@ def _on_toggle(user: CurrentUser) -> None:
     st.session_state[MEETING_KEY] = on
     st.session_state[_REVEALED_KEY] = set()
     if on:
-        admin.record_meeting(get_engine(), dt.date.today(), user.username)
+        record_meeting(get_engine(), dt.date.today(), user.username)
 
 
 def meeting_toggle(user: CurrentUser) -> bool:
@@ -48,7 +49,7 @@ def meeting_toggle(user: CurrentUser) -> bool:
     if MEETING_KEY not in st.session_state:
         st.session_state[MEETING_KEY] = st.query_params.get("meeting") == "1"
         if st.session_state[MEETING_KEY]:
-            admin.record_meeting(get_engine(), dt.date.today(), user.username)
+            record_meeting(get_engine(), dt.date.today(), user.username)
     st.session_state[_TOGGLE_KEY] = meeting_mode()
     st.toggle(
         "Meeting mode",
@@ -132,7 +133,7 @@ def staff_pseudonyms() -> bool:
         return False
     scope = run_scope()
     if "staff_display" not in scope:
-        scope["staff_display"] = admin.meeting_staff_display(get_engine())
+        scope["staff_display"] = meeting_staff_display(get_engine())
     return scope["staff_display"] == "pseudonyms"
 
 

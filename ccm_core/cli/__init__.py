@@ -13,7 +13,8 @@ import sys
 
 # Feature modules, in the order their commands appear in --help.
 CLI_MODULES = [
-    "ccm_core.security.admin",  # init-db, users
+    "ccm_core.cli.database",  # init-db
+    "ccm_core.cli.users",  # users
     "ccm_core.io.demo",  # demo
     "ccm_core.cli.billing",  # kpis, billing
     "ccm_core.io.imports",  # import, batches, revert

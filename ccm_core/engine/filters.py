@@ -1,17 +1,21 @@
-"""The filter set every page, KPI and cache key shares.
+"""The filter set every page, KPI and cache key shares, and the choices the filters offer.
 
 Frozen and hashable so the app can cache a result per filter set (and per
-data version); empty tuples mean "all".
+data version); empty tuples mean "all".  ``filter_options``, ``data_as_of`` and
+``default_report_month`` give the sidebar its lists and its default month.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass, field, replace
 
-from sqlalchemy import and_, true
+from sqlalchemy import and_, func, select, true
+from sqlalchemy.engine import Connection
 from sqlalchemy.sql import ColumnElement
 
-from ccm_core.storage.db import add_months, format_month
+from ccm_core.storage.db import add_months, format_month, month_int
+from ccm_core.storage.schema import PROGRAMS, clinic, patient, practitioner, staff, time_entry
 
 
 @dataclass(frozen=True)
@@ -86,3 +90,52 @@ class Filters:
         if self.programs and self.programs != ("CCM",):
             bits.append("programs " + ", ".join(self.programs))
         return "; ".join(bits)
+
+
+# --------------------------------------------------------------------------- filter choices and data dates
+def filter_options(conn: Connection) -> dict[str, list]:
+    """The choices the sidebar filters offer (small lists, one query each)."""
+    clinics = conn.execute(select(clinic.c.id, clinic.c.name).order_by(clinic.c.name)).all()
+    practs = conn.execute(
+        select(
+            practitioner.c.id, practitioner.c.last_name, practitioner.c.first_name, practitioner.c.credential
+        ).order_by(practitioner.c.last_name, practitioner.c.first_name)
+    ).all()
+    cms = conn.execute(
+        select(staff.c.id, staff.c.last_name, staff.c.first_name, staff.c.credential)
+        .where(staff.c.role == "care_manager")
+        .order_by(staff.c.last_name, staff.c.first_name)
+    ).all()
+    payers = conn.execute(select(patient.c.payer).distinct().order_by(patient.c.payer)).scalars().all()
+    months = (
+        conn.execute(select(time_entry.c.service_month).distinct().order_by(time_entry.c.service_month)).scalars().all()
+    )
+    return {
+        "clinics": [(r.id, r.name) for r in clinics],
+        "practitioners": [(r.id, f"{r.last_name}, {r.first_name} {r.credential}") for r in practs],
+        "care_managers": [(r.id, f"{r.last_name}, {r.first_name} {r.credential}") for r in cms],
+        "payers": list(payers),
+        "programs": list(PROGRAMS),
+        "months": [int(m) for m in months],
+    }
+
+
+def data_as_of(conn: Connection, today: dt.date | None = None) -> dt.date | None:
+    """The last day with recorded time, never after today: the "month to date" reference day."""
+    today = today or dt.date.today()
+    latest = conn.execute(
+        select(func.max(time_entry.c.service_date)).where(time_entry.c.service_date <= today)
+    ).scalar()
+    if isinstance(latest, str):  # SQLite without type info in an aggregate
+        latest = dt.date.fromisoformat(latest[:10])
+    return latest
+
+
+def default_report_month(available_months: list[int], today: dt.date | None = None) -> int:
+    """The last complete calendar month, or the newest month with data if the data ends earlier."""
+    today = today or dt.date.today()
+    last_complete = add_months(month_int(today), -1)
+    if not available_months:
+        return last_complete
+    older = [m for m in available_months if m <= last_complete]
+    return max(older) if older else min(available_months)

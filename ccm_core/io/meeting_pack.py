@@ -17,10 +17,10 @@ from pathlib import Path
 from fpdf import FPDF
 from sqlalchemy import Engine
 
-from ccm_core.engine.filters import Filters
+from ccm_core.engine.filters import Filters, default_report_month, filter_options
+from ccm_core.io.meetings import last_meeting, meeting_snapshot
 from ccm_core.kpis import program as kpis
 from ccm_core.kpis import weekly
-from ccm_core.security import admin
 from ccm_core.storage.db import add_months, format_month, month_bounds, month_int
 
 SMALL_CELL = 11
@@ -86,8 +86,8 @@ def pack_data(engine: Engine, f: Filters, week: dt.date, as_of: dt.date | None =
         six = f.with_months(add_months(f.month_to, -5), f.month_to)
         revenue = kpis.revenue_by_month(conn, six)
         bands = kpis.minutes_per_enrolled_patient(conn, f).extra.get("bands") or {}
-    last = admin.last_meeting(engine, week)
-    snapshot = (admin.meeting_snapshot(engine, last, weekly.view_key(f)) if last else None) or {}
+    last = last_meeting(engine, week)
+    snapshot = (meeting_snapshot(engine, last, weekly.view_key(f)) if last else None) or {}
     return {
         "f": f,
         "week": week,
@@ -469,8 +469,8 @@ def cmd_meeting_pack(args) -> int:
     week = dt.date.fromisoformat(args.week) if args.week else dt.date.today()
     engine = make_engine(args.db or database_url())
     with engine.connect() as conn:
-        months = admin.filter_options(conn)["months"]
-    month = int(args.month.replace("-", "")) if args.month else admin.default_report_month(months, week)
+        months = filter_options(conn)["months"]
+    month = int(args.month.replace("-", "")) if args.month else default_report_month(months, week)
     f = Filters.for_month(month)
     out = Path(args.out or f"ccm_meeting_pack_{week:%Y%m%d}.pdf")
     out.write_bytes(build_pdf(engine, f, week))

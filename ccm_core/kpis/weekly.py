@@ -29,6 +29,7 @@ from ccm_core.kpis import program as kpis
 from ccm_core.kpis.definitions import KpiResult
 from ccm_core.storage import schema as s
 from ccm_core.storage.db import add_months, month_bounds, month_int
+from ccm_core.storage.settings import get_setting, put_setting
 
 LAG_KEY = "kpi.open_month_lag_days"
 DEFAULT_LAG_DAYS = 45  # claims go out within ~15 days of month end and are paid within ~30 more
@@ -115,8 +116,6 @@ def headline_series(conn: Connection, f: Filters, months: int = 12) -> dict[str,
 # --------------------------------------------------------------------------- targets
 def targets(conn: Connection) -> dict[str, dict]:
     """The targets in force: the admin's (setting ``kpi.targets``, JSON) over the documented defaults."""
-    from ccm_core.security.admin import get_setting
-
     out = {k: dict(v) for k, v in DEFAULT_TARGETS.items()}
     raw = get_setting(conn, TARGETS_KEY)
     if raw:
@@ -132,8 +131,6 @@ def targets(conn: Connection) -> dict[str, dict]:
 
 def save_targets(engine, values: dict[str, dict], username: str) -> None:
     """Store the admin's targets (only known keys and numbers), audit-logged as a settings change."""
-    from ccm_core.security.admin import put_setting
-
     clean: dict[str, dict] = {}
     for key, spec in values.items():
         if key not in DEFAULT_TARGETS:
@@ -243,8 +240,6 @@ def data_through(conn: Connection, today: dt.date | None = None) -> dict[str, dt
 
 
 def open_month_lag_days(conn: Connection) -> int:
-    from ccm_core.security.admin import get_setting
-
     raw = get_setting(conn, LAG_KEY)
     try:
         return max(0, int(raw)) if raw not in (None, "") else DEFAULT_LAG_DAYS

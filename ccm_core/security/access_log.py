@@ -1,13 +1,15 @@
 """The access log: every view of patient-level data, every export and sample pull.
 
-Written in its own short transaction so a failed page still leaves the record.
+Written in its own short transaction so a failed page still leaves the record; read back, filtered in
+SQL, by the Admin page (``access_log_frame``).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import Engine, desc, select
+import pandas as pd
+from sqlalchemy import Engine, select
 
 from ccm_core.storage.schema import access_log
 
@@ -52,19 +54,6 @@ def log_access(
         )
 
 
-def recent_access(engine: Engine, limit: int = 500, username: str | None = None, action: str | None = None):
-    """Newest first, for the admin view."""
-    import pandas as pd
-
-    q = select(access_log).order_by(desc(access_log.c.at), desc(access_log.c.id)).limit(limit)
-    if username:
-        q = q.where(access_log.c.username == username)
-    if action:
-        q = q.where(access_log.c.action == action)
-    with engine.connect() as conn:
-        return pd.DataFrame(conn.execute(q).mappings().all(), columns=[c.name for c in access_log.c])
-
-
 def cli_user(explicit: str | None = None) -> str:
     """Who runs a command-line tool: ``--user`` when given, else the operating-system login name."""
     if explicit and explicit.strip():
@@ -88,3 +77,34 @@ def log_cli_output(engine: Engine, *, user: str | None, command: str, detail: st
         detail=f"{command}: {detail}",
         patient_count=patient_count,
     )
+
+
+def access_log_frame(
+    engine: Engine,
+    start: dt.date | None = None,
+    end: dt.date | None = None,
+    usernames: tuple[str, ...] = (),
+    actions: tuple[str, ...] = (),
+    page: str | None = None,
+    limit: int = 1000,
+) -> pd.DataFrame:
+    """Access-log rows newest first, filtered in SQL (the log grows without bound)."""
+    q = select(access_log).order_by(access_log.c.at.desc(), access_log.c.id.desc()).limit(max(1, min(limit, 50_000)))
+    if start:
+        q = q.where(access_log.c.at >= dt.datetime.combine(start, dt.time.min))
+    if end:
+        q = q.where(access_log.c.at < dt.datetime.combine(end + dt.timedelta(days=1), dt.time.min))
+    if usernames:
+        q = q.where(access_log.c.username.in_(usernames))
+    if actions:
+        q = q.where(access_log.c.action.in_(actions))
+    if page:
+        q = q.where(access_log.c.page == page)
+    with engine.connect() as conn:
+        rows = conn.execute(q).mappings().all()
+    return pd.DataFrame(rows, columns=[c.name for c in access_log.c])
+
+
+def access_log_usernames(engine: Engine) -> list[str]:
+    with engine.connect() as conn:
+        return list(conn.execute(select(access_log.c.username).distinct().order_by(access_log.c.username)).scalars())

@@ -22,12 +22,12 @@ from pathlib import Path
 
 import bcrypt
 import jwt
-from sqlalchemy import Engine, delete, func, select, update
+from sqlalchemy import Engine, func, select, update
 
 from ccm_core.security.access_log import log_access
-from ccm_core.storage import stored as pm_store
 from ccm_core.storage.db import ROOT
-from ccm_core.storage.schema import ROLES, app_user, setting, staff, user_session
+from ccm_core.storage.schema import ROLES, app_user, staff, user_session
+from ccm_core.storage.settings import get_setting, put_setting
 
 # --------------------------------------------------------------------------- roles and pages
 # Page key -> (title, file beside app.py).  The order is the navigation order.
@@ -475,6 +475,28 @@ def demo_care_manager_staff_id(engine: Engine) -> int | None:
     return row[0] if row else None
 
 
+DEMO_FLAG_KEY = "app.demo_database"  # the setting init-db writes when it fills an empty database with demo data
+
+
+def is_demo_database(engine: Engine) -> bool:
+    """Demo logins (with published passwords) may only ever go into a demo database.
+
+    Recognised by the flag init-db writes, or by the demo generator's own practice
+    (``python -m ccm_core demo`` fills a database without going through init-db).
+    """
+    from ccm_core.storage.schema import practice
+
+    with engine.connect() as conn:
+        if get_setting(conn, DEMO_FLAG_KEY) == "true":
+            return True
+        names = conn.execute(select(practice.c.name)).scalars().all()
+    try:
+        from ccm_core.io.demo.vocab import PRACTICE_NAME
+    except ImportError:
+        return False
+    return names == [PRACTICE_NAME]
+
+
 def create_demo_users(engine: Engine) -> list[str]:
     """Create the six demo logins that are missing.  Only the demo path calls this."""
     created = []
@@ -656,7 +678,7 @@ MAX_COOKIE_LENGTH = 2048
 def session_hours(engine: Engine) -> float:
     """How long a sign-in (and its cookie) lasts: the admin setting, else 12 hours, always within bounds."""
     with engine.connect() as conn:
-        value = conn.execute(select(setting.c.value).where(setting.c.key == SESSION_HOURS_KEY)).scalar()
+        value = get_setting(conn, SESSION_HOURS_KEY)
     try:
         hours = float(value) if value is not None else DEFAULT_SESSION_HOURS
     except ValueError:
@@ -675,9 +697,7 @@ def set_session_hours(engine: Engine, hours: float, actor: str) -> None:
     if not (math.isfinite(hours) and MIN_SESSION_HOURS <= hours <= MAX_SESSION_HOURS):
         raise ValueError(f"The session length must be from {MIN_SESSION_HOURS:g} to {MAX_SESSION_HOURS:g} hours.")
     with engine.begin() as conn:
-        conn.execute(delete(setting).where(setting.c.key == SESSION_HOURS_KEY))
-        conn.execute(setting.insert().values(key=SESSION_HOURS_KEY, value=f"{hours:g}"))
-        pm_store.record_write(conn, pm_store.Scope.for_tables({"setting"}))  # every computation reads settings
+        put_setting(conn, SESSION_HOURS_KEY, f"{hours:g}")  # recorded: every computation reads settings
     log_access(
         engine,
         username=actor,

@@ -301,6 +301,14 @@ def list_batches(engine_or_conn, limit: int = 200) -> pd.DataFrame:
     return run(engine_or_conn)
 
 
+def import_history(engine: Engine, limit: int = 200) -> pd.DataFrame:
+    """Recent import batches with every column, newest first (the Admin page's Import history tab)."""
+    q = select(import_batch).order_by(import_batch.c.imported_at.desc(), import_batch.c.id.desc()).limit(limit)
+    with engine.connect() as conn:
+        rows = conn.execute(q).mappings().all()
+    return pd.DataFrame(rows, columns=[c.name for c in import_batch.c])
+
+
 # --------------------------------------------------------------------------- revert
 
 
