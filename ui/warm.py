@@ -39,7 +39,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ccm_core.engine.filters import Filters
+from ccm_core.engine.filters import Filters, default_report_month, filter_options
 
 log = logging.getLogger(__name__)
 
@@ -186,16 +186,15 @@ def enabled() -> bool:
 def default_views(options: dict, through: dict, today: dt.date) -> list[tuple[Callable, tuple, dict]]:
     """The calls the Overview makes for its default filters (the last complete month, every clinic,
     CCM): what the first user after a new deployment opens.  ``options`` and ``through`` are the results
-    of ``admin.filter_options`` and ``weekly.data_through(today)``.  tests/test_warm.py checks a default
+    of ``engine.filters.filter_options`` and ``weekly.data_through(today)``.  tests/test_warm.py checks a default
     Overview render computes nothing once these are cached, so this list cannot drift from the page."""
     from ccm_core.kpis import program as kpis
     from ccm_core.kpis import weekly
-    from ccm_core.security import admin
     from ccm_core.storage.db import month_int
 
     if not options["months"]:
         return []
-    f = Filters.for_month(admin.default_report_month(options["months"], today))
+    f = Filters.for_month(default_report_month(options["months"], today))
     as_of = through["overall"]
     calls: list[tuple[Callable, tuple, dict]] = [(weekly.open_month_lag_days, (), {})]
     calls += [(weekly.headline_values, (f.with_months(m),), {}) for m in weekly.trend_months(f.month_to, 12)]
@@ -209,7 +208,6 @@ def seed_default_views(url: str) -> int:
     """When this process knows no view in use (a new deployment: no file yet), remember the Overview's
     default view so the warmer computes it before the first user signs in; returns how many calls."""
     from ccm_core.kpis import weekly
-    from ccm_core.security import admin
     from ui import cache as data
 
     with _lock:
@@ -223,7 +221,7 @@ def seed_default_views(url: str) -> int:
         remember(key, fn, args, {})
         return data.compute_into_cache(key, fn, args, {}, url, versions)
 
-    options = get(admin.filter_options)
+    options = get(filter_options)
     through = get(weekly.data_through, today)
     calls = default_views(options, through, today)
     for fn, args, kwargs in calls:
