@@ -22,7 +22,7 @@ import pandas as pd  # noqa: E402
 from ccm_core.engine.filters import data_as_of  # noqa: E402
 from ccm_core.kpis import queues  # noqa: E402
 from ccm_core.storage.db import add_months  # noqa: E402
-from ui import charts  # noqa: E402
+from ui import charts, layout  # noqa: E402
 from ui.cache import cached, get_engine  # noqa: E402
 from ui.clickthrough import clickable  # noqa: E402
 from ui.components import empty_state, format_value, friendly_errors  # noqa: E402
@@ -123,7 +123,7 @@ def draw_lines(f, as_of: dt.date) -> None:
     df = cached(queues.denials_to_work, work_filters(f), as_of, True)
     if not show_closed:
         df = df[df["status"] != "written_off"]
-    charts.section(
+    layout.section(
         "Denied and underpaid lines",
         f"Dates of service {charts.month_label(work_filters(f).month_from)} to "
         f"{charts.month_label(f.month_to)}; open lines first, soonest deadline first "
@@ -179,7 +179,7 @@ def draw_lines(f, as_of: dt.date) -> None:
             return
         shown = shown.assign(status=shown["status"].map(STATUS_LABELS))
         order = [c for c in LINE_COLUMNS if not (c == "mrn" and masks_identifiers(user))]
-        charts.table(shown, height=min(520, 38 + 35 * len(shown)), column_order=order, column_config=LINE_COLUMNS)
+        layout.table(shown, height=min(520, 38 + 35 * len(shown)), column_order=order, column_config=LINE_COLUMNS)
     if not meeting_mode():
         draw_status_form(sub)
     download_buttons(df, "denials_to_work", user, PAGE, id_cols=("patient_id", "mrn"), name_cols=("patient_name",))
@@ -187,7 +187,7 @@ def draw_lines(f, as_of: dt.date) -> None:
 
 def draw_aging(f, as_of: dt.date) -> None:
     df = cached(queues.ar_aging, f.with_months(add_months(f.month_to, -23), f.month_to), as_of)
-    charts.section(
+    layout.section(
         "A/R aging: submitted claims not paid yet",
         f"Days from submission to {as_of:%b %d, %Y}. Click a bar to list its claims.",
         df.attrs.get("definition"),
@@ -234,7 +234,7 @@ def draw_aging(f, as_of: dt.date) -> None:
         )
         if shown is None:
             return
-        charts.table(
+        layout.table(
             shown,
             height=min(420, 38 + 35 * len(shown)),
             column_order=["claim_number", "patient_name", "payer", "submitted_date", "age_days", "state", "charge"],
@@ -258,7 +258,7 @@ with friendly_errors("Denials to work"):
         f"Data through {as_of:%b %d, %Y} · the sidebar's clinics, practitioners and payers apply"
         + (" · meeting mode" if meeting_mode() else "")
     )
-    charts.lazy_tabs(
+    layout.lazy_tabs(
         [("Denials", lambda: draw_lines(f, as_of)), ("A/R aging", lambda: draw_aging(f, as_of))],
         key="denials_tab",
         default="Denials",

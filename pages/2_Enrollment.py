@@ -18,12 +18,12 @@ import pandas as pd  # noqa: E402
 from ccm_core.kpis import breakdowns as kpis_extra  # noqa: E402
 from ccm_core.kpis import program as kpis  # noqa: E402
 from ccm_core.storage.db import format_month  # noqa: E402
-from ui import charts  # noqa: E402
+from ui import charts, layout  # noqa: E402
 from ui.cache import cached  # noqa: E402
-from ui.charts import Tile  # noqa: E402
 from ui.components import empty_state, friendly_errors  # noqa: E402
 from ui.exports import download_buttons  # noqa: E402
 from ui.filters import sidebar_filters  # noqa: E402
+from ui.layout import Tile  # noqa: E402
 from ui.meeting import count_pair, hides_rate, masks_identifiers, meeting_mode, present, suppress_small  # noqa: E402
 
 PAGE = "enrollment"
@@ -43,7 +43,7 @@ def draw_tiles(f) -> None:
     enrolled = cached(kpis.enrolled_patients, f)
     rate, rate_prev = cached(kpis.enrollment_rate, f), cached(kpis.enrollment_rate, prev)
     consent, consent_prev = cached(kpis.consent_rate, f), cached(kpis.consent_rate, prev)
-    charts.tile_row(
+    layout.tile_row(
         PAGE,
         f,
         [
@@ -92,7 +92,7 @@ def draw_funnel(tf) -> None:
     left, right = st.columns([3, 2], gap="large")
     shown = df.assign(stage=df["stage"].map(STAGE_LABELS).fillna(df["stage"]))
     with left:
-        charts.section(
+        layout.section(
             "Enrollment funnel",
             f"Eligible as of {format_month(tf.month_to)} month end; other stages are patients with that "
             "event in the period; the share is of eligible.",
@@ -103,7 +103,7 @@ def draw_funnel(tf) -> None:
             "Enrollment funnel from eligible to first billable month",
         )
     with right:
-        charts.section("Consent conversion", None, conversion.definition)
+        layout.section("Consent conversion", None, conversion.definition)
         st.metric(
             "Consented of reached",
             "<11"
@@ -114,7 +114,7 @@ def draw_funnel(tf) -> None:
             ),
         )
         table = present(shown, user, PAGE, count_cols=("patients",))
-        charts.table(
+        layout.table(
             table,
             column_config={
                 "stage": st.column_config.TextColumn("Stage"),
@@ -147,7 +147,7 @@ def draw_reasons(tf) -> None:
     ):
         with col:
             df = cached(fn, tf)
-            charts.section(title, hint, df.attrs.get("definition"))
+            layout.section(title, hint, df.attrs.get("definition"))
             if df.empty:
                 empty_state("None in this period")
             else:
@@ -178,7 +178,7 @@ def draw_consent(tf) -> None:
         return
     left, right = st.columns(2, gap="large")
     with left:
-        charts.section(
+        layout.section(
             "Completeness by element",
             f"Share of {suppress_small(total)} accepted consents documenting each element; required elements in blue.",
             by_element.attrs.get("definition"),
@@ -200,14 +200,14 @@ def draw_consent(tf) -> None:
             "Consent completeness by element",
         )
     with right:
-        charts.section(
+        layout.section(
             "Complete consents by staff",
             "Every required element documented, tied to the current billing practitioner.",
             by_staff.attrs.get("definition"),
         )
         table = by_staff[["staff_name", "consents", "complete", "rate"]].assign(rate=by_staff["rate"] * 100)
         table = present(table, user, PAGE, count_cols=("consents", "complete"), rate_cols={"rate": ("consents", 100)})
-        charts.table(
+        layout.table(
             table,
             column_config={
                 "staff_name": st.column_config.TextColumn("Staff member"),
@@ -221,7 +221,7 @@ def draw_consent(tf) -> None:
 def draw_retention(f) -> None:
     tf, note = charts.trend_window(f, 12)
     df = cached(kpis.retention_by_cohort, tf)
-    charts.section(
+    layout.section(
         "Retention by enrollment cohort",
         f"Cohorts enrolled {format_month(tf.month_from)} to {format_month(tf.month_to)}: share still "
         "enrolled 1, 3, 6 and 12 months later (a dash until a cohort is old enough).",
@@ -252,7 +252,7 @@ def draw_retention(f) -> None:
         }
         for h in horizons:
             config[h] = st.column_config.TextColumn(f"After {h.split('_')[1][:-1]} mo")
-        charts.table(table, column_config=config)
+        layout.table(table, column_config=config)
 
 
 OUTREACH_COLUMNS = {
@@ -278,7 +278,7 @@ NAME_COLS = ("patient_name",)
 
 def draw_outreach(f) -> None:
     df = cached(kpis_extra.eligible_not_enrolled, f)
-    charts.section(
+    layout.section(
         "Eligible but not enrolled: outreach list",
         f"{suppress_small(len(df))} eligible patients are not enrolled as of "
         f"{format_month(f.month_to)} month end, best prospects first (consent on file, then reached, "
@@ -292,21 +292,21 @@ def draw_outreach(f) -> None:
     if shown is None:
         return  # hidden in meeting mode until revealed
     order = [c for c in OUTREACH_COLUMNS if not (masks_identifiers(user) and c in ("mrn", "phone"))]
-    charts.table(shown, height=400, column_order=order, column_config=OUTREACH_COLUMNS)
+    layout.table(shown, height=400, column_order=order, column_config=OUTREACH_COLUMNS)
     download_buttons(df, "outreach_list", user, PAGE, id_cols=ID_COLS, name_cols=NAME_COLS)
 
 
 with friendly_errors("the enrollment page"):
     f = sidebar_filters()
-    charts.page_start("Enrollment & consent", f)
+    layout.page_start("Enrollment & consent", f)
     with friendly_errors("the enrollment tiles"):
         draw_tiles(f)
     tf, note = charts.trend_window(f)
     st.caption(
-        f"Tiles, funnel, consents and the outreach list cover {charts.window_words(f)}; charts by month "
-        f"show {charts.window_words(tf)}" + (" (the trend window)." if note else ".")
+        f"Tiles, funnel, consents and the outreach list cover {layout.window_words(f)}; charts by month "
+        f"show {layout.window_words(tf)}" + (" (the trend window)." if note else ".")
     )
-    charts.lazy_tabs(
+    layout.lazy_tabs(
         [
             ("Funnel", lambda: draw_funnel(f)),
             ("Declines & disenrollments", lambda: draw_reasons(tf)),

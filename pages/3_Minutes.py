@@ -23,13 +23,13 @@ from ccm_core.engine.filters import data_as_of  # noqa: E402
 from ccm_core.kpis import breakdowns as kpis_extra  # noqa: E402
 from ccm_core.kpis import program as kpis  # noqa: E402
 from ccm_core.storage.db import month_bounds, month_int  # noqa: E402
-from ui import charts  # noqa: E402
+from ui import charts, layout  # noqa: E402
 from ui.cache import cached  # noqa: E402
-from ui.charts import Tile  # noqa: E402
 from ui.components import empty_state, format_value, friendly_errors  # noqa: E402
 from ui.exports import download_buttons  # noqa: E402
 from ui.filters import sidebar_filters  # noqa: E402
 from ui.holds import draw_holds, hold_markers  # noqa: E402
+from ui.layout import Tile  # noqa: E402
 from ui.meeting import count_pair, masks_identifiers, present, suppress_small  # noqa: E402
 
 PAGE = "minutes"
@@ -103,7 +103,7 @@ def draw_tiles(f, as_of) -> None:
                 f"{_count(e['cap'])}).",
             )
         )
-    charts.tile_row(PAGE, f, tiles)
+    layout.tile_row(PAGE, f, tiles)
 
 
 def _count(v) -> str:
@@ -144,7 +144,7 @@ def draw_worklist(f, as_of) -> None:
     df = cached(kpis.near_threshold_worklist, f, as_of)
     month_end = month_bounds(month_int(as_of))[1]
     who = "Your patients" if IS_CARE_MANAGER else "Enrolled patients"
-    charts.section(
+    layout.section(
         f"Near-threshold worklist, {as_of:%B %Y}",
         f"{who} 1-10 minutes short of 20 as of {as_of:%b %d} ({(month_end - as_of).days} days left in "
         "the month): 15-19 minutes first. Expected $ is the 99490 fee each would bring.",
@@ -170,7 +170,7 @@ def draw_worklist(f, as_of) -> None:
     if shown is None:
         return
     order = [c for c in WORKLIST_COLUMNS if not (masks_identifiers(user) and c == "mrn")]
-    charts.table(shown, height=min(420, 38 + 35 * len(shown)), column_order=order, column_config=WORKLIST_COLUMNS)
+    layout.table(shown, height=min(420, 38 + 35 * len(shown)), column_order=order, column_config=WORKLIST_COLUMNS)
     download_buttons(
         df, "near_threshold_worklist", user, PAGE, id_cols=("patient_id", "mrn"), name_cols=("patient_name",)
     )
@@ -183,7 +183,7 @@ def draw_distribution(f) -> None:
     trend = cached(kpis_extra.billable_rate_trend, tf)
     left, right = st.columns(2, gap="large")
     with left:
-        charts.section(
+        layout.section(
             f"Minutes per patient, {charts.month_label(f.month_to)}",
             "Patients in each band: 20+ minutes supports 99490, 40+ adds 99439, 60+ a second 99439.",
             minutes.definition,
@@ -197,7 +197,7 @@ def draw_distribution(f) -> None:
                 "Enrolled patients by counted-minutes band",
             )
     with right:
-        charts.section(
+        layout.section(
             "Billable rate by month",
             f"Enrolled patients at 20+ counted minutes, {charts.month_label(tf.month_from)} to "
             f"{charts.month_label(tf.month_to)}.",
@@ -216,7 +216,7 @@ def draw_distribution(f) -> None:
 
 def draw_care_managers(f) -> None:
     df = cached(kpis.minutes_per_care_manager, f)
-    charts.section(
+    layout.section(
         f"Minutes per care manager, {charts.month_label(f.month_to)}",
         "Counted minutes per patient on each care manager's active enrolled panel.",
         df.attrs.get("definition"),
@@ -245,7 +245,7 @@ def draw_care_managers(f) -> None:
             .sort_values("minutes_per_patient", ascending=False)
         )  # same order as the chart
         table = present(table, user, PAGE, count_cols=("panel",), rate_cols={"billable_rate": ("panel", 100)})
-        charts.table(
+        layout.table(
             table,
             column_config={
                 "care_manager": st.column_config.TextColumn("Care manager"),
@@ -277,7 +277,7 @@ FLAG_COLUMNS = {
 def draw_time_flags(f) -> None:
     summary = cached(kpis_extra.time_flag_summary, f)
     flags = cached(kpis_extra.time_flags, f)
-    charts.section(
+    layout.section(
         f"Time that looks reconstructed or vague, {charts.month_label(f.month_from)}"
         + ("" if f.month_from == f.month_to else f" to {charts.month_label(f.month_to)}"),
         "Patterns auditors look for in time logs (time entries flagged). A flag is a reason to look, "
@@ -308,17 +308,17 @@ def draw_time_flags(f) -> None:
     if shown is None:
         return
     order = [c for c in FLAG_COLUMNS if not (masks_identifiers(user) and c == "mrn")]
-    charts.table(shown, height=360, column_order=order, column_config=FLAG_COLUMNS)
+    layout.table(shown, height=360, column_order=order, column_config=FLAG_COLUMNS)
     download_buttons(flags, "time_flags", user, PAGE, id_cols=("patient_id", "mrn"), name_cols=("patient_name",))
 
 
 with friendly_errors("the minutes page"):
     f = scoped(sidebar_filters())
-    charts.page_start("Minutes & worklist", f, "your patients only" if IS_CARE_MANAGER else "")
+    layout.page_start("Minutes & worklist", f, "your patients only" if IS_CARE_MANAGER else "")
     as_of = cached(data_as_of, dt.date.today())
     with friendly_errors("the minutes tiles"):
         draw_tiles(f, as_of)
-    charts.lazy_tabs(
+    layout.lazy_tabs(
         [
             ("Worklist", lambda: draw_worklist(f, as_of)),
             ("Distribution & trend", lambda: draw_distribution(f)),

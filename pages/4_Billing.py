@@ -18,13 +18,13 @@ import pandas as pd  # noqa: E402
 from ccm_core import rules as rules_mod  # noqa: E402
 from ccm_core.kpis import breakdowns as kpis_extra  # noqa: E402
 from ccm_core.kpis import program as kpis  # noqa: E402
-from ui import charts  # noqa: E402
+from ui import charts, layout  # noqa: E402
 from ui.cache import cached  # noqa: E402
-from ui.charts import Tile  # noqa: E402
 from ui.components import empty_state, format_value, friendly_errors  # noqa: E402
 from ui.exports import download_buttons  # noqa: E402
 from ui.filters import sidebar_filters  # noqa: E402
 from ui.holds import draw_holds, draw_ready  # noqa: E402
+from ui.layout import Tile  # noqa: E402
 from ui.meeting import count_pair, hides_rate, masks_identifiers, present, suppress_small  # noqa: E402
 
 PAGE = "billing"
@@ -38,7 +38,7 @@ def draw_tiles(f) -> None:
     by_dollars, by_dollars_prev = rates["dollars"], rates_prev["dollars"]
     fpr, fpr_prev = cached(kpis.first_pass_resolution_rate, f), cached(kpis.first_pass_resolution_rate, prev)
     overturn, overturn_prev = cached(kpis.overturn_rate, f), cached(kpis.overturn_rate, prev)
-    charts.tile_row(
+    layout.tile_row(
         PAGE,
         f,
         [
@@ -99,7 +99,7 @@ def _pct(v) -> str:
 
 def draw_supported(tf) -> None:
     df = cached(kpis_extra.supported_vs_billed, tf)
-    charts.section(
+    layout.section(
         "Units the minutes support vs units billed",
         "Supported = the engine's best track for each patient-month; billed = claim lines by date of "
         "service. A negative gap is billing beyond the minutes.",
@@ -129,7 +129,7 @@ def draw_supported(tf) -> None:
     table = present(
         table, user, PAGE, count_cols=("supported_units", "billed_units", "gap_units"), share_cols=("gap_value",)
     )
-    charts.table(
+    layout.table(
         table,
         height=260,
         column_order=["month", "code", "supported_units", "billed_units", "gap_units", "gap_value", "description"],
@@ -185,7 +185,7 @@ def draw_findings(tf, f) -> None:
             border=True,
         )
     chart_data = df[df["patient_months"] > 0]
-    charts.section(
+    layout.section(
         "Patient-months with each finding",
         "Under- and over-billing against the minutes, and same-month conflicts (docs/reference/ccm-rules.md §5).",
         df.attrs.get("definition"),
@@ -210,10 +210,10 @@ def draw_findings(tf, f) -> None:
         legend_columns=4,
     )
     lst = cached(kpis_extra.billing_findings_list, tf)
-    charts.section(
+    layout.section(
         "Flagged patient-months",
         f"{suppress_small(len(lst))} patient-months with at least one finding in "
-        f"{charts.window_words(tf)}, newest first.",
+        f"{layout.window_words(tf)}, newest first.",
     )
     shown = present(
         lst.assign(month=lst["month"].map(charts.month_label)),
@@ -226,7 +226,7 @@ def draw_findings(tf, f) -> None:
     if shown is None:
         return
     order = [c for c in FINDING_COLUMNS if not (masks_identifiers(user) and c == "mrn")]
-    charts.table(shown, height=360, column_order=order, column_config=FINDING_COLUMNS)
+    layout.table(shown, height=360, column_order=order, column_config=FINDING_COLUMNS)
     download_buttons(lst, "billing_findings", user, PAGE, id_cols=("patient_id", "mrn"), name_cols=("patient_name",))
 
 
@@ -234,7 +234,7 @@ def draw_denials(tf, f) -> None:
     trend = cached(kpis.denial_trend, tf)
     days = cached(kpis.days_to_payment, f)
     overturn = cached(kpis.overturn_rate, f)  # the tile's own call: one value for "Appeals overturned"
-    charts.section(
+    layout.section(
         "Initial denial rate by month",
         "Denials in the month over the average claims (or charges) submitted in the 3 months before; "
         "CARC 18 duplicates left out.",
@@ -268,7 +268,7 @@ def draw_denials(tf, f) -> None:
             "<11" if hides_rate(overturn.numerator, overturn.denominator) else _pct(overturn.value),
             border=True,
             help="{} of {} appealed initial denials in ".format(*count_pair(overturn.numerator, overturn.denominator))
-            + f"{charts.window_words(f)}; of all {_count(overturn.extra.get('initial_denials', 0))} initial "
+            + f"{layout.window_words(f)}; of all {_count(overturn.extra.get('initial_denials', 0))} initial "
             "denials: "
             + (
                 "<11"
@@ -279,7 +279,7 @@ def draw_denials(tf, f) -> None:
         )
     table = trend.assign(month=trend["month"].map(charts.month_label))
     table = present(table, user, PAGE, count_cols=("initial_denials",))
-    charts.table(
+    layout.table(
         table,
         column_order=[
             "month",
@@ -318,7 +318,7 @@ def draw_reasons(tf) -> None:
     left, right = st.columns(2, gap="large")
     for col, df, title in ((left, carc, "Denial reasons (CARC)"), (right, rarc, "Remark codes (RARC)")):
         with col:
-            charts.section(
+            layout.section(
                 title,
                 "Denied remittances carrying each code; hover a bar for the official X12 text.",
                 df.attrs.get("definition"),
@@ -340,7 +340,7 @@ def draw_reasons(tf) -> None:
         or "payer"
     )
     cut = cached(kpis_extra.denials_by_dimension, tf, by)
-    charts.section(
+    layout.section(
         cut_title,
         "Claims first adjudicated in the period that were denied, of all first adjudications in the cut.",
         cut.attrs.get("definition"),
@@ -374,7 +374,7 @@ def draw_reasons(tf) -> None:
                 count_cols=("adjudicated", "initial_denials"),
                 share_cols=("rate_by_count", "rate_by_dollars"),
             )
-            charts.table(
+            layout.table(
                 table,
                 column_config={
                     "label": st.column_config.TextColumn(by.capitalize()),
@@ -424,10 +424,10 @@ def draw_claim_lines(tf) -> None:
         kpis_extra.claim_lines, tf, denied_only, None if reason == "Any" else reason, None if code == ALL else code
     )
     total = lines.attrs.get("total", len(lines))
-    charts.section(
+    layout.section(
         "Claim lines",
         f"{suppress_small(total)} claim lines with a date of service in "
-        f"{charts.window_words(tf)}" + (f"; showing the newest {len(lines):,}" if total > len(lines) else "") + ".",
+        f"{layout.window_words(tf)}" + (f"; showing the newest {len(lines):,}" if total > len(lines) else "") + ".",
         lines.attrs.get("definition"),
     )
     if lines.empty:
@@ -437,22 +437,22 @@ def draw_claim_lines(tf) -> None:
     if shown is None:
         return
     order = [c for c in LINE_COLUMNS if not (masks_identifiers(user) and c in ("mrn", "claim_number"))]
-    charts.table(shown, height=400, column_order=order, column_config=LINE_COLUMNS)
+    layout.table(shown, height=400, column_order=order, column_config=LINE_COLUMNS)
     download_buttons(lines, "claim_lines", user, PAGE, id_cols=LINE_IDS, name_cols=("patient_name",))
 
 
 with friendly_errors("the billing page"):
     f = sidebar_filters()
-    charts.page_start("Billing & denials", f, open_months=True)
+    layout.page_start("Billing & denials", f, open_months=True)
     with friendly_errors("the billing tiles"):
         draw_tiles(f)
     tf, note = charts.trend_window(f)
     st.caption(
-        f"Tiles, denial reasons and the denial cards cover {charts.window_words(f)}; charts by month, "
-        f"findings and claim lines show {charts.window_words(tf)}"
+        f"Tiles, denial reasons and the denial cards cover {layout.window_words(f)}; charts by month, "
+        f"findings and claim lines show {layout.window_words(tf)}"
         + (" (the trend window: a month's claims are paid over the next ones)." if note else ".")
     )
-    charts.lazy_tabs(
+    layout.lazy_tabs(
         [
             ("Supported vs billed", lambda: draw_supported(tf)),
             ("Ready to bill", lambda: draw_ready(f, user, PAGE)),  # the month: f.month_to

@@ -18,11 +18,11 @@ import datetime as dt  # noqa: E402
 from ccm_core.engine.filters import data_as_of  # noqa: E402
 from ccm_core.kpis import breakdowns as kpis_extra  # noqa: E402
 from ccm_core.kpis import program as kpis  # noqa: E402
-from ui import charts  # noqa: E402
+from ui import charts, layout  # noqa: E402
 from ui.cache import cached  # noqa: E402
-from ui.charts import Tile  # noqa: E402
 from ui.components import empty_state, format_value, friendly_errors  # noqa: E402
 from ui.filters import sidebar_filters  # noqa: E402
+from ui.layout import Tile  # noqa: E402
 from ui.meeting import present, suppress_small  # noqa: E402
 from ui.run_scope import run_scope  # noqa: E402
 
@@ -36,7 +36,7 @@ def draw_tiles(f) -> None:
     e, b = now.extra, dict(before.extra)
     if f.month_to in run_scope().get("open_months", ()):  # an open month is not compared as if closed
         b["billed"] = b["paid"] = None
-    charts.tile_row(
+    layout.tile_row(
         PAGE,
         f,
         [
@@ -96,12 +96,12 @@ def _open_help(f) -> str:
 def draw_by_month(tf) -> None:
     df = cached(kpis.revenue_by_month, tf)
     if df.empty or float(df[list(MONEY)].to_numpy().sum()) == 0:
-        charts.section("Expected, billed and paid by month", None, df.attrs.get("definition"))
+        layout.section("Expected, billed and paid by month", None, df.attrs.get("definition"))
         empty_state("No revenue in these months", "Widen the month range or clear filters.")
         return
     left, right = st.columns(2, gap="large")
     with left:
-        charts.section(
+        layout.section(
             "Expected, billed, paid",
             "By month of service; paid fills in as remittances arrive.",
             df.attrs.get("definition"),
@@ -111,7 +111,7 @@ def draw_by_month(tf) -> None:
             "Expected, billed and paid revenue by month",
         )
     with right:
-        charts.section("Per enrolled patient", "Each month's dollars over patients enrolled at that month's end.")
+        layout.section("Per enrolled patient", "Each month's dollars over patients enrolled at that month's end.")
         charts.show(
             charts.trend_lines(
                 df,
@@ -125,7 +125,7 @@ def draw_by_month(tf) -> None:
         )
     table = df.assign(month=df["month"].map(charts.month_label))
     table = present(table, user, PAGE, count_cols=("enrolled", "billable_patient_months"))
-    charts.table(
+    layout.table(
         table,
         column_order=[
             "month",
@@ -152,7 +152,7 @@ def draw_by_month(tf) -> None:
 
 def draw_leakage(tf, as_of) -> None:
     df = cached(kpis.revenue_leakage, tf, as_of)
-    charts.section(
+    layout.section(
         "Revenue leakage by cause",
         f"{charts.month_label(tf.month_from)} to {charts.month_label(tf.month_to)}: dollars the program "
         "did not collect, or put at risk, by cause.",
@@ -177,7 +177,7 @@ def draw_leakage(tf, as_of) -> None:
         )
     with right:
         table = present(df, user, PAGE, count_cols=("patient_months",))
-        charts.table(
+        layout.table(
             table,
             column_config={
                 "cause": st.column_config.TextColumn("Cause"),
@@ -191,7 +191,7 @@ def draw_leakage(tf, as_of) -> None:
 def draw_projection(tf) -> None:
     df = cached(kpis_extra.revenue_projection, tf, 6)
     a = df.attrs
-    charts.section(
+    layout.section(
         "Where the program is heading",
         "The next 6 months at the trailing enrollment pace, billable rate and collection ratio.",
         a.get("definition"),
@@ -235,16 +235,16 @@ def draw_projection(tf) -> None:
 
 with friendly_errors("the revenue page"):
     f = sidebar_filters()
-    charts.page_start("Revenue", f, open_months=True)
+    layout.page_start("Revenue", f, open_months=True)
     with friendly_errors("the revenue tiles"):
         draw_tiles(f)
     tf, note = charts.trend_window(f)
     st.caption(
-        f"Tiles and leakage cover {charts.window_words(f)}; charts by month show {charts.window_words(tf)}"
+        f"Tiles and leakage cover {layout.window_words(f)}; charts by month show {layout.window_words(tf)}"
         + (" (the trend window)." if note else ".")
     )
     as_of = cached(data_as_of, dt.date.today()) or dt.date.today()
-    charts.lazy_tabs(
+    layout.lazy_tabs(
         [
             ("By month", lambda: draw_by_month(tf)),
             ("Leakage", lambda: draw_leakage(f, as_of)),

@@ -26,7 +26,7 @@ from ccm_core.engine.filters import filter_options  # noqa: E402
 from ccm_core.io import exports  # noqa: E402
 from ccm_core.security.access_log import log_access  # noqa: E402
 from ccm_core.storage.db import format_month  # noqa: E402
-from ui import charts  # noqa: E402
+from ui import charts, layout  # noqa: E402
 from ui.cache import cached, get_engine  # noqa: E402
 from ui.components import empty_state, friendly_errors  # noqa: E402
 from ui.exports import XLSX_MIME, deferred_download, download_buttons  # noqa: E402
@@ -496,7 +496,7 @@ def evidence_table(key: str, df: pd.DataFrame) -> None:
     for wide in ("note", "reason_texts"):
         if wide in cols:
             config[wide] = st.column_config.TextColumn(cols[wide], width="large")
-    charts.table(df, column_order=list(cols), column_config=config)
+    layout.table(df, column_order=list(cols), column_config=config)
 
 
 def draw_evidence(ev: dict) -> None:
@@ -534,7 +534,7 @@ def draw_samples() -> pd.DataFrame:
         period=[f"{format_month(a)} to {format_month(b)}" for a, b in zip(df["month_from"], df["month_to"])]
     )
     view["reviewed_text"] = [f"{r} / {i}" for r, i in zip(view["reviewed"], view["items"])]
-    charts.table(
+    layout.table(
         view,
         column_order=[
             "id",
@@ -564,7 +564,7 @@ def draw_samples() -> pd.DataFrame:
         },
     )
     trend = df[df["pass_rate"].notna()].sort_values(["created_at", "id"])
-    charts.section(
+    layout.section(
         "Pass rate per sample", "Reviewed patient-months passing every item, by sample in the order they were pulled."
     )
     if trend.empty:
@@ -626,7 +626,7 @@ def draw_month(f) -> None:
     )
     df = cached(audit.checklist_for_months, month_f, population=population)
     which = "billed" if population == "billed" else "not-yet-billed"
-    charts.section(
+    layout.section(
         f"Checklist for every {which} patient-month of {format_month(f.month_to)}",
         "The same checklist as the samples, over the whole month (sidebar filters apply). Not checked "
         "from these records: 24/7 access (on-call log), cost-sharing collected, records retrievable "
@@ -664,7 +664,7 @@ def draw_month(f) -> None:
     shown = present(fails, user, PAGE, id_cols=ids, name_cols=names, table_key="month_fails")
     if shown is None:
         return
-    charts.table(
+    layout.table(
         shown,
         column_order=["mrn", "patient_name", "month", "item", "evidence"],
         column_config={
@@ -805,7 +805,7 @@ with friendly_errors("the audit page"):
 
     # Only the open tab is computed: the whole-month checklist (every billed patient-month, 12 checks)
     # runs when someone opens it, not on every visit to the page.
-    charts.lazy_tabs(
+    layout.lazy_tabs(
         [
             ("Review", review),
             ("Samples & trend", draw_samples),

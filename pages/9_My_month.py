@@ -22,7 +22,7 @@ import pandas as pd  # noqa: E402
 
 from ccm_core.engine.filters import data_as_of  # noqa: E402
 from ccm_core.kpis import queues  # noqa: E402
-from ui import charts  # noqa: E402
+from ui import charts, layout  # noqa: E402
 from ui.cache import cached  # noqa: E402
 from ui.clickthrough import clickable  # noqa: E402
 from ui.components import empty_state, friendly_errors  # noqa: E402
@@ -74,7 +74,7 @@ def draw_list(f, as_of: dt.date) -> None:
     df = cached(queues.my_month, f, as_of)
     days_left = df.attrs.get("days_left", 0)
     who = "Your patients" if IS_CARE_MANAGER else "Enrolled patients"
-    charts.section(
+    layout.section(
         f"Still to finish in {as_of:%B}",
         f"{who} whose month is not complete, as of {as_of:%b %d} ({days_left} days left). Longest "
         "without contact first; click a column header to sort.",
@@ -139,7 +139,7 @@ def draw_list(f, as_of: dt.date) -> None:
             and not (c == "phone" and masks_identifiers(user))
             and not (c == "care_manager" and IS_CARE_MANAGER)
         ]
-        charts.table(shown, height=min(560, 38 + 35 * len(shown)), column_order=order, column_config=LIST_COLUMNS)
+        layout.table(shown, height=min(560, 38 + 35 * len(shown)), column_order=order, column_config=LIST_COLUMNS)
     download_buttons(
         df.drop(columns=["band"]), "my_month", user, PAGE, id_cols=("patient_id", "mrn"), name_cols=("patient_name",)
     )
@@ -147,7 +147,7 @@ def draw_list(f, as_of: dt.date) -> None:
 
 def draw_caseload(f, as_of: dt.date) -> None:
     df = cached(queues.caseload_capacity, f, as_of)
-    charts.section(
+    layout.section(
         "Caseload and minutes capacity",
         f"Enrolled patients per care manager against what their FTE can give "
         f"({df.attrs.get('minutes_per_fte', 0):,} countable minutes per FTE a month). Expected minutes = "
@@ -159,7 +159,7 @@ def draw_caseload(f, as_of: dt.date) -> None:
         return
     table = df.assign(load=df["load"] * 100)
     table = present(table, user, PAGE, count_cols=("caseload", "at_zero", "not_contacted"))
-    charts.table(
+    layout.table(
         table,
         column_order=[
             "care_manager",

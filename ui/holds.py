@@ -16,7 +16,7 @@ import pandas as pd
 import streamlit as st
 
 from ccm_core.engine import compliance
-from ui import charts
+from ui import charts, layout
 from ui.cache import cached, get_engine
 from ui.components import empty_state, format_value
 from ui.exports import deferred_download, download_buttons, to_csv_bytes
@@ -68,7 +68,7 @@ def draw_holds(f, user: CurrentUser, page: str) -> None:
     by_reason = cached(compliance.holds_by_reason, fm)
     total = by_reason.attrs.get("total", {"patient_months": 0, "dollars": 0.0})
     mine = " of your patients" if user.role == "care_manager" else ""
-    charts.section(
+    layout.section(
         f"Holds, {charts.month_label(fm.month_to)}",
         f"Patient-months{mine} whose minutes support a code but a prerequisite fails: fix the record "
         "before month end and the month moves to the ready list. A month can be held for several "
@@ -112,7 +112,7 @@ def draw_holds(f, user: CurrentUser, page: str) -> None:
         table = present(
             by_reason[["problem_label", "fix", "patient_months", "dollars"]], user, page, count_cols=("patient_months",)
         )
-        charts.table(
+        layout.table(
             table,
             column_config={
                 "problem_label": st.column_config.TextColumn("Reason", width="medium"),
@@ -144,7 +144,7 @@ def draw_holds(f, user: CurrentUser, page: str) -> None:
     shown = present(held, user, page, id_cols=IDS, name_cols=NAMES, table_key="holds")
     if shown is None:
         return
-    charts.table(
+    layout.table(
         shown,
         height=min(420, 38 + 35 * len(shown)),
         column_order=_order(
@@ -178,7 +178,7 @@ def draw_ready(f, user: CurrentUser, page: str) -> None:
     df = cached(compliance.billing_status, fm)
     ready = df[df["billing_status"] == "ready"].sort_values(["patient_id"]).reset_index(drop=True)
     counts = df["billing_status"].value_counts().to_dict() if not df.empty else {}
-    charts.section(
+    layout.section(
         f"Ready to bill, {charts.month_label(fm.month_to)}",
         "Not billed yet, counted minutes support a code, and every prerequisite holds (eligibility, "
         "initiating visit, consent in force, care plan, no conflicting claim).",
@@ -224,7 +224,7 @@ def draw_ready(f, user: CurrentUser, page: str) -> None:
     shown = present(ready, user, page, id_cols=IDS, name_cols=NAMES, table_key="ready")
     if shown is None:
         return
-    charts.table(
+    layout.table(
         shown,
         height=min(420, 38 + 35 * len(shown)),
         column_order=_order(
@@ -235,7 +235,7 @@ def draw_ready(f, user: CurrentUser, page: str) -> None:
     )
     if not exported.empty:
         with st.expander("Export history for this month"):
-            charts.table(
+            layout.table(
                 exported.assign(service_month=exported["service_month"].map(charts.month_label)),
                 column_config={
                     "service_month": st.column_config.TextColumn("Month"),

@@ -3,7 +3,7 @@
 "Since last meeting" compares a view's numbers with what the last meeting saw of the same view (its
 snapshot), not with today's data recomputed for that day: the late remittances and corrections in
 between are exactly what the team wants to see.  The meeting pack (``io.meeting_pack``), the KPI tile
-rows (``ui.page.tile_row``) and the Overview read and write them.
+rows (``ui.layout.tile_row``) and the Overview read and write them.
 """
 
 from __future__ import annotations
