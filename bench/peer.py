@@ -354,6 +354,20 @@ def _entries(t, f: Filters, pids: pd.Series | None) -> pd.DataFrame:
     """CCM and PCM entries of the months with cause, counted minutes and the practitioner flag."""
     te_all, st, p = t["time_entry"], t["staff"], t["patient"]
     te = te_all[te_all["service_month"].between(f.month_from, f.month_to) & te_all["program"].isin(("CCM", "PCM"))]
+    te = te[
+        [
+            "id",
+            "patient_id",
+            "staff_id",
+            "program",
+            "service_date",
+            "service_month",
+            "started_at",
+            "ended_at",
+            "minutes",
+            "practitioner_id",
+        ]
+    ]
     if pids is not None:
         te = te[te["patient_id"].isin(pids)]
     ids = ["id", "patient_id", "service_date", "program", "started_at", "ended_at"]
@@ -443,9 +457,10 @@ def _pm_claims(t, f: Filters, rs, pids: pd.Series | None):
     program_codes = [c for c in tracked if rs.family_of(c) in [x for x in ("CCM", "PCM", "APCM") if x in f.programs]]
     keys = ["patient_id", "service_month"]
     cl, c, r = t["claim_line"], t["claim"], t["remittance"]
-    lines = cl[cl["dos_month"].between(f.month_from, f.month_to) & cl["cpt_code"].isin(tracked)].rename(
-        columns={"dos_month": "service_month"}
-    )
+    lines = cl.loc[
+        cl["dos_month"].between(f.month_from, f.month_to) & cl["cpt_code"].isin(tracked),
+        ["claim_id", "patient_id", "dos_month", "practitioner_id", "cpt_code", "units", "charge"],
+    ].rename(columns={"dos_month": "service_month"})
     if pids is not None:
         lines = lines[lines["patient_id"].isin(pids)]
     replaced = c.loc[(c["frequency_code"] == "7") & c["original_claim_id"].notna(), "original_claim_id"]
@@ -833,6 +848,296 @@ def _ours_pacing(conn: Connection, f: Filters, c: Ctx) -> dict:
     return out
 
 
+# --------------------------------------------------------------------------- eligibility
+MIN_CONDITIONS = 2  # two or more chronic conditions (docs/reference/ccm-rules.md §3.1)
+SEEN_WITHIN_DAYS = 365  # a visit in the 12 months before
+
+
+def _condition_counts(t, as_of: dt.date, pids: pd.Series | None = None) -> pd.Series:
+    """Distinct chronic conditions (the shipped ICD-10 map: rules.condition_key) active on ``as_of``, per patient."""
+    dg = t["diagnosis"]
+    if pids is not None:
+        dg = dg[dg["patient_id"].isin(pids)]
+    at = pd.Timestamp(as_of)
+    dg = dg[
+        (dg["onset_date"].isna() | (dg["onset_date"] <= at)) & (dg["resolved_date"].isna() | (dg["resolved_date"] > at))
+    ]
+    keys = {code: rules_mod.condition_key(code) for code in dg["icd10"].unique()}
+    cond = dg["icd10"].map(keys)
+    return cond.groupby(dg["patient_id"]).nunique()
+
+
+def _eligible_ids(t, f: Filters, rs, as_of: dt.date) -> pd.Series:
+    """Patients eligible to be offered CCM on ``as_of``: seen in the 12 months before, an eligible payer, alive, and
+    clinically eligible (the newest CCM eligibility decision on or before ``as_of`` wins; without one, two or more
+    chronic conditions active)."""
+    at = pd.Timestamp(as_of)
+    v = t["visit"]
+    seen = v.loc[(v["visit_date"] <= at) & (v["visit_date"] > at - pd.Timedelta(days=SEEN_WITHIN_DAYS)), "patient_id"]
+    p = t["patient"]
+    p = p[p["id"].isin(seen) & p["id"].isin(_patients(t, f))]
+    p = p[
+        p["payer"].str.lower().isin(rs.eligible_payer_spellings())
+        & (p["deceased_date"].isna() | (p["deceased_date"] > at))
+    ]
+    eo = t["eligibility_override"]
+    eo = eo[(eo["program"] == "CCM") & (eo["decided_on"] <= at)]
+    newest = eo.sort_values(["decided_on", "id"]).groupby("patient_id")["eligible"].last()
+    n = p["id"].map(_condition_counts(t, as_of, p["id"])).fillna(0)
+    found = p["id"].isin(newest.index)
+    decided = p["id"].map(newest).fillna(0).astype(bool)
+    clinical = (found & decided) | (~found & (n >= MIN_CONDITIONS))
+    return p.loc[clinical, "id"]
+
+
+_ELIGIBILITY_TABLES = ("patient", "visit", "diagnosis", "eligibility_override")
+
+
+def eligible_population(t, f: Filters, c: Ctx) -> dict:
+    n = len(_eligible_ids(t, f, c.rs, _month_end(f.month_to)))
+    return {"value": n, "numerator": n}
+
+
+def enrollment_rate(t, f: Filters, c: Ctx) -> dict:
+    as_of = _month_end(f.month_to)
+    elig = _eligible_ids(t, f, c.rs, as_of)
+    enr = _enrolled_ids(t, f, as_of)
+    num = int(enr.isin(elig).sum())
+    return {
+        "value": _rate(num, len(elig)),
+        "numerator": num,
+        "denominator": len(elig),
+        "enrolled_not_eligible": len(enr) - num,
+    }
+
+
+def _name(first: pd.Series, last: pd.Series) -> pd.Series:
+    return first.fillna("").astype(str) + " " + last.fillna("").astype(str)
+
+
+def _iso(s: pd.Series) -> pd.Series:
+    """Dates as ISO text (None when missing): how both sides of a list compare."""
+    d = pd.to_datetime(s)
+    return d.dt.strftime("%Y-%m-%d").astype(object).where(d.notna(), None)
+
+
+OUTREACH_COLUMNS = (
+    "patient_id",
+    "mrn",
+    "patient_name",
+    "phone",
+    "clinic",
+    "practitioner",
+    "care_manager",
+    "payer",
+    "chronic_conditions",
+    "latest_status",
+    "status_date",
+    "reason",
+    "last_visit",
+    "next_step",
+)
+
+
+def eligible_not_enrolled(t, f: Filters, c: Ctx) -> dict:
+    """Eligible patients at the end of ``f.month_to`` whose latest status (per program) is not 'enrolled', best bets
+    first (consented, reached, ... by the next step's order), then most chronic conditions, then patient id."""
+    as_of = _month_end(f.month_to)
+    at = pd.Timestamp(as_of)
+    elig = _eligible_ids(t, f, c.rs, as_of)
+    ee = t["enrollment_event"]
+    ee = ee[ee["program"].isin(f.programs) & (ee["event_date"] <= at)]
+    latest = ee.sort_values(["event_date", "id"]).groupby(["patient_id", "program"], as_index=False).last()
+    latest = latest[["patient_id", "status", "reason", "event_date"]].rename(columns={"event_date": "status_date"})
+    p = t["patient"]
+    df = p[p["id"].isin(elig)].rename(columns={"id": "patient_id"}).merge(latest, on="patient_id", how="left")
+    df = df[df["status"].isna() | (df["status"] != "enrolled")]
+    v = t["visit"]
+    last_visit = v[v["visit_date"] <= at].groupby("patient_id")["visit_date"].max()
+    pr, st = t["practitioner"].set_index("id"), t["staff"].set_index("id")
+    bp, cm = df["billing_practitioner_id"], df["care_manager_id"]
+    status = df["status"].astype(object).where(df["status"].notna(), None)
+    df = df.assign(
+        patient_name=_name(df["first_name"], df["last_name"]),
+        clinic=df["clinic_id"].map(t["clinic"].set_index("id")["name"]),
+        practitioner=_name(bp.map(pr["first_name"]), bp.map(pr["last_name"])),
+        care_manager=_name(cm.map(st["first_name"]), cm.map(st["last_name"])),
+        chronic_conditions=df["patient_id"].map(_condition_counts(t, as_of, df["patient_id"])).fillna(0).astype(int),
+        latest_status=status.fillna("no outreach yet"),
+        status_date=_iso(df["status_date"]),
+        reason=df["reason"].fillna(""),
+        last_visit=_iso(df["patient_id"].map(last_visit)),
+        next_step=status.map(lambda x: kpis_extra.NEXT_STEP.get(x, kpis_extra.NEXT_STEP[None])[1]),
+        _order=status.map(lambda x: kpis_extra.NEXT_STEP.get(x, kpis_extra.NEXT_STEP[None])[0]),
+    )
+    df = df.sort_values(["_order", "chronic_conditions", "patient_id"], ascending=[True, False, True])
+    return _flat_frame(df[list(OUTREACH_COLUMNS)], "patient_id", order=True)
+
+
+def _ours_outreach(conn: Connection, f: Filters, c: Ctx) -> dict:
+    df = kpis_extra.eligible_not_enrolled(conn, f)
+    df = df.assign(status_date=_iso(df["status_date"]), last_visit=_iso(df["last_visit"]))
+    return _flat_frame(df[list(OUTREACH_COLUMNS)], "patient_id", order=True)
+
+
+# --------------------------------------------------------------------------- the funnel, consent completeness, retention
+def _in_period(s: pd.Series, f: Filters) -> pd.Series:
+    start, end = pd.Timestamp(month_bounds(f.month_from)[0]), pd.Timestamp(month_bounds(f.month_to)[1])
+    return s.between(start, end)
+
+
+def _consented_ids(t, f: Filters, pids: pd.Series) -> set:
+    cn = t["consent"]
+    return set(
+        cn.loc[
+            (cn["decision"] == "accepted")
+            & _in_period(cn["consent_date"], f)
+            & cn["program"].isin(f.programs)
+            & cn["patient_id"].isin(pids),
+            "patient_id",
+        ]
+    )
+
+
+def funnel_counts(t, f: Filters, c: Ctx) -> dict:
+    """Distinct patients per stage in the period: eligible (month end), outreached, reached, consented, enrolled,
+    first billable month (a billable patient-month on or after a month with an enrolled event in the period)."""
+    pids = _patients(t, f)
+    ee = t["enrollment_event"]
+    ee = ee[_in_period(ee["event_date"], f) & ee["program"].isin(f.programs)]
+    mine = ee[ee["patient_id"].isin(pids)]
+    consented = _consented_ids(t, f, pids)
+
+    def with_status(*statuses) -> set:
+        return set(mine.loc[mine["status"].isin(statuses), "patient_id"])
+
+    enrolled_ev = ee.loc[ee["status"] == "enrolled", ["patient_id", "event_date"]]
+    enrolled_ev = enrolled_ev.assign(
+        ev_month=enrolled_ev["event_date"].dt.year * 100 + enrolled_ev["event_date"].dt.month
+    )
+    first_ev = enrolled_ev.groupby("patient_id")["ev_month"].min()
+    pm = patient_month(t, f, c.rs)
+    pm = pm[pm["supported_track"].notna()]
+    fb = pm.loc[pm["service_month"] >= pm["patient_id"].map(first_ev), "patient_id"].nunique()
+    stages = {
+        "eligible": len(_eligible_ids(t, f, c.rs, _month_end(f.month_to))),
+        "outreached": len(consented | with_status("outreached", "reached", "consented", "declined")),
+        "reached": len(consented | with_status("reached", "consented", "declined")),
+        "consented": len(consented),
+        "enrolled": len(with_status("enrolled")),
+        "first billable month": int(fb),
+    }
+    return {**stages, "value": stages["eligible"]}
+
+
+def _ours_funnel(conn: Connection, f: Filters, c: Ctx) -> dict:
+    df = kpis.funnel_counts(conn, f)
+    out = {str(stage): int(n) for stage, n in zip(df["stage"], df["patients"])}
+    return {**out, "value": out["eligible"]}
+
+
+CONSENT_ELEMENTS = (
+    "dated",
+    "method recorded",
+    "staff recorded",
+    "cost-sharing explained",
+    "one practitioner explained",
+    "right to stop explained",
+    "information sharing explained",
+    "tied to current billing practitioner",
+)
+
+
+def consent_completeness(t, f: Filters, c: Ctx) -> dict:
+    """Accepted consents of the programs (dated in the period, or of a patient enrolled at its end): how many
+    document each element."""
+    end = month_bounds(f.month_to)[1]
+    pids = _patients(t, f)
+    cn = t["consent"].merge(
+        t["patient"][["id", "billing_practitioner_id"]].rename(columns={"id": "patient_id"}), on="patient_id"
+    )
+    cn = cn[
+        (cn["decision"] == "accepted")
+        & cn["program"].isin(f.programs)
+        & cn["patient_id"].isin(pids)
+        & (_in_period(cn["consent_date"], f) | cn["patient_id"].isin(_enrolled_ids(t, f, end)))
+    ]
+    flags = [
+        cn["consent_date"].notna(),
+        cn["method"].notna(),
+        cn["staff_id"].notna(),
+        _truthy(cn["disclosed_cost_sharing"]),
+        _truthy(cn["disclosed_one_practitioner"]),
+        _truthy(cn["disclosed_right_to_stop"]),
+        _truthy(cn["disclosed_info_sharing"]),
+        cn["practitioner_id"] == cn["billing_practitioner_id"],
+    ]
+    total = len(cn)
+    out: dict[str, Any] = {}
+    for name, flag in zip(CONSENT_ELEMENTS, flags):
+        n = int(flag.sum())
+        out.update({f"{name}.documented": n, f"{name}.total": total, f"{name}.rate": _rate(n, total)})
+    out["value"] = total
+    return out
+
+
+def _ours_consents(conn: Connection, f: Filters, c: Ctx) -> dict:
+    df = kpis.consent_completeness(conn, f)
+    out: dict[str, Any] = {}
+    for r in df.to_dict("records"):
+        out.update({f"{r['element']}.{k}": r[k] for k in ("documented", "total", "rate")})
+    out["value"] = int(df["total"].iloc[0]) if len(df) else 0
+    return out
+
+
+RETENTION_HORIZONS = (1, 3, 6, 12)
+
+
+def _month_idx(s: pd.Series) -> pd.Series:
+    return s.dt.year * 12 + s.dt.month - 1
+
+
+def retention_by_cohort(t, f: Filters, c: Ctx) -> dict:
+    """Cohort = month of a patient's first 'enrolled' event (in the filter's months); the share not disenrolled
+    (on or after that first enrolment) more than N months later, where N months have passed by ``f.month_to``."""
+    ee = t["enrollment_event"]
+    ee = ee[ee["program"].isin(f.programs)]
+    first = ee[(ee["status"] == "enrolled") & ee["patient_id"].isin(_patients(t, f))]
+    first = first.groupby("patient_id")["event_date"].min().rename("enrolled_on").reset_index()
+    left = ee[ee["status"] == "disenrolled"].merge(first, on="patient_id")
+    left = left[left["event_date"] >= left["enrolled_on"]].groupby("patient_id")["event_date"].min().rename("left_on")
+    j = first.merge(left, left_on="patient_id", right_index=True, how="left")
+    j["cohort_idx"] = _month_idx(j["enrolled_on"])
+    to_idx = (f.month_to // 100) * 12 + f.month_to % 100 - 1
+    j = j[j["cohort_idx"].between((f.month_from // 100) * 12 + f.month_from % 100 - 1, to_idx)]
+    gap = _month_idx(j["left_on"]) - j["cohort_idx"]
+    for h in RETENTION_HORIZONS:
+        j[f"active_{h}"] = (j["left_on"].isna() | (gap > h)).astype(int)
+    g = j.groupby("cohort_idx").agg(
+        enrolled=("patient_id", "size"), **{f"a{h}": (f"active_{h}", "sum") for h in RETENTION_HORIZONS}
+    )
+    out: dict[str, Any] = {}
+    for idx, r in g.iterrows():
+        cohort = (idx // 12) * 100 + idx % 12 + 1
+        out[f"{cohort}.enrolled"] = int(r["enrolled"])
+        for h in RETENTION_HORIZONS:
+            out[f"{cohort}.retained_{h}m"] = _rate(r[f"a{h}"], r["enrolled"]) if idx + h <= to_idx else None
+    out["value"] = int(g["enrolled"].sum())
+    return out
+
+
+def _ours_retention(conn: Connection, f: Filters, c: Ctx) -> dict:
+    df = kpis.retention_by_cohort(conn, f)
+    out: dict[str, Any] = {}
+    for r in df.to_dict("records"):
+        out[f"{r['cohort']}.enrolled"] = r["enrolled"]
+        for h in RETENTION_HORIZONS:
+            v = r[f"retained_{h}m"]
+            out[f"{r['cohort']}.retained_{h}m"] = None if v is None or pd.isna(v) else v
+    out["value"] = int(df["enrolled"].sum())
+    return out
+
+
 # --------------------------------------------------------------------------- the KPIs the bench compares
 def carc_pareto(t, f: Filters, codes) -> dict:
     """CARCs (contractual / patient-share codes left out) by denied remittances carrying them in the period,
@@ -961,6 +1266,30 @@ PEERS: dict[str, tuple[tuple[str, ...], Any, Any]] = {
     ),
     "minutes_per_care_manager": (_ENROLLED_PM_TABLES, minutes_per_care_manager, _ours_care_managers),
     "billable_rate_trend": (_ENROLLED_PM_TABLES, billable_rate_trend, _ours_trend),
+    "eligible_population": (
+        _ELIGIBILITY_TABLES,
+        eligible_population,
+        lambda conn, f, c: (lambda k: {"value": k.value, "numerator": k.numerator})(kpis.eligible_population(conn, f)),
+    ),
+    "enrollment_rate": (
+        (*_ELIGIBILITY_TABLES, "enrollment_event"),
+        enrollment_rate,
+        lambda conn, f, c: (lambda k: {**_kpi(k), "enrolled_not_eligible": k.extra["enrolled_not_eligible"]})(
+            kpis.enrollment_rate(conn, f)
+        ),
+    ),
+    "eligible_not_enrolled": (
+        (*_ELIGIBILITY_TABLES, "enrollment_event", "clinic", "practitioner", "staff"),
+        eligible_not_enrolled,
+        _ours_outreach,
+    ),
+    "funnel_counts": (
+        (*_ENROLLED_PM_TABLES, "visit", "diagnosis", "eligibility_override"),
+        funnel_counts,
+        _ours_funnel,
+    ),
+    "consent_completeness": (("patient", "consent", "enrollment_event"), consent_completeness, _ours_consents),
+    "retention_by_cohort": (("patient", "enrollment_event"), retention_by_cohort, _ours_retention),
     "initial_denial_rates": (
         _CLAIM_TABLES,
         lambda t, f, c: initial_denial_rates(t, f, c.codes),
