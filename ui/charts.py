@@ -133,7 +133,8 @@ def show(
     from ui.meeting import meeting_mode
 
     if meeting_mode():  # every chart, whatever helper built it: no count of 1-10 in bars, labels or tooltips
-        from ui.meeting import STAFF_COLUMNS, staff_label, staff_pseudonyms
+        from ccm_core.security.masking import STAFF_COLUMNS
+        from ui.meeting import staff_label, staff_pseudonyms
 
         spec, changed = suppress_chart_spec(chart.to_dict())
         if staff_pseudonyms():  # staff names in the chart's data read as role pseudonyms

@@ -1,26 +1,25 @@
 """Meeting mode: one switch that makes every page safe to screen-share.
 
 While it is on, names and identifiers become stable pseudonyms ("Patient
-7F3A9C", an HMAC of the id with the app's secret key, so the same patient
-keeps the same pseudonym across pages and meetings of one server key),
-counts below 11 read "<11", KPI tiles grow, and patient-level tables stay
-hidden until a permitted user deliberately reveals one (logged as "reveal").
-The viewer role always sees pseudonyms, meeting or not.
+7F3A9C"; the masking rules are ``ccm_core.security.masking``, keyed here with
+this server's cookie key), counts below 11 read "<11" (``ui.suppression``),
+KPI tiles grow, and patient-level tables stay hidden until a permitted user
+deliberately reveals one (logged as "reveal").  The viewer role always sees
+pseudonyms, meeting or not.  This module holds the switch, its session state
+and ``present`` (a frame as this user may see it now, with the view logged).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import hmac
 from collections.abc import Iterable
 
 import pandas as pd
 import streamlit as st
 
 from ccm_core.io.meetings import record_meeting
+from ccm_core.security import masking
 from ccm_core.security.access_log import log_access
-from ccm_core.security.masking import meeting_staff_display
 from ui.cache import get_engine
 from ui.run_scope import run_scope
 from ui.session import CurrentUser, can, cookie_key
@@ -67,11 +66,8 @@ def meeting_toggle(user: CurrentUser) -> bool:
 
 
 def pseudonym(value, kind: str = "Patient") -> str:
-    """Stable, non-reversible label for an identifier (same input, same key -> same label)."""
-    if value is None or (isinstance(value, float) and pd.isna(value)):
-        return ""
-    digest = hmac.new(cookie_key().encode(), f"{kind}:{value}".encode(), hashlib.sha256).hexdigest()
-    return f"{kind} {digest[:6].upper()}"
+    """Stable, non-reversible label for an identifier with this server's key (``masking.pseudonym``)."""
+    return masking.pseudonym(value, kind, cookie_key())
 
 
 def suppress_small(n) -> str | int:
@@ -99,41 +95,13 @@ def masks_identifiers(user: CurrentUser) -> bool:
     return meeting_mode() or user.role == "viewer" or not can(user, "reveal_identifiers")
 
 
-# Identifier columns a masked table or file never shows, whatever the page declared: claim numbers embed
-# the patient id (CCM0000045202605 is patient 45), so they become claim pseudonyms; the rest are blanked.
-OTHER_IDENTIFIERS = {
-    "claim_number": "Claim",
-    "payer_claim_control_number": "Claim",
-    "mbi": None,
-    "birth_date": None,
-    "dob": None,
-    "phone": None,
-    "first_name": None,
-    "last_name": None,
-    "address": None,
-    "email": None,
-}
-
-
-# Staff columns: in meeting mode, when the admin setting says "pseudonyms", each name reads as its role and
-# a stable pseudonym ("Care manager 7F3A9C"), in tables and charts alike.
-STAFF_COLUMNS = {
-    "care_manager": "Care manager",
-    "staff": "Staff",
-    "staff_name": "Staff",
-    "practitioner": "Practitioner",
-    "billing_practitioner": "Practitioner",
-    "auditor": "Auditor",
-}
-
-
 def staff_pseudonyms() -> bool:
     """Meeting mode is on and the admin setting shows staff as pseudonyms (read once per run)."""
     if not meeting_mode():
         return False
     scope = run_scope()
     if "staff_display" not in scope:
-        scope["staff_display"] = meeting_staff_display(get_engine())
+        scope["staff_display"] = masking.meeting_staff_display(get_engine())
     return scope["staff_display"] == "pseudonyms"
 
 
@@ -143,33 +111,16 @@ def staff_label(name, kind: str = "Staff"):
 
 
 def mask_staff(df: pd.DataFrame) -> pd.DataFrame:
-    cols = [c for c in STAFF_COLUMNS if c in df.columns]
-    if not cols or not staff_pseudonyms():
+    """Staff names as role pseudonyms when ``staff_pseudonyms()`` says so (``masking.pseudonymize_staff``)."""
+    if not any(c in df.columns for c in masking.STAFF_COLUMNS) or not staff_pseudonyms():
         return df
-    out = df.copy()
-    for c in cols:
-        out[c] = out[c].map(lambda v, k=STAFF_COLUMNS[c]: pseudonym(v, k) if isinstance(v, str) and v else v)
-    return out
+    return masking.pseudonymize_staff(df, cookie_key())
 
 
 def pseudonymize(df: pd.DataFrame, id_cols: Iterable[str] = (), name_cols: Iterable[str] = ()) -> pd.DataFrame:
-    """Replace every identifier and name cell with the row's pseudonym (keyed on the first id column), claim
-    numbers with claim pseudonyms, and blank MBI, date of birth, phone and name parts."""
-    id_cols = [c for c in id_cols if c in df.columns]
-    name_cols = [c for c in name_cols if c in df.columns]
-    cols = id_cols + [c for c in name_cols if c not in id_cols]
-    others = [c for c in OTHER_IDENTIFIERS if c in df.columns and c not in cols]
-    if not cols and not others:
-        return df
-    out = df.copy()
-    if cols:
-        labels = out[cols[0]].map(pseudonym)
-        for c in cols:
-            out[c] = labels
-    for c in others:
-        kind = OTHER_IDENTIFIERS[c]
-        out[c] = out[c].map(lambda v, k=kind: pseudonym(v, k)) if kind else None
-    return out
+    """The frame masked with this server's key (``masking.pseudonymize``: pseudonyms for ids and names,
+    claim pseudonyms, blanked MBI, date of birth, phone and name parts)."""
+    return masking.pseudonymize(df, id_cols, name_cols, cookie_key())
 
 
 def _view_signature(df: pd.DataFrame, page: str, id_col: str | None) -> tuple:
