@@ -209,7 +209,7 @@ def page_calls(month: int, as_of: dt.date):
 
 def stage_core(url: str, month: int, as_of: dt.date, repeat: int) -> dict:
     from ccm_core.audit import sampling
-    from ccm_core.engine import compliance
+    from ccm_core.engine import read
     from ccm_core.engine.filters import Filters
 
     engine = db.make_engine(url)
@@ -248,8 +248,8 @@ def stage_core(url: str, month: int, as_of: dt.date, repeat: int) -> dict:
         conn.rollback()
         floor = sum(out["floors"][x] for x in FLOORS_FOR["patient_month"])
         # the ready-to-bill list as `billing --ready-only` builds it: every patient-month with its billing status
-        # (minutes and codes, then every prerequisite: compliance.billing_status)
-        secs, df = timed(compliance.billing_status, conn, Filters.for_month(month), repeat=repeat)
+        # (minutes and codes, then every prerequisite: read.billing_status)
+        secs, df = timed(read.billing_status, conn, Filters.for_month(month), repeat=repeat)
         ready = df[df["billing_status"] == "ready"]
         out["billing"] = {
             "seconds": round(secs, 3),

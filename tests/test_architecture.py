@@ -14,17 +14,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 FIRST_PARTY = ("ccm_core", "ui", "bench")
 
-# The circle left, until the package re-layout splits the two modules that hold both a low layer (SQL
-# rules) and a high one (reads over the stored tables): ``engine.patient_months`` (the DataFrame view) reads
-# ``pm_store.patient_month_source``, pm_store fills its tables from ``engine.patient_month_select`` and
-# ``compliance``'s eligibility and enrollment spans; engine uses compliance's SQL predicates
-# (``consent_covers``, ``care_plan_revised_in_month``) while ``compliance.billing_status`` reads
-# ``engine.patient_months`` and ``pm_store``.  The re-layout moves the read halves (``patient_months``,
-# ``billing_status``) into a read module above the store; then this set is empty.  Do not add to it.
-ALLOWED_CIRCLES = {
-    frozenset({"ccm_core.engine.compliance", "ccm_core.engine.patient_month", "ccm_core.storage.stored"})
-}
-
 
 def _module_name(path: Path) -> str:
     return ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
@@ -115,7 +104,7 @@ def test_the_core_imports_no_streamlit_and_nothing_app_side():
 
 
 def test_no_import_circle_in_the_core():
-    circles = [c for c in _circles(_edges(_modules("ccm_core"))) if c not in ALLOWED_CIRCLES]
+    circles = _circles(_edges(_modules("ccm_core")))
     assert circles == [], "import circles (function-level imports count): " + "; ".join(
         " <-> ".join(sorted(c)) for c in circles
     )

@@ -13,8 +13,7 @@ from sqlalchemy import text
 
 from bench import harness as bench
 from bench import peer
-from ccm_core.engine import compliance
-from ccm_core.engine import patient_month as engine_mod
+from ccm_core.engine import read
 from ccm_core.engine.filters import Filters
 from ccm_core.storage import db
 
@@ -48,8 +47,8 @@ def test_core_stage_times_every_page_kpi_without_errors(demo_engine):
         assert k["seconds"] >= 0 and k["floor"] >= 0
         assert k["ratio"] is None or k["ratio"] > 0  # rounded figures (a 0.1 ms floor shows as 0.0)
     with demo_engine.connect() as conn:
-        df = engine_mod.patient_months(conn, Filters.for_month(MONTH))
-        status = compliance.billing_status(conn, Filters.for_month(MONTH))
+        df = read.patient_months(conn, Filters.for_month(MONTH))
+        status = read.billing_status(conn, Filters.for_month(MONTH))
     ready = int((status["billing_status"] == "ready").sum())
     assert res["billing"]["patient_months"] == len(df) == len(status)
     assert res["billing"]["ready_to_bill"] == ready  # the ready list: supported AND every prerequisite holds

@@ -321,7 +321,7 @@ def test_dollars_on_hold_and_holds_by_reason(engine):
     month short: $182.70 on hold in two months."""
     import datetime as dt
 
-    from ccm_core.engine import compliance
+    from ccm_core.engine import read
     from ccm_core.engine.filters import Filters
     from ccm_core.kpis import program as kpis
 
@@ -353,8 +353,8 @@ def test_dollars_on_hold_and_holds_by_reason(engine):
     f = Filters.for_month(202610)
     with engine.connect() as conn:
         kpi = kpis.dollars_on_hold(conn, f)
-        by = compliance.holds_by_reason(conn, f)
-        st = compliance.billing_status(conn, f).set_index("patient_id")
+        by = read.holds_by_reason(conn, f)
+        st = read.billing_status(conn, f).set_index("patient_id")
     assert kpi.value == pytest.approx(182.70) and kpi.extra["patient_months"] == 2
     assert kpi.definition.numerator.startswith("Expected payment")
     assert by.attrs["total"] == {"patient_months": 2, "dollars": pytest.approx(182.70)}
@@ -434,15 +434,15 @@ def test_payer_vocabulary_maps_spellings_and_warns_about_the_rest(engine, tmp_pa
 
 def test_exporting_the_ready_list_is_recorded_by_month(engine):
     """Which months' ready lists went to the billing system, by whom and when (billing_export), newest first."""
-    from ccm_core.engine import compliance
+    from ccm_core.engine import read
 
     with engine.begin() as conn:
-        compliance.record_export(conn, 202610, "biller", 24, 2606.12, "ready_to_bill_202610_20261101.csv")
-        compliance.record_export(conn, 202610, "lead", 25, 2672.25, "ready_to_bill_202610_20261102.csv")
-        compliance.record_export(conn, 202609, "biller", 30, 3000.0, "ready_to_bill_202609_20261001.csv")
+        read.record_export(conn, 202610, "biller", 24, 2606.12, "ready_to_bill_202610_20261101.csv")
+        read.record_export(conn, 202610, "lead", 25, 2672.25, "ready_to_bill_202610_20261102.csv")
+        read.record_export(conn, 202609, "biller", 30, 3000.0, "ready_to_bill_202609_20261001.csv")
     with engine.connect() as conn:
-        oct_ = compliance.exports(conn, 202610, 202610)
-        both = compliance.exports(conn, 202609, 202610)
+        oct_ = read.exports(conn, 202610, 202610)
+        both = read.exports(conn, 202609, 202610)
     assert len(oct_) == 2 and len(both) == 3
     assert set(oct_["exported_by"]) == {"biller", "lead"}
     assert oct_["expected_amount"].sum() == pytest.approx(2606.12 + 2672.25)

@@ -1,6 +1,6 @@
 """The pre-bill status and the audit checklist agree on every demo patient-month (both databases).
 
-The billing status (``compliance.billing_status``: the engine's patient-months, stored when current, judged in
+The billing status (``engine.read.billing_status``: the engine's patient-months, stored when current, judged in
 one statement per month range) and the audit checklist (``audit.checklist_for_months``: its own population,
 scope and practitioner lookup, then the checklist items) are two ways to the same prerequisite rules.  For each
 patient-month both see, the prerequisites that fail must be the same; a month the status calls ``ready`` must
@@ -12,7 +12,7 @@ from __future__ import annotations
 import pandas as pd
 
 from ccm_core.audit import checklist as audit
-from ccm_core.engine import compliance
+from ccm_core.engine import compliance, read
 from ccm_core.engine.filters import Filters
 
 KEY = ["patient_id", "service_month"]
@@ -31,7 +31,7 @@ def _failed_items(df: pd.DataFrame) -> dict[tuple[int, int], set[str]]:
 def test_prebill_status_and_audit_checklist_agree_on_every_demo_patient_month(demo_engine, demo_report):
     f = Filters(month_from=demo_report.month_from, month_to=demo_report.end_month)
     with demo_engine.connect() as conn:
-        status = compliance.billing_status(conn, f)
+        status = read.billing_status(conn, f)
         billed = _failed_items(audit.checklist_for_months(conn, f, population="billed"))
         prebill = _failed_items(audit.checklist_for_months(conn, f, population="prebill"))
     assert not set(billed) & set(prebill)  # a month is billed or not, never both

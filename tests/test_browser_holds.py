@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from ccm_core.engine import compliance
+from ccm_core.engine import read
 from ccm_core.engine.filters import Filters
 from ccm_core.security import auth
 from ccm_core.storage import db
@@ -52,7 +52,7 @@ def site(tmp_path_factory):
     before = db.add_months(month, -1)  # the pages open on the last full month or the open one
     with engine.connect() as conn:
         mrns = set(conn.execute(select(patient.c.mrn)).scalars())
-        st = compliance.billing_status(conn, Filters(before, month))
+        st = read.billing_status(conn, Filters(before, month))
     held = st[st["billing_status"] == "hold"]
     by_month = {}  # "Nov 2026" -> (held MRNs, the care manager's held MRNs)
     for m in (before, month):

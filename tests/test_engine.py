@@ -14,7 +14,7 @@ import random
 import pytest
 
 from ccm_core import rules
-from ccm_core.engine import patient_month as eng
+from ccm_core.engine import read
 from ccm_core.engine.filters import Filters
 
 from builders import Builder
@@ -25,7 +25,7 @@ D = dt.date
 
 def pm(engine, month=MAR, **kw):
     with engine.connect() as conn:
-        df = eng.patient_months(conn, Filters.for_month(month, **kw))
+        df = read.patient_months(conn, Filters.for_month(month, **kw))
     return df.set_index("patient_id", drop=False)
 
 
@@ -539,7 +539,7 @@ def test_engine_finds_every_failure_planted_in_the_demo(demo_engine, demo_report
     """Each planted billing or counting failure shows up as the matching finding on its patient-month."""
     months = sorted({m for items in demo_report.planted.values() for _, m in items if m is not None})
     with demo_engine.connect() as conn:
-        df = eng.patient_months(conn, Filters(months[0], months[-1], programs=("CCM", "PCM")))
+        df = read.patient_months(conn, Filters(months[0], months[-1], programs=("CCM", "PCM")))
     df = df.set_index(["patient_id", "service_month"])
     checked = 0
     for kind, column in PLANTED_TO_FINDING.items():

@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 from bench import harness as bench
 from ccm_core import rules
 from ccm_core.engine import patient_month as eng
+from ccm_core.engine import read
 from ccm_core.engine.filters import Filters
 from ccm_core.io.imports.runner import Source, import_files
 from ccm_core.io.imports.store import revert_batch
@@ -166,10 +167,10 @@ def test_every_page_kpi_is_the_same_from_the_store_and_live(demo_engine, demo_re
 def test_the_ready_to_bill_list_reads_the_store(demo_engine, demo_report, monkeypatch):
     month = db.add_months(demo_report.end_month, -1)
     with demo_engine.connect() as conn:
-        stored = eng.patient_months(conn, Filters.for_month(month))
+        stored = read.patient_months(conn, Filters.for_month(month))
     monkeypatch.setattr(pm_store, "select_for", lambda *a, **k: None)
     with demo_engine.connect() as conn:
-        live = eng.patient_months(conn, Filters.for_month(month))
+        live = read.patient_months(conn, Filters.for_month(month))
     assert len(stored) > 50
     pd.testing.assert_frame_equal(stored, live, check_dtype=False)
 

@@ -1,6 +1,7 @@
 """The month's ready-to-bill list and holds queue (Billing page; a care manager's own holds on the Minutes page).
 
-Statuses, reasons and dollars come from ``ccm_core.engine.compliance`` (the rules the audit checklist uses).  Both
+Statuses, reasons and dollars come from ``ccm_core.engine.read`` (over ``ccm_core.engine.compliance``: the rules the
+audit checklist uses).  Both
 lists are patient-level: shown through ``ui.meeting.present`` (masked for the viewer and in meeting mode) and
 downloaded through ``ui.exports`` (logged).  A care manager's lists are narrowed to their own panel here, on
 the server, whatever the filters say.  Exporting the ready list for the billing system records the month, who
@@ -15,7 +16,7 @@ from dataclasses import replace
 import pandas as pd
 import streamlit as st
 
-from ccm_core.engine import compliance
+from ccm_core.engine import read
 from ui import charts, layout
 from ui.cache import cached, get_engine
 from ui.components import empty_state, format_value
@@ -65,7 +66,7 @@ def _order(user: CurrentUser, cols) -> list[str]:
 def draw_holds(f, user: CurrentUser, page: str) -> None:
     """Count and dollars on hold by reason, then the list with each reason and its fix, and downloads."""
     fm = scope(f, user)
-    by_reason = cached(compliance.holds_by_reason, fm)
+    by_reason = cached(read.holds_by_reason, fm)
     total = by_reason.attrs.get("total", {"patient_months": 0, "dollars": 0.0})
     mine = " of your patients" if user.role == "care_manager" else ""
     layout.section(
@@ -121,7 +122,7 @@ def draw_holds(f, user: CurrentUser, page: str) -> None:
                 "dollars": st.column_config.NumberColumn("Dollars", format="dollar"),
             },
         )
-    df = cached(compliance.billing_status, fm)
+    df = cached(read.billing_status, fm)
     held = df[df["billing_status"] == "hold"].sort_values(["expected_amount", "patient_id"], ascending=[False, True])
     held = held[
         [
@@ -164,9 +165,7 @@ def _export_builder(export: pd.DataFrame, username: str, month: int, file_name: 
     def build() -> bytes:
         data = to_csv_bytes(export)
         with engine.begin() as conn:
-            compliance.record_export(
-                conn, month, username, len(export), float(export["expected_amount"].sum()), file_name
-            )
+            read.record_export(conn, month, username, len(export), float(export["expected_amount"].sum()), file_name)
         return data
 
     return build
@@ -175,7 +174,7 @@ def _export_builder(export: pd.DataFrame, username: str, month: int, file_name: 
 def draw_ready(f, user: CurrentUser, page: str) -> None:
     """The month's ready-to-bill list, the billing-system file, and which months were exported by whom."""
     fm = scope(f, user)
-    df = cached(compliance.billing_status, fm)
+    df = cached(read.billing_status, fm)
     ready = df[df["billing_status"] == "ready"].sort_values(["patient_id"]).reset_index(drop=True)
     counts = df["billing_status"].value_counts().to_dict() if not df.empty else {}
     layout.section(
@@ -188,7 +187,7 @@ def draw_ready(f, user: CurrentUser, page: str) -> None:
     c2.metric("Expected payment", format_value(float(ready["expected_amount"].sum()), "dollars"), border=True)
     c3.metric("On hold", suppress_small(counts.get("hold", 0)), border=True, help="See the Holds tab.")
     c4.metric("Already billed", suppress_small(counts.get("billed", 0)), border=True)
-    exported = cached(compliance.exports, fm.month_to, fm.month_to)
+    exported = cached(read.exports, fm.month_to, fm.month_to)
     if not exported.empty:
         last = exported.iloc[0]
         st.caption(
@@ -251,7 +250,7 @@ def draw_ready(f, user: CurrentUser, page: str) -> None:
 def hold_markers(f, user: CurrentUser, patient_ids) -> pd.Series:
     """For the Minutes worklist: per patient of the month, the prerequisites that will hold the month once its
     minutes support a code ('' = none)."""
-    df = cached(compliance.billing_status, scope(f, user))
+    df = cached(read.billing_status, scope(f, user))
     if df.empty:
         return pd.Series("", index=list(patient_ids), dtype=object)
     s = df.set_index("patient_id")["problems"].fillna("")

@@ -8,7 +8,7 @@ PostgreSQL alike.  Python only turns the small per-patient-month result into
 pass / fail / na and an evidence sentence.
 
 Minutes, supported codes, thresholds and billing findings come from
-``ccm_core.engine.patient_month.patient_months``: the checklist never recounts minutes.  The
+``ccm_core.engine.read.patient_months``: the checklist never recounts minutes.  The
 raw-table items (eligibility, initiating visit, consent, care plan, time log,
 documentation quality) read the tables themselves because they judge the
 *record*, not the count.
@@ -49,10 +49,9 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection
 
 from ccm_core import rules as rules_mod
-from ccm_core.engine import compliance
-from ccm_core.engine import patient_month as engine_mod
+from ccm_core.engine import compliance, read
 from ccm_core.engine.filters import Filters
-from ccm_core.engine.sql import days_from
+from ccm_core.engine.sql import days_from, replaced_claims
 from ccm_core.io.labels import activity_words
 from ccm_core.storage import schema as s
 from ccm_core.storage.db import month_bounds
@@ -257,7 +256,7 @@ def billed_patient_months_select(f: Filters, rs: rules_mod.RuleSet | None = None
         .where(
             cl.c.dos_month.between(f.month_from, f.month_to),
             cl.c.cpt_code.in_(rs.codes_of(family="CCM")),
-            cl.c.claim_id.not_in(engine_mod.replaced_claims()),
+            cl.c.claim_id.not_in(replaced_claims()),
             f.patient_clause(p),
         )
         .group_by(cl.c.patient_id, cl.c.dos_month)
@@ -551,7 +550,7 @@ def _q_claims(conn: Connection, sc: _Scope) -> pd.DataFrame:
             .outerjoin(cli, cli.c.id == c.c.clinic_id)
         )
         .where(
-            cl.c.claim_id.not_in(engine_mod.replaced_claims()),
+            cl.c.claim_id.not_in(replaced_claims()),
             or_(cl.c.cpt_code.in_(sc.ccm_codes), cl.c.cpt_code == "G0511"),
         )
         .group_by(
@@ -590,7 +589,7 @@ def _engine_frame(conn: Connection, sc: _Scope, base: pd.DataFrame) -> pd.DataFr
             if len(vals) == len(attrs):  # only narrow when every audited patient has the attribute
                 narrow[key] = tuple(sorted(int(x) for x in vals.unique()))
         f = Filters(month_from=min(sc.months), month_to=max(sc.months), **narrow)
-    em = engine_mod.patient_months(conn, f, sc.rs)
+    em = read.patient_months(conn, f, sc.rs)
     if em.empty:
         return em
     return em.merge(base[KEY], on=KEY, how="inner")
@@ -1366,7 +1365,7 @@ def evidence(conn: Connection, pairs: Iterable[tuple[int, int]]) -> dict[str, pd
             cast(cl.c.charge, Float).label("charge"),
             cl.c.service_date,
             cl.c.icd10_codes,
-            _flag(cl.c.claim_id.in_(engine_mod.replaced_claims())).label("replaced"),
+            _flag(cl.c.claim_id.in_(replaced_claims())).label("replaced"),
         )
         .select_from(cl.join(c, c.c.id == cl.c.claim_id).join(pr, pr.c.id == c.c.practitioner_id))
         .where(cl.c.patient_id.in_(ids), cl.c.dos_month.in_(months))

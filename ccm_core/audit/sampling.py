@@ -27,7 +27,9 @@ from sqlalchemy.engine import Connection
 from ccm_core import rules as rules_mod
 from ccm_core.audit import checklist as audit
 from ccm_core.engine import patient_month as engine_mod
+from ccm_core.engine import read
 from ccm_core.engine.filters import Filters
+from ccm_core.engine.sql import replaced_claims
 from ccm_core.storage import schema as s
 from ccm_core.storage import stored as pm_store
 from ccm_core.storage.db import format_month
@@ -165,7 +167,7 @@ def population(conn: Connection, request: SampleRequest, rs: rules_mod.RuleSet |
         .where(
             cl.c.dos_month.between(f.month_from, f.month_to),
             cl.c.cpt_code.in_(ccm),
-            cl.c.claim_id.not_in(engine_mod.replaced_claims()),
+            cl.c.claim_id.not_in(replaced_claims()),
         )
         .group_by(cl.c.patient_id, cl.c.dos_month)
     ).subquery("claim_attrs")
@@ -185,7 +187,7 @@ def population(conn: Connection, request: SampleRequest, rs: rules_mod.RuleSet |
     ]
     if pop.empty:
         return pd.DataFrame(columns=cols)
-    em = engine_mod.patient_months(conn, f, rs)
+    em = read.patient_months(conn, f, rs)
     billed_cols = [f"billed_{code}" for code in ccm if f"billed_{code}" in em.columns]
     em = em.copy()
     em["codes"] = _code_combo(em, billed_cols)
@@ -208,8 +210,6 @@ def population(conn: Connection, request: SampleRequest, rs: rules_mod.RuleSet |
 def _prebill_population(conn: Connection, request: SampleRequest, f: Filters, rs) -> pd.DataFrame:
     """The pre-bill population with the same attributes: the month's practitioner and payer are the patient's,
     codes are the supported ones, flagged = a prerequisite fails or minutes were excluded."""
-    from ccm_core.engine import compliance
-
     cols = [
         "patient_id",
         "service_month",
@@ -226,7 +226,7 @@ def _prebill_population(conn: Connection, request: SampleRequest, f: Filters, rs
     )
     if pop.empty:
         return pd.DataFrame(columns=cols)
-    st = compliance.billing_status(conn, f, rs)
+    st = read.billing_status(conn, f, rs)
     supported = [c for c in st.columns if c.startswith("supported_") and c[len("supported_") :] in rs.codes]
     st["codes"] = _code_combo(st, supported)
     excl_cols = [c for c in EXCLUDED_MINUTE_COLUMNS if c in st.columns]

@@ -11,7 +11,7 @@ import json
 import sys
 
 from ccm_core.cli import add_db_argument
-from ccm_core.engine import compliance
+from ccm_core.engine import read
 from ccm_core.engine.filters import Filters
 from ccm_core.io.spreadsheet import write_csv_records
 from ccm_core.kpis import program as kpis
@@ -150,7 +150,7 @@ def cmd_billing(args) -> int:
     month = parse_month(args.month)
     eng = _engine(args.db)
     with eng.connect() as conn:
-        df = compliance.billing_status(conn, Filters.for_month(month))
+        df = read.billing_status(conn, Filters.for_month(month))
     if args.ready_only:
         df = df[df["billing_status"] == "ready"]
     elif args.holds:

@@ -2,9 +2,11 @@
 
 Each rule is a SQLAlchemy Core expression or select that works set-based (over every patient, or every
 patient-month of a range, in one statement) on SQLite and PostgreSQL.  The engine (minute counting, the
-complex track), the stored tables (``pm_store``: eligible and enrolled month ends), the KPIs (eligible
-population, outreach list, enrolled patients), the billing status (ready / hold / short / billed) and the
-audit checklist all call these functions; none of them restates a rule.
+complex track), the stored tables (``storage.stored``: eligible and enrolled month ends), the KPIs (eligible
+population, outreach list, enrolled patients), the billing status (ready / hold / short / billed,
+``engine.read``) and the audit checklist all call these functions; none of them restates a rule.  This
+module builds statements only: it imports the schema, the rules, the filters and ``engine.sql``, never
+the stored tables or the readers above them.
 
 Where each rule lives (``docs/rules-and-tests.md`` has the same table):
 
@@ -23,8 +25,8 @@ Where each rule lives (``docs/rules-and-tests.md`` has the same table):
 * program conflicts (PCM/APCM by the same practitioner, CCM by another) ... ``prerequisites_select``
   (``conflict_*``)
 * minutes and codes ................................. ``engine.patient_month_select`` (counting rules)
-* billing status ready / hold / short / billed ...... ``billing_status_select``; reasons and fixes
-  ``HOLD_REASONS``
+* billing status ready / hold / short / billed ...... ``engine.read.billing_status_select`` (over the
+  patient-month rows, stored when current); reasons and fixes ``HOLD_REASONS``
 """
 
 from __future__ import annotations
@@ -34,7 +36,6 @@ import datetime as dt
 import pandas as pd
 from sqlalchemy import (
     Date,
-    Float,
     Integer,
     String,
     and_,
@@ -57,8 +58,11 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection
 
 from ccm_core import rules as rules_mod
-from ccm_core.engine.filters import Filters
-from ccm_core.engine.sql import condition_map, days_from  # noqa: F401 - condition_map: the ICD-10 map as SQL (re-exported)
+from ccm_core.engine.sql import (
+    condition_map,  # noqa: F401 - the ICD-10 map as SQL (re-exported)
+    days_from,
+    replaced_claims,
+)
 from ccm_core.storage import schema as s
 from ccm_core.storage.db import month_bounds
 
@@ -100,6 +104,14 @@ CONSENT_DISCLOSURES = (
 
 # The prerequisites a billable patient-month must meet, in checklist order: key = the audit checklist item.
 PREREQUISITES = ("eligibility", "initiating_visit", "consent", "care_plan", "no_conflicting_claim")
+# Each prerequisite's title in the holds by reason (``engine.read.holds_by_reason``, the Billing page).
+PREREQUISITE_TITLES = {
+    "eligibility": "Eligibility",
+    "initiating_visit": "Initiating visit",
+    "consent": "Consent",
+    "care_plan": "Care plan",
+    "no_conflicting_claim": "Conflicting claim",
+}
 STATUSES = ("ready", "hold", "short", "billed")
 
 # Why a month is on hold, and what fixes it: (prerequisite, problem code) -> text.
@@ -388,7 +400,6 @@ def month_practitioner(patient_id, service_month, patient_practitioner, rs: rule
     """Whose month it is: the practitioner the CCM time was logged for, else who billed CCM, else the patient's
     current billing practitioner."""
     te, cl = s.time_entry, s.claim_line
-    from ccm_core.engine.patient_month import replaced_claims
 
     te_prac = (
         select(func.min(te.c.practitioner_id))
@@ -495,7 +506,6 @@ def prerequisites_select(conn: Connection, base, rs: rules_mod.RuleSet):
     quotes."""
     b = base.c
     te, cn, cp, cl = s.time_entry, s.consent, s.care_plan, s.claim_line
-    from ccm_core.engine.patient_month import replaced_claims
 
     patients = select(distinct(b.patient_id).label("patient_id")).cte(f"{base.name}_patients")
     pids = select(patients.c.patient_id)
@@ -691,60 +701,6 @@ def prerequisites_select(conn: Connection, base, rs: rules_mod.RuleSet):
     return select(*pr, *[result(k) for k in PREREQUISITES if k != "initiating_visit"])
 
 
-# --------------------------------------------------------------------------- billing status
-def _billed_units(pm, rs: rules_mod.RuleSet):
-    codes = [c for c in rs.codes_of(family="CCM") + rs.codes_of(family="PCM") if f"billed_{c}" in pm.c]
-    return sum((pm.c[f"billed_{c}"] for c in codes), literal(0, Integer))
-
-
-def billing_status_select(conn: Connection, f: Filters, rs: rules_mod.RuleSet | None = None):
-    """One row per patient-month of ``f`` (the engine's rows, stored when current) with its MRN, the
-    prerequisites (``prerequisites_select``) and ``billing_status``:
-
-    * ``billed``: a CCM or PCM code is billed for the month (replaced claims excluded);
-    * ``short``: not billed and the counted minutes support no code;
-    * ``ready``: not billed, the minutes support a code and every prerequisite passes (or does not apply);
-    * ``hold``: not billed, the minutes support a code and a prerequisite fails.
-    """
-    from ccm_core.storage import stored as pm_store
-
-    rs = rs or rules_mod.load(conn)
-    pm = pm_store.patient_month_source(conn, f, rs).cte("status_pm").prefix_with("MATERIALIZED", dialect="postgresql")
-    cal = calendar_cte(f.months(), "status_calendar")
-    base = (
-        (
-            select(
-                pm.c.patient_id,
-                pm.c.service_month,
-                cal.c.month_start,
-                cal.c.month_end,
-                month_practitioner(pm.c.patient_id, pm.c.service_month, pm.c.billing_practitioner_id, rs).label(
-                    "practitioner_id"
-                ),
-            ).select_from(pm.join(cal, cal.c.service_month == pm.c.service_month))
-        )
-        .cte("status_base")
-        .prefix_with("MATERIALIZED")
-    )
-    pre = prerequisites_select(conn, base, rs).cte("status_prereq").prefix_with("MATERIALIZED")
-    billed = _billed_units(pm, rs) > 0
-    supported = or_(pm.c.supported_track.isnot(None), pm.c.supported_pcm_track.isnot(None))
-    all_pass = and_(*[pre.c[f"{k}_result"] != "fail" for k in PREREQUISITES])
-    status = case((billed, "billed"), (not_(supported), "short"), (all_pass, "ready"), else_="hold")
-    p = s.patient
-    return select(
-        pm,
-        p.c.mrn,
-        (p.c.last_name + literal(", ") + p.c.first_name).label("patient_name"),
-        *[c for c in pre.c if c.name not in ("patient_id", "service_month", "payer")],
-        status.label("billing_status"),
-    ).select_from(
-        pm.join(pre, and_(pre.c.patient_id == pm.c.patient_id, pre.c.service_month == pm.c.service_month)).join(
-            p, p.c.id == pm.c.patient_id
-        )
-    )
-
-
 def hold_reasons(df: pd.DataFrame, only_failed_status: bool = False) -> list[str]:
     """Per row, the '; '-joined hold reasons (with their fixes) from the ``<item>_problem`` columns."""
     out: list[list[str]] = [[] for _ in range(len(df))]
@@ -760,167 +716,3 @@ def failed_prerequisites(df: pd.DataFrame) -> list[str]:
     """Per row, the comma-joined prerequisite keys that fail (the audit checklist items they answer)."""
     parts = [df[f"{k}_result"].to_numpy() == "fail" for k in PREREQUISITES]
     return [", ".join(k for k, flags in zip(PREREQUISITES, row) if flags) for row in zip(*parts)] if len(df) else []
-
-
-def billing_status(conn: Connection, f: Filters, rs: rules_mod.RuleSet | None = None) -> pd.DataFrame:
-    """``engine.patient_months`` with the billing status, the hold reasons (and fixes), the failed prerequisites
-    and the MRN: the frame behind the ready list, the holds queue and ``billing`` on the command line."""
-    from ccm_core.engine import patient_month as eng
-
-    rs = rs or rules_mod.load(conn)
-    em = eng.patient_months(conn, f, rs)
-    cols = [
-        "patient_id",
-        "service_month",
-        "mrn",
-        "patient_name",
-        "billing_status",
-        "practitioner_id",
-        "first_minute_date",
-        *[f"{k}_{x}" for k in PREREQUISITES for x in ("result", "problem")],
-        "n_conditions",
-        "consent_id",
-        "care_plan_version",
-        "ccm_start",
-        "qual_visit",
-        "complex_care_plan",
-    ]
-    eng.prepare(conn)
-    q = billing_status_select(conn, f, rs)
-    sub = q.subquery("billing_status")
-    st = pd.DataFrame(
-        [tuple(r) for r in conn.execute(select(*[sub.c[c] for c in cols if c in sub.c]))],
-        columns=[c for c in cols if c in sub.c],
-    )
-    if em.empty:
-        return em.reindex(
-            columns=list(em.columns)
-            + [c for c in cols if c not in em.columns]
-            + ["problems", "hold_reasons", "failed_prerequisites", "complex_note"]
-        )
-    out = em.merge(
-        st.drop(columns=[c for c in ("complex_care_plan",) if c in st.columns and c in em.columns]),
-        on=["patient_id", "service_month"],
-        how="left",
-    )
-    # ``problems``: every failing prerequisite with its fix, whatever the status (a short month that reaches 20
-    # minutes will be held for them); ``hold_reasons``: the same, on held months only
-    out["problems"] = hold_reasons(out)
-    out["hold_reasons"] = out["problems"].where(out["billing_status"] == "hold", "")
-    out["failed_prerequisites"] = failed_prerequisites(out)
-    out["complex_note"] = _complex_notes(out, rs)
-    return out
-
-
-def _complex_notes(df: pd.DataFrame, rs: rules_mod.RuleSet) -> pd.Series:
-    """Why a month with 60+ counted minutes and half of the complex-CCM conditions is not on the complex track
-    (docs/reference/ccm-rules.md §1: moderate/high complexity AND a care plan established or substantially revised)."""
-    enough = df["counted_minutes"].fillna(0).astype(int) >= rs.code("99487").threshold_minutes
-    mdm = df["has_complexity"].fillna(False).astype(bool)
-    plan = df["complex_care_plan"].fillna(False).astype(bool)
-    out = pd.Series("", index=df.index, dtype=object)
-    out[enough & mdm & ~plan] = (
-        "complex CCM (99487) not supported: no care plan established or substantially revised in the month"
-    )
-    out[enough & ~mdm & plan] = (
-        "complex CCM (99487) not supported: no moderate/high complexity (MDM) assessment for the month"
-    )
-    return out
-
-
-def dollars_on_hold_select(conn: Connection, f: Filters, rs: rules_mod.RuleSet | None = None):
-    """(held patient-months, dollars) for ``f``: the sum of ``expected_amount`` over months on hold."""
-    sub = billing_status_select(conn, f, rs).subquery("held")
-    return select(
-        func.count().label("n"), func.coalesce(func.sum(cast(sub.c.expected_amount, Float)), 0.0).label("dollars")
-    ).where(sub.c.billing_status == "hold")
-
-
-PREREQUISITE_TITLES = {
-    "eligibility": "Eligibility",
-    "initiating_visit": "Initiating visit",
-    "consent": "Consent",
-    "care_plan": "Care plan",
-    "no_conflicting_claim": "Conflicting claim",
-}
-
-
-def holds_by_reason(conn: Connection, f: Filters, rs: rules_mod.RuleSet | None = None) -> pd.DataFrame:
-    """Per prerequisite and problem: patient-months on hold and their expected dollars (a month held for two
-    reasons counts under both; ``attrs['total']`` has the distinct months and dollars).
-
-    The status statement runs once (a UNION of one copy per prerequisite made PostgreSQL plan each copy
-    apart: 179 s at 50,000 patients); the month's held rows are then counted per prerequisite."""
-    from ccm_core.engine import patient_month as eng
-
-    eng.prepare(conn)  # as billing_status does: the engine's session settings for this statement
-    sub = billing_status_select(conn, f, rs).subquery("held")
-    names = ["billing_status", "expected_amount"] + [f"{k}_{x}" for k in PREREQUISITES for x in ("result", "problem")]
-    # no WHERE on the status: filtering inside made PostgreSQL push it into the statement and pick a plan 50x
-    # slower; the month's patient-months are few (one row each) and are filtered here
-    rows = conn.execute(select(*[sub.c[n] for n in names])).all()
-    held = pd.DataFrame([tuple(r) for r in rows], columns=names)
-    held = held[held["billing_status"] == "hold"]
-    held["expected_amount"] = pd.to_numeric(held["expected_amount"], errors="coerce").fillna(0.0).astype(float)
-    parts = []
-    for k in PREREQUISITES:  # five prerequisites (not rows)
-        fail = held[held[f"{k}_result"] == "fail"]
-        g = (
-            fail.groupby(f"{k}_problem", dropna=False)["expected_amount"]
-            .agg(patient_months="size", dollars="sum")
-            .reset_index()
-            .rename(columns={f"{k}_problem": "problem"})
-        )
-        g.insert(0, "prerequisite", k)
-        parts.append(g)
-    cols = ["prerequisite", "problem", "patient_months", "dollars"]
-    df = pd.concat(parts, ignore_index=True)[cols] if parts else pd.DataFrame(columns=cols)
-    df["reason"] = [HOLD_REASONS[(k, p)] for k, p in zip(df["prerequisite"], df["problem"])]
-    df["item"] = df["prerequisite"].map(PREREQUISITE_TITLES)
-    df["patient_months"] = df["patient_months"].astype(int)
-    df["dollars"] = df["dollars"].astype(float).round(2)
-    df = df.sort_values(["dollars", "patient_months"], ascending=False).reset_index(drop=True)
-    df.attrs["total"] = {"patient_months": len(held), "dollars": round(float(held["expected_amount"].sum()), 2)}
-    return df
-
-
-# --------------------------------------------------------------------------- export record
-def record_export(
-    conn: Connection, service_month: int, user: str, patient_months: int, expected_amount: float, file_name: str
-) -> None:
-    """Mark a month's ready list as exported for the billing system (who, when, how many, how much); recorded
-    as a write so the cached export history shows it at once."""
-    from ccm_core.storage import stored as pm_store
-
-    conn.execute(
-        s.billing_export.insert().values(
-            service_month=service_month,
-            exported_by=user,
-            exported_at=dt.datetime.now().replace(microsecond=0),
-            patient_months=patient_months,
-            expected_amount=round(float(expected_amount), 2),
-            file_name=file_name,
-        )
-    )
-    pm_store.record_write(conn, pm_store.Scope.for_tables({"billing_export"}))
-
-
-def exports(conn: Connection, month_from: int, month_to: int) -> pd.DataFrame:
-    """The ready-list exports of the months, newest first."""
-    be = s.billing_export
-    q = (
-        select(
-            be.c.service_month,
-            be.c.exported_by,
-            be.c.exported_at,
-            be.c.patient_months,
-            cast(be.c.expected_amount, Float).label("expected_amount"),
-            be.c.file_name,
-        )
-        .where(be.c.service_month.between(month_from, month_to))
-        .order_by(be.c.exported_at.desc(), be.c.id.desc())
-    )
-    return pd.DataFrame(
-        [tuple(r) for r in conn.execute(q)],
-        columns=["service_month", "exported_by", "exported_at", "patient_months", "expected_amount", "file_name"],
-    )

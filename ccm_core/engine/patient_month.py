@@ -1,10 +1,12 @@
 """The patient-month: minutes that count, codes they support, codes billed, and what is wrong.
 
 Every page, KPI, audit check and the billing CLI reads minutes and codes from
-here so that a minute is counted by one set of rules only.  The whole
-computation is one SQL statement (CTEs, GROUP BY, a window SUM) that runs on
-SQLite and PostgreSQL alike; Python only names columns and writes the
-findings text on the (small) per-patient-month result.
+this statement so that a minute is counted by one set of rules only.  The whole
+computation is one SQL statement (``patient_month_select``: CTEs, GROUP BY, a
+window SUM) that runs on SQLite and PostgreSQL alike.  ``storage.stored`` keeps
+its rows; ``engine.read.patient_months`` reads them (stored when current, else
+this statement) as a DataFrame and writes the findings text on that (small)
+per-patient-month result.
 
 Counting rules (``docs/reference/ccm-rules.md`` §2, 4, 5), applied per time entry in
 this order, each excluded minute booked to the first cause that applies:
@@ -21,7 +23,6 @@ this order, each excluded minute booked to the first cause that applies:
 
 from __future__ import annotations
 
-import pandas as pd
 from sqlalchemy import (
     Float,
     Integer,
@@ -42,7 +43,7 @@ from sqlalchemy.sql import ColumnElement, Select
 from ccm_core import rules as rules_mod
 from ccm_core.engine import compliance
 from ccm_core.engine.filters import Filters
-from ccm_core.engine.sql import minutes_between
+from ccm_core.engine.sql import minutes_between, replaced_claims
 from ccm_core.storage import schema as s
 
 COUNTED_PROGRAMS = ("CCM", "PCM")
@@ -106,12 +107,6 @@ def patient_subquery(f: Filters):
     return select(s.patient.c.id).where(f.patient_clause(s.patient))
 
 
-def replaced_claims():
-    """Claims superseded by a later frequency-7 replacement: their lines are no longer 'billed'."""
-    c = s.claim
-    return select(c.c.original_claim_id).where(c.c.frequency_code == "7", c.c.original_claim_id.isnot(None))
-
-
 def _units(minutes, threshold: int, increment: int | None, cap: int | None, base_ok=None):
     """(base units, add-on units) supported by ``minutes`` on one track."""
     ok = minutes >= threshold if base_ok is None else and_(minutes >= threshold, base_ok)
@@ -134,10 +129,10 @@ def patient_month_select(
 ) -> Select:
     """The patient-month as one SELECT (use ``.subquery()`` to aggregate over it in SQL).
 
-    ``for_store`` (see ``pm_store``) keeps every patient-month with activity in any program, ignores
+    ``for_store`` (see ``storage.stored``) keeps every patient-month with activity in any program, ignores
     the patient filters and adds ``act_<program>`` flags, so the stored rows answer any filter set.
     ``patients`` (a select of patient ids) limits the rows to those patients: a patient's rows read
-    only that patient's entries, stays, consents and claims, so ``pm_store`` rebuilds an import's
+    only that patient's entries, stays, consents and claims, so ``storage.stored`` rebuilds an import's
     patients alone with it.
     """
     rs = rs or rules_mod.load()
@@ -587,7 +582,7 @@ def patient_month_select(
     )
 
 
-# --------------------------------------------------------------------------- the frame
+# --------------------------------------------------------------------------- session settings
 def prepare(conn: Connection) -> None:
     """Per-transaction tuning: PostgreSQL's JIT spends ~25 s compiling this wide CASE-heavy statement
     on a 20k-patient month while running it takes ~1 s, so it is switched off (SET LOCAL: this
@@ -599,96 +594,6 @@ def prepare(conn: Connection) -> None:
         # of 1.3 s for billable rate, minutes instead of seconds for the pacing forecast.  Hash and
         # merge joins are right for every statement built on the patient-month.
         conn.exec_driver_sql("SET LOCAL enable_nestloop = off")
-
-
-def _join_parts(parts: list[tuple[pd.Series, object]], n: int) -> list[str]:
-    """Per row, '; '-join the texts whose mask is true (column-wise: no per-row pandas apply)."""
-    out: list[list[str]] = [[] for _ in range(n)]
-    for mask, text in parts:
-        texts = text if isinstance(text, pd.Series) else None
-        for i in mask.to_numpy().nonzero()[0]:
-            out[i].append(texts.iat[i] if texts is not None else text)
-    return ["; ".join(x) for x in out]
-
-
-def _codes_text(df: pd.DataFrame, prefix: str, codes: list[str]) -> list[str]:
-    """'99490 x1, 99439 x2' per row from the ``<prefix><code>`` unit columns."""
-    out: list[list[str]] = [[] for _ in range(len(df))]
-    for code in codes:
-        units = df[prefix + code].astype(int).to_numpy()
-        for i in units.nonzero()[0]:
-            out[i].append(f"{code} x{units[i]}")
-    return [", ".join(x) for x in out]
-
-
-def patient_months(conn: Connection, filters: Filters, rs: rules_mod.RuleSet | None = None) -> pd.DataFrame:
-    """One row per patient and calendar month in range with any counted-program time or tracked claim line.
-
-    Columns: ids (patient, month, clinic, billing practitioner, care manager, payer), minutes (logged,
-    counted, practitioner, PCM, excluded by cause), threshold_date, last_contact_date, supported track and
-    ``supported_<code>`` units, ``billed_<code>`` units, expected / billed / paid amounts, the finding flags
-    (``FLAG_COLUMNS``, plus ``not_billed``) and a ``findings`` text.
-    """
-    rs = rs or rules_mod.load(conn)
-    prepare(conn)
-    from ccm_core.storage import stored as pm_store  # the stored rows when current; pm_store builds on this module
-
-    q = pm_store.patient_month_source(conn, filters, rs).order_by("service_month", "patient_id")
-    df = pd.DataFrame(conn.execute(q).mappings().all())
-    if df.empty:  # same columns as a filled frame, so callers never special-case "no data"
-        return pd.DataFrame(
-            columns=[c.name for c in q.selected_columns] + ["supported_codes", "billed_codes", "findings", "fee_status"]
-        )
-    money = [
-        c
-        for c in df.columns
-        if c.startswith("expected_")
-        or c in ("billed_charge", "paid_amount", "billed_fee_value", "billed_supported_value")
-    ]
-    for col in money:
-        df[col] = df[col].astype(float).round(2)
-    for col in ("threshold_date", "last_contact_date"):
-        df[col] = [d.date() if pd.notna(d) else None for d in pd.to_datetime(df[col])]
-    flags = list(FLAG_COLUMNS) + [
-        "not_billed",
-        "initially_denied",
-        "adjudicated",
-        "has_complexity",
-        "complex_care_plan",
-    ]
-    for col in flags:
-        df[col] = df[col].astype(int).astype(bool)
-    counts = [
-        c
-        for c in df.columns
-        if c.endswith("_minutes")
-        or c.startswith(("supported_9", "billed_9", "billed_G"))
-        or c.startswith("excluded_")
-        or c in ("ccm_claims", "ccm_practitioners", "billed_ccm_units")
-    ]
-    for col in counts:
-        df[col] = df[col].astype(int)
-    supported = [c for c in rs.codes if f"supported_{c}" in df.columns]
-    billed = [c for c in rs.codes if f"billed_{c}" in df.columns]
-    df["supported_codes"] = _codes_text(df, "supported_", supported)
-    df["billed_codes"] = _codes_text(df, "billed_", billed)
-    df["findings"] = _join_parts([(df[k], FLAG_TEXT[k]) for k in FLAG_COLUMNS], len(df))
-    df["fee_status"] = _fee_status(rs, df, supported)
-    return df
-
-
-def _fee_status(rs: rules_mod.RuleSet, df: pd.DataFrame, codes: list[str]) -> list[str]:
-    """'99491 UNVERIFIED ...' where the expected amount uses a fee the reference could not confirm."""
-    parts = []
-    months = df["service_month"].astype(int)
-    for code in codes:
-        statuses = {m: (rs.fee_entry(code, m).status if rs.fee_entry(code, m) else "no fee") for m in months.unique()}
-        shaky = {m: st for m, st in statuses.items() if st not in ("V", "S", "override")}
-        if not shaky:
-            continue
-        mask = (df[f"supported_{code}"] > 0) & months.isin(list(shaky))
-        parts.append((mask, months.map(lambda m, code=code, shaky=shaky: f"{code} {shaky.get(m, '')}")))
-    return _join_parts(parts, len(df))
 
 
 def expected_for(rs: rules_mod.RuleSet, month: int, codes: dict[str, int]) -> float:

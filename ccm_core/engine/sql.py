@@ -5,6 +5,7 @@
   ``date_of``).
 * The denial rule on a remittance (``is_denial``, ``is_duplicate``): what counts as an initial denial,
   docs/reference/kpi-definitions.md §3.1.
+* Claims superseded by a frequency-7 replacement (``replaced_claims``): their lines are no longer billed.
 * The shipped chronic-condition map as a VALUES CTE (``condition_map``): docs/reference/ccm-rules.md §3.1.
 
 Imports only the schema, the rules and the filters, so every layer above can use it without a circle.
@@ -108,6 +109,13 @@ def _date_of_default(element, compiler, **kw):
 @compiles(date_of, "sqlite")
 def _date_of_sqlite(element, compiler, **kw):
     return f"date({compiler.process(list(element.clauses)[0], **kw)})"
+
+
+# --------------------------------------------------------------------------- replaced claims
+def replaced_claims():
+    """Claims superseded by a later frequency-7 replacement: their lines are no longer 'billed'."""
+    c = s.claim
+    return select(c.c.original_claim_id).where(c.c.frequency_code == "7", c.c.original_claim_id.isnot(None))
 
 
 # --------------------------------------------------------------------------- denials

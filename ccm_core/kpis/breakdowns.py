@@ -73,7 +73,7 @@ _def(
     "Units billed per code (claim lines by date-of-service month, replaced claims excluded)",
     "Units the counted minutes support per code (the engine's recommended track per patient-month)",
     "Codes of families outside the program filter",
-    "docs/reference/ccm-rules.md §1-2; ccm_core.engine.patient_month.patient_months",
+    "docs/reference/ccm-rules.md §1-2; ccm_core.engine.read.patient_months",
     "count",
 )
 _def(

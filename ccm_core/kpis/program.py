@@ -40,7 +40,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection
 
 from ccm_core import rules as rules_mod
-from ccm_core.engine import compliance
+from ccm_core.engine import compliance, read
 from ccm_core.engine import patient_month as eng
 from ccm_core.engine.filters import Filters
 from ccm_core.engine.sql import NOT_DENIAL_CARCS, days_between, is_denial, is_duplicate
@@ -84,7 +84,7 @@ _def(
     "Dollars on hold",
     "Expected payment (fee schedule value of the codes the counted minutes support) of the month's patient-months "
     "on hold: not billed yet, minutes support a code, and a prerequisite fails (eligibility, initiating visit, "
-    "consent in force, care plan, conflicting claim; compliance.billing_status_select)",
+    "consent in force, care plan, conflicting claim; engine.read.billing_status_select)",
     "n/a (dollars in the last month of the range; the numerator, extra.patient_months, counts the months on hold)",
     "Months already billed, months whose minutes support no code, months ready to bill",
     "docs/reference/ccm-rules.md §3, §4, §5, §10; docs/rules-and-tests.md (billing status)",
@@ -1156,7 +1156,7 @@ def revenue_summary(conn: Connection, f: Filters) -> KpiResult:
 def dollars_on_hold(conn: Connection, f: Filters) -> KpiResult:
     """Dollars the month's held patient-months would bring once their prerequisites are fixed (see definition)."""
     rs = rules_in_force(conn)
-    row = conn.execute(compliance.dollars_on_hold_select(conn, f.with_months(f.month_to), rs)).one()
+    row = conn.execute(read.dollars_on_hold_select(conn, f.with_months(f.month_to), rs)).one()
     return KpiResult(
         D["dollars_on_hold"],
         round(float(row.dollars), 2),

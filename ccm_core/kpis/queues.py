@@ -524,7 +524,7 @@ def denials_to_work(conn: Connection, f: Filters, as_of: dt.date, include_closed
             kpis.claim_where(f, rs),
             cl.c.dos_month.between(f.month_from, f.month_to),
             cl.c.cpt_code.in_(codes or ["-"]),
-            c.c.id.not_in(eng.replaced_claims()),
+            c.c.id.not_in(sqlparts.replaced_claims()),
             or_(is_denied, is_under),
             not_(dup_only),
             latest.c.received_date <= as_of,
@@ -702,7 +702,7 @@ def _unpaid_claims(f: Filters, rs: rules_mod.RuleSet, as_of: dt.date):
             c.c.submitted_date <= as_of,
             not_(paid),
             open_line,
-            c.c.id.not_in(eng.replaced_claims()),
+            c.c.id.not_in(sqlparts.replaced_claims()),
         )
     ).subquery("unpaid")
 

@@ -57,6 +57,7 @@ from sqlalchemy.sql import Select
 from sqlalchemy.types import NullType
 
 from ccm_core import rules as rules_mod
+from ccm_core.engine import compliance
 from ccm_core.engine import patient_month as eng
 from ccm_core.engine.filters import Filters
 from ccm_core.engine.sql import is_denial, is_duplicate
@@ -303,8 +304,6 @@ def _eligible_select_all(
     """(month, patient) eligible at each month end: ``compliance.eligibility_select`` (outreach) for every
     month at once.  ``patients`` (a select of patient ids) limits it to them: eligibility is decided per
     patient, so an import of diagnoses or visits only needs its own patients recomputed."""
-    from ccm_core.engine import compliance
-
     ends = _month_ends(month_from, month_to, "eligibility_month_ends", year_before=True)
     return compliance.eligibility_select(
         conn, rs, ends, ["month"], outreach=True, patients=patients, start="month_end", end="month_end"
@@ -635,8 +634,6 @@ def _as_date(v):
 def _enrolled_select_all(month_from: int, month_to: int) -> Select:
     """(month, program, patient) for every month end at which the latest event (``compliance.in_span``) says
     'enrolled'."""
-    from ccm_core.engine import compliance
-
     spans = compliance.enrollment_spans()
     ends = _month_ends(month_from, month_to, "month_ends")
     return (
@@ -828,8 +825,6 @@ def enrolled_select(conn: Connection, f: Filters, as_of) -> Select | None:
         pairs = stored.subquery("enrolled_pairs")
     else:
         # events after the stored month end decide for the patients who have them (latest by date, then id)
-        from ccm_core.engine import compliance
-
         since = db.month_bounds(base_month)[1]
         recent = compliance.enrollment_spans(
             f.programs, and_(ee.c.event_date > since, ee.c.event_date <= as_of), "recent_events"
