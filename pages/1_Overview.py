@@ -19,7 +19,7 @@ from ui.session import require_page
 user = require_page("overview")  # before any data is read
 
 from ccm_core.engine.filters import filter_options  # noqa: E402
-from ccm_core.io import meeting_pack, meetings  # noqa: E402
+from ccm_core.io import meeting_pack  # noqa: E402
 from ccm_core.kpis import program as kpis  # noqa: E402
 from ccm_core.kpis import weekly  # noqa: E402
 from ccm_core.storage.db import add_months, month_bounds, month_int  # noqa: E402
@@ -29,6 +29,7 @@ from ui.charts import month_label  # noqa: E402
 from ui.components import empty_state, friendly_errors  # noqa: E402
 from ui.exports import deferred_download  # noqa: E402
 from ui.filters import filter_query_params, sidebar_filters  # noqa: E402
+from ui.layout import since_last_meeting  # noqa: E402
 from ui.meeting import hides_rate, meeting_mode, suppress_small  # noqa: E402
 from ui.run_scope import run_scope  # noqa: E402
 
@@ -109,12 +110,7 @@ def draw_tiles(f, engine, as_of, lag_days) -> dict:
     with engine.connect() as conn:  # read fresh: an admin's new targets show at once (one small query)
         targets = weekly.targets(conn)
     values = {h.key: weekly.number(now[h.key]) for h in weekly.HEADLINES}
-    today = dt.date.today()
-    view = weekly.view_key(f)
-    if meeting_mode():
-        meetings.save_meeting_snapshot(engine, today, view, values)
-    last = meetings.last_meeting(engine, today)
-    snapshot = (meetings.meeting_snapshot(engine, last, view) if last else None) or {}
+    last, snapshot = since_last_meeting(weekly.view_key(f), values)
     month_open = weekly.is_open(f.month_to, as_of, lag_days)
     with st.container(key="ov_tiles"):
         cols = st.columns(len(weekly.HEADLINES), gap="small")

@@ -104,19 +104,25 @@ def _plain(v: Any) -> float | None:
     return None if math.isnan(f) else f
 
 
+def since_last_meeting(view: str, values: dict[str, float | None]) -> tuple[dt.date | None, dict]:
+    """The one home of "since last meeting": in meeting mode ``values`` are saved as today's meeting's
+    snapshot of ``view``; returns the last meeting before today and what it saw of ``view`` ({} if nothing)."""
+    engine = get_engine()
+    today = dt.date.today()
+    if meeting_mode():
+        meetings.save_meeting_snapshot(engine, today, view, values)
+    last = meetings.last_meeting(engine, today)
+    return last, (meetings.meeting_snapshot(engine, last, view) if last else None) or {}
+
+
 def tile_row(page: str, f: Filters, tiles: Sequence[Tile]) -> None:
     """A row of KPI tiles with 'vs last month' and 'since last meeting' (what that meeting saw of this view).
 
     In meeting mode the values are saved as the meeting's snapshot for this page and filter set, the same
     way the Overview does, so the next meeting compares like with like.
     """
-    engine = get_engine()
-    today = dt.date.today()
     view = f"{page}:" + hashlib.sha1(repr(f).encode()).hexdigest()[:12]
-    if meeting_mode():
-        meetings.save_meeting_snapshot(engine, today, view, {t.key: _plain(t.value) for t in tiles})
-    last = meetings.last_meeting(engine, today)
-    snapshot = (meetings.meeting_snapshot(engine, last, view) if last else None) or {}
+    _, snapshot = since_last_meeting(view, {t.key: _plain(t.value) for t in tiles})
     for col, t in zip(st.columns(len(tiles)), tiles):
         with col:
             kpi_tile(
