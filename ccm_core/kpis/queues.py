@@ -279,6 +279,7 @@ def my_month(conn: Connection, f: Filters, as_of: dt.date) -> pd.DataFrame:
 
 
 def minutes_per_fte(conn: Connection) -> int:
+    """Counted minutes one full-time care manager can give a month (Admin setting), for caseload capacity."""
     row = conn.execute(select(s.setting.c.value).where(s.setting.c.key == MINUTES_PER_FTE_KEY)).scalar()
     try:
         return int(float(row)) if row is not None else DEFAULT_MINUTES_PER_FTE

@@ -100,6 +100,7 @@ def number(v) -> float | None:
 
 
 def trend_months(month_to: int, months: int = 12) -> list[int]:
+    """The ``months`` months ending with ``month_to``, oldest first (sparklines and trend charts)."""
     return [add_months(month_to, -k) for k in range(months - 1, -1, -1)]
 
 
@@ -240,6 +241,7 @@ def data_through(conn: Connection, today: dt.date | None = None) -> dict[str, dt
 
 
 def open_month_lag_days(conn: Connection) -> int:
+    """Days after month end that claims still go out and get paid (Admin setting; default DEFAULT_LAG_DAYS)."""
     raw = get_setting(conn, LAG_KEY)
     try:
         return max(0, int(raw)) if raw not in (None, "") else DEFAULT_LAG_DAYS
@@ -256,11 +258,13 @@ def is_open(month: int, as_of: dt.date | None, lag_days: int = DEFAULT_LAG_DAYS)
 
 
 def open_months(conn: Connection, months: list[int], as_of: dt.date | None) -> list[int]:
+    """The months in ``months`` still open on ``as_of`` (their figures can still move)."""
     lag = open_month_lag_days(conn)
     return [m for m in months if is_open(m, as_of, lag)]
 
 
 def last_closed_month(conn: Connection, as_of: dt.date) -> int:
+    """The newest month whose claims have had the lag to go out and be paid (the weekly read's closed month)."""
     lag = open_month_lag_days(conn)
     m = month_int(as_of)
     while is_open(m, as_of, lag):
@@ -378,6 +382,7 @@ def forecast_line(forecast: KpiResult) -> str:
 
 
 def month_words(month: int) -> str:
+    """``202511`` -> ``Nov 2025``."""
     return month_bounds(month)[0].strftime("%b %Y")
 
 
@@ -397,6 +402,7 @@ def scope_words(f: Filters, with_months: bool = True) -> str:
 
 
 def period_label(month: int) -> str:
+    """``202511`` -> ``Nov 1 to Nov 30, 2025``: the calendar span a month-level figure covers."""
     first, last = month_bounds(month)
     return f"{first:%b %-d} to {last:%b %-d, %Y}"
 
