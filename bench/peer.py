@@ -28,6 +28,14 @@ import pandas as pd
 from sqlalchemy.engine import Connection
 
 from ccm_core import rules as rules_mod
+from ccm_core.audit.checklist import (
+    BACKDATE_DAYS,
+    MIN_NOTE_CHARS,
+    MONTH_END_DAYS,
+    ROUND_MINUTES,
+)
+from ccm_core.audit.checklist import MAX_STAFF_DAY_MINUTES as DAILY_LIMIT_MINUTES
+from ccm_core.audit.checklist import VAGUE_NOTE_PHRASES as VAGUE_PHRASES
 from ccm_core.engine.filters import Filters
 from ccm_core.engine.sql import DENIAL_STATUS, DUPLICATE_CARC, NOT_DENIAL_CARCS
 from ccm_core.kpis import breakdowns as kpis_extra
@@ -53,7 +61,7 @@ def read_tables(conn: Connection, names) -> dict[str, pd.DataFrame]:
     for name in names:
         df = pd.read_sql(f"SELECT * FROM {name}", conn)
         for col in df.columns:
-            if col.endswith("_date") or col in ("started_at", "ended_at"):
+            if col.endswith("_date") or col in ("started_at", "ended_at", "entered_at"):
                 df[col] = pd.to_datetime(df[col], errors="coerce")
         frames[name] = df
     return frames
@@ -1138,6 +1146,466 @@ def _ours_retention(conn: Connection, f: Filters, c: Ctx) -> dict:
     return out
 
 
+# --------------------------------------------------------------------------- billing and revenue (on the patient-month)
+FINDINGS = (
+    ("under_billed", "Under-billed"),
+    ("over_billed", "Over-billed"),
+    ("duplicate_ccm", "Duplicate CCM"),
+    ("ccm_with_pcm_same_practitioner", "CCM + PCM same practitioner"),
+    ("ccm_with_apcm_same_practitioner", "CCM + APCM same practitioner"),
+    ("addon_without_base", "Add-on without base"),
+    ("units_over_cap", "Units over cap"),
+    ("ccm_tracks_mixed", "Mixed CCM tracks"),
+)
+CONFLICT_FLAGS = tuple(k for k, _ in FINDINGS if k not in ("under_billed", "over_billed"))
+
+
+def _priced_codes(rs, f: Filters) -> list[str]:
+    return [c for fam in ("CCM", "PCM") if fam in f.programs for c in rs.codes_of(family=fam)]
+
+
+def supported_vs_billed(t, f: Filters, c: Ctx) -> dict:
+    """Per month and priced code: supported and billed units and their fee-schedule values (codes used at all)."""
+    rs = c.rs
+    codes = _priced_codes(rs, f)
+    pm = patient_month(t, f, rs)
+    g = pm.groupby("service_month")[[f"supported_{x}" for x in codes] + [f"billed_{x}" for x in codes]].sum()
+    g = g.reindex(f.months(), fill_value=0)
+    rows = []
+    for code in codes:
+        fee = g.index.map(lambda m, code=code: float(rs.fee(code, m) or 0.0)).to_numpy()
+        su, bu = g[f"supported_{code}"].astype(int), g[f"billed_{code}"].astype(int)
+        rows.append(
+            pd.DataFrame(
+                {
+                    "month": g.index,
+                    "code": code,
+                    "supported_units": su.to_numpy(),
+                    "billed_units": bu.to_numpy(),
+                    "supported_value": (su * fee).round(2).to_numpy(),
+                    "billed_value": (bu * fee).round(2).to_numpy(),
+                    "gap_units": (su - bu).to_numpy(),
+                    "gap_value": ((su - bu) * fee).round(2).to_numpy(),
+                }
+            )
+        )
+    df = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(columns=["month", "code", "supported_units"])
+    used = df.groupby("code")[["supported_units", "billed_units"]].sum().sum(axis=1)
+    df = df[df["code"].isin(used[used > 0].index)]
+    return _flat_frame(df.assign(key=df["month"].astype(str) + "." + df["code"]).drop(columns=["month", "code"]), "key")
+
+
+def _ours_svb(conn: Connection, f: Filters, c: Ctx) -> dict:
+    df = kpis_extra.supported_vs_billed(conn, f).drop(columns="description")
+    return _flat_frame(df.assign(key=df["month"].astype(str) + "." + df["code"]).drop(columns=["month", "code"]), "key")
+
+
+def _join_texts(parts: list[tuple[pd.Series, pd.Series | str]], sep: str, index) -> pd.Series:
+    """Per row, ``sep``-join the texts whose mask is true: column by column (no per-row apply)."""
+    out = pd.Series("", index=index, dtype=object)
+    for mask, text in parts:
+        piece = (text if isinstance(text, pd.Series) else pd.Series(text, index=index)).where(mask, "")
+        out = out + (pd.Series(sep, index=index).where(mask & (out != ""), "")) + piece
+    return out
+
+
+FINDINGS_COLUMNS = (
+    "key",
+    "mrn",
+    "patient_name",
+    "practitioner",
+    "payer",
+    "counted_minutes",
+    "supported_codes",
+    "billed_codes",
+    "expected",
+    "billed_charge",
+    "paid",
+    "findings",
+)
+
+
+def billing_findings_list(t, f: Filters, c: Ctx) -> dict:
+    """Every patient-month of the range with a billing finding, newest month first, with its codes and money."""
+    rs = c.rs
+    pm = patient_month(t, f, rs)
+    pm = pm[pm[[k for k, _ in FINDINGS]].astype(bool).any(axis=1)]
+    codes = _priced_codes(rs, f) + [x for x in rs.codes_of(family="APCM") if "APCM" in f.programs]
+    p = t["patient"][["id", "mrn", "first_name", "last_name"]].rename(columns={"id": "patient_id"})
+    df = pm.merge(p, on="patient_id")
+    pr = t["practitioner"].set_index("id")
+    bp = df["billing_practitioner_id"]
+
+    def codes_text(prefix: str) -> pd.Series:
+        cols = [x for x in codes if prefix + x in df.columns]
+        units = {x: df[prefix + x].astype(int) for x in cols}
+        return _join_texts([(units[x] > 0, x + " x" + units[x].astype(str)) for x in cols], ", ", df.index)
+
+    df = df.assign(
+        key=df["patient_id"].astype(str) + "/" + df["service_month"].astype(str),
+        patient_name=_name(df["first_name"], df["last_name"]),
+        practitioner=_name(bp.map(pr["first_name"]), bp.map(pr["last_name"])),
+        supported_codes=codes_text("supported_"),
+        billed_codes=codes_text("billed_"),
+        findings=_join_texts([(df[k].astype(bool), label) for k, label in FINDINGS], "; ", df.index),
+        expected=df["expected_amount"].astype(float).round(2),
+        billed_charge=df["billed_charge"].astype(float).round(2),
+        paid=df["paid_amount"].astype(float).round(2),
+    ).sort_values(["service_month", "patient_id"], ascending=[False, True])
+    return _flat_frame(df[list(FINDINGS_COLUMNS)], "key", order=True)
+
+
+def _ours_findings(conn: Connection, f: Filters, c: Ctx) -> dict:
+    df = kpis_extra.billing_findings_list(conn, f)
+    df = df.assign(key=df["patient_id"].astype(str) + "/" + df["month"].astype(str))
+    return _flat_frame(df[list(FINDINGS_COLUMNS)], "key", order=True)
+
+
+def _revenue_rows(t, f: Filters, rs) -> list[dict]:
+    pm = patient_month(t, f, rs)
+    g = pm.assign(billable=pm["supported_track"].notna().astype(int)).groupby("service_month")
+    sums = g[["expected_amount", "billed_charge", "paid_amount", "billable"]].sum()
+    rows = []
+    for m in f.months():
+        exp, bil, paid, bpm = (
+            (float(x) for x in sums.loc[m]) if m in sums.index else (0.0, 0.0, 0.0, 0)  # type: ignore[misc]
+        )
+        enrolled = len(_enrolled_ids(t, f, _month_end(m)))
+        rows.append(
+            {
+                "month": m,
+                "expected": round(exp, 2),
+                "billed": round(bil, 2),
+                "paid": round(paid, 2),
+                "billable_patient_months": int(bpm),
+                "enrolled": enrolled,
+                "expected_per_enrolled": _rate(exp, enrolled),
+                "billed_per_enrolled": _rate(bil, enrolled),
+                "paid_per_enrolled": _rate(paid, enrolled),
+            }
+        )
+    return rows
+
+
+def _month_rows(rows: list[dict], value_key: str) -> dict:
+    out = {f"{r['month']}.{k}": v for r in rows for k, v in r.items() if k != "month"}
+    out["value"] = rows[-1][value_key] if rows else None
+    return out
+
+
+def revenue_by_month(t, f: Filters, c: Ctx) -> dict:
+    return _month_rows(_revenue_rows(t, f, c.rs), "expected")
+
+
+def revenue_summary(t, f: Filters, c: Ctx) -> dict:
+    rows = _revenue_rows(t, f, c.rs)
+    last = rows[-1]
+    return {
+        "value": float(last["expected"]),
+        "denominator": int(last["enrolled"]),
+        "billed": float(last["billed"]),
+        "paid": float(last["paid"]),
+        "per_enrolled": last["expected_per_enrolled"],
+        "billed_per_enrolled": last["billed_per_enrolled"],
+        "paid_per_enrolled": last["paid_per_enrolled"],
+        "range_expected": sum(r["expected"] for r in rows),
+        "range_billed": sum(r["billed"] for r in rows),
+        "range_paid": sum(r["paid"] for r in rows),
+    }
+
+
+def _ours_revenue_summary(conn: Connection, f: Filters, c: Ctx) -> dict:
+    k = kpis.revenue_summary(conn, f)
+    e = k.extra
+    keys = ("billed", "paid", "per_enrolled", "billed_per_enrolled", "paid_per_enrolled")
+    return {
+        "value": k.value,
+        "denominator": k.denominator,
+        **{x: e[x] for x in keys},
+        **{x: e[x] for x in ("range_expected", "range_billed", "range_paid")},
+    }
+
+
+def _none_nan(rows: list[dict]) -> list[dict]:
+    return [
+        {k: (None if v is not None and not isinstance(v, str) and pd.isna(v) else v) for k, v in r.items()}
+        for r in rows
+    ]
+
+
+def revenue_leakage(t, f: Filters, c: Ctx) -> dict:
+    """Patient-months and dollars by cause over the range (the month is closed for 'not billed' 15 days after
+    its end, counted from today as ours is asked without an as-of date)."""
+    rs = c.rs
+    closed_before = month_int(dt.date.today() - dt.timedelta(days=15))
+    pm = patient_month(t, f, rs)
+    conflict = pm[list(CONFLICT_FLAGS)].astype(bool).any(axis=1)
+    near = pm["counted_minutes"].between(15, 19) & pm["supported_track"].isna()
+    causes = {
+        "under-billing": (pm["under_billed"] == 1, pm["expected_ccm"] - pm["billed_supported_value"]),
+        "not billed": ((pm["not_billed"] == 1) & (pm["service_month"] < closed_before), pm["expected_amount"]),
+        "denials not recovered": ((pm["initially_denied"] == 1) & (pm["paid_amount"] <= 0), pm["billed_fee_value"]),
+        "near misses (15-19 min)": (near, _fee(rs, "99490", pm["service_month"])),
+        "conflicts": (conflict, pm["billed_fee_value"]),
+    }
+    out: dict[str, Any] = {}
+    for label, (cond, amount) in causes.items():
+        out[f"{label}.patient_months"] = int(cond.sum())
+        out[f"{label}.dollars"] = round(float(amount[cond].sum()), 2)
+    out["value"] = sum(out[f"{label}.dollars"] for label in causes)
+    return out
+
+
+def _ours_leakage(conn: Connection, f: Filters, c: Ctx) -> dict:
+    df = kpis.revenue_leakage(conn, f)
+    out: dict[str, Any] = {}
+    for r in df.to_dict("records"):
+        out[f"{r['cause']}.patient_months"] = r["patient_months"]
+        out[f"{r['cause']}.dollars"] = r["dollars"]
+    out["value"] = float(df["dollars"].sum())
+    return out
+
+
+def revenue_projection(t, f: Filters, c: Ctx, months_ahead: int = 6, window: int = 6) -> dict:
+    """The range's months plus ``months_ahead`` projected: enrolment growth over the trailing ``window`` months, the
+    billable rate, expected per billable month and the collection ratio of months at least 2 months old."""
+    actual = _revenue_rows(t, f, c.rs)
+    aged_cutoff = add_months(f.month_to, -2)
+    rows = [
+        {
+            "month": r["month"],
+            "kind": "actual",
+            **{k: r[k] for k in ("enrolled", "billable_patient_months", "expected", "billed", "paid")},
+            "collected": r["paid"] if r["month"] <= aged_cutoff else None,
+        }
+        for r in actual
+    ]
+    trail = actual[-min(window, len(actual)) :]
+    enrolled = [float(r["enrolled"]) for r in trail]
+    growth = (enrolled[-1] - enrolled[0]) / (len(trail) - 1) if len(trail) > 1 else 0.0
+    billable_rate = _rate(sum(r["billable_patient_months"] for r in trail), sum(enrolled))
+    per_billable = _rate(sum(r["expected"] for r in trail), sum(r["billable_patient_months"] for r in trail))
+    aged = [r for r in trail if r["month"] <= aged_cutoff]
+    collection = _rate(sum(r["paid"] for r in aged), sum(r["expected"] for r in aged)) if aged else None
+    last_enrolled = enrolled[-1] if trail else 0.0
+    projected = []
+    for k in range(1, months_ahead + 1):
+        e = max(last_enrolled + growth * k, 0.0)
+        b = e * (billable_rate or 0.0)
+        x = b * (per_billable or 0.0)
+        projected.append(
+            {
+                "month": add_months(f.month_to, k),
+                "kind": "projected",
+                "enrolled": round(e, 1),
+                "billable_patient_months": round(b, 1),
+                "expected": round(x, 2),
+                "billed": None,
+                "paid": None,
+                "collected": round(x * collection, 2) if collection is not None else None,
+            }
+        )
+    out = _month_rows(rows + projected, "expected")
+    out.update(
+        {
+            "growth": growth,
+            "billable_rate": billable_rate,
+            "expected_per_billable": per_billable,
+            "collection_ratio": collection,
+            "projected_expected_total": round(sum(r["expected"] for r in projected), 2),
+        }
+    )
+    return out
+
+
+def _ours_projection(conn: Connection, f: Filters, c: Ctx) -> dict:
+    df = kpis_extra.revenue_projection(conn, f)
+    out = _month_rows(_none_nan(df.to_dict("records")), "expected")
+    a = df.attrs
+    out.update({k: a[k] for k in ("growth", "billable_rate", "expected_per_billable", "collection_ratio")})
+    out["projected_expected_total"] = a["projected_expected_total"]
+    return out
+
+
+# --------------------------------------------------------------------------- claim lines, suspicious time
+CLAIM_LINE_COLUMNS = (
+    "claim_number",
+    "patient_id",
+    "mrn",
+    "patient_name",
+    "payer",
+    "practitioner",
+    "service_date",
+    "cpt_code",
+    "units",
+    "charge",
+    "submitted_date",
+    "status",
+    "first_adjudicated",
+    "claim_paid",
+    "carcs",
+    "rarcs",
+    "reason",
+)
+CLAIM_LINES_LIMIT = 5000
+
+
+def _sorted_list(pairs: pd.DataFrame, col: str) -> pd.Series:
+    """Per claim: its distinct codes sorted, ', '-joined."""
+    pairs = pairs.drop_duplicates(["claim_id", col]).sort_values(["claim_id", col])
+    return pairs.groupby("claim_id")[col].agg(", ".join)
+
+
+def claim_lines(t, f: Filters, c: Ctx) -> dict:
+    """The period's claim lines of the program codes on claims passing the filters (newest first, at most 5,000),
+    with the claim's status from its first adjudication, money paid, and reason codes (CARC, RARC)."""
+    rs, codes = c.rs, c.codes
+    claims = _claims(t, f, codes)
+    cl = t["claim_line"]
+    lines = cl[cl["dos_month"].between(f.month_from, f.month_to) & cl["cpt_code"].isin(codes)]
+    lines = lines.merge(
+        claims[["id", "claim_number", "patient_id", "payer", "practitioner_id", "submitted_date"]].rename(
+            columns={"id": "claim_id", "patient_id": "claim_patient_id", "practitioner_id": "claim_practitioner_id"}
+        ),
+        on="claim_id",
+    )
+    r, ra, rr = t["remittance"], t["remittance_adjustment"], t["remittance_remark"]
+    mine = r[r["claim_id"].isin(lines["claim_id"])]
+    first = mine[mine["adjudication_seq"] == 1].sort_values("id").groupby("claim_id").head(1)
+    denial = _is_denial(t)
+    duplicate = r["id"].isin(ra.loc[ra["carc"] == DUPLICATE_CARC, "remittance_id"])
+    first = first.assign(denied=denial.loc[first.index] & ~duplicate.loc[first.index], dup=duplicate.loc[first.index])
+    paid = mine.groupby("claim_id")["paid_amount"].sum()
+    lines = lines.merge(
+        first[["claim_id", "denied", "dup", "received_date"]].rename(columns={"received_date": "first_adjudicated"}),
+        on="claim_id",
+        how="left",
+    )
+    claim_paid = lines["claim_id"].map(paid).fillna(0.0).astype(float)
+    has_first = lines["first_adjudicated"].notna() | lines["denied"].notna()
+    denied = lines["denied"].fillna(False).astype(bool)
+    status = pd.Series("paid", index=lines.index, dtype=object)
+    status = status.mask(lines["dup"].fillna(False).astype(bool), "duplicate (CARC 18)")
+    status = status.mask(denied, "denied").mask(denied & (claim_paid > 0), "denied, later paid")
+    status = status.mask(~has_first, "pending")
+    lines = lines.assign(status=status, claim_paid=claim_paid.round(2))
+    total = len(lines)
+    lines = lines.sort_values(["service_date", "claim_number", "line_number"], ascending=[False, True, True])
+    lines = lines.head(CLAIM_LINES_LIMIT)
+    page_remits = r.loc[r["claim_id"].isin(lines["claim_id"]), ["id", "claim_id"]].rename(
+        columns={"id": "remittance_id"}
+    )
+    carc_pairs = page_remits.merge(ra.loc[~ra["carc"].isin(NOT_DENIAL_CARCS), ["remittance_id", "carc"]])
+    rarc_pairs = page_remits.merge(rr[["remittance_id", "rarc"]])
+    carcs = lines["claim_id"].map(_sorted_list(carc_pairs, "carc")).astype(object).fillna("")
+    texts = {code: f"{code}: {rs.carc_text(code)}" for code in carc_pairs["carc"].unique()}
+    reason = carc_pairs.assign(text=carc_pairs["carc"].map(texts))
+    reason = reason.drop_duplicates(["claim_id", "carc"]).sort_values(["claim_id", "carc"])
+    p = t["patient"].set_index("id")
+    pr = t["practitioner"].set_index("id")
+    pid, prid = lines["claim_patient_id"], lines["claim_practitioner_id"]
+    lines = lines.assign(
+        patient_id=pid,
+        mrn=pid.map(p["mrn"]),
+        patient_name=_name(pid.map(p["first_name"]), pid.map(p["last_name"])),
+        practitioner=_name(prid.map(pr["first_name"]), prid.map(pr["last_name"])),
+        service_date=_iso(lines["service_date"]),
+        submitted_date=_iso(lines["submitted_date"]),
+        first_adjudicated=_iso(lines["first_adjudicated"]),
+        charge=lines["charge"].astype(float).round(2),
+        carcs=carcs,
+        rarcs=lines["claim_id"].map(_sorted_list(rarc_pairs, "rarc")).astype(object).fillna(""),
+        reason=lines["claim_id"].map(reason.groupby("claim_id")["text"].agg("; ".join)).astype(object).fillna(""),
+    )
+    df = lines[list(CLAIM_LINE_COLUMNS)].reset_index(drop=True)
+    return _flat_frame(df.rename_axis("row").reset_index(), "row", value=total)
+
+
+def _ours_claim_lines(conn: Connection, f: Filters, c: Ctx) -> dict:
+    df = kpis_extra.claim_lines(conn, f)
+    df = df.assign(
+        service_date=_iso(df["service_date"]),
+        submitted_date=_iso(df["submitted_date"]),
+        first_adjudicated=_iso(df["first_adjudicated"]),
+    )
+    return _flat_frame(df[list(CLAIM_LINE_COLUMNS)].rename_axis("row").reset_index(), "row", value=df.attrs["total"])
+
+
+REPEAT_MIN_ENTRIES = 5  # the same duration this many times by one staff member on one day
+TIME_FLAGS = (
+    "round_durations",
+    "repeated_durations",
+    "backdated_batch",
+    "implausible_daily_total",
+    "vague_note",
+)
+
+
+def time_flag_summary(t, f: Filters, c: Ctx) -> dict:
+    """Per kind of suspicious-time flag (the audit checklist's thresholds): entries, patients, staff, minutes."""
+    te = t["time_entry"]
+    te = te[te["service_month"].between(f.month_from, f.month_to) & te["program"].isin(f.programs)]
+    if f.clinic_ids or f.practitioner_ids or f.care_manager_ids or f.payers:
+        te = te[te["patient_id"].isin(_patients(t, f))]
+    te = te[
+        [
+            "id",
+            "patient_id",
+            "staff_id",
+            "service_date",
+            "service_month",
+            "minutes",
+            "note",
+            "entry_method",
+            "entered_at",
+        ]
+    ]
+    note = te["note"].fillna("").astype(str).str.strip(" ").str.lower()
+    phrases = [*VAGUE_PHRASES, *(x + "." for x in VAGUE_PHRASES)]
+    vague = note.isin(phrases) | (note.str.len() < MIN_NOTE_CHARS)
+    entered = te["entered_at"].dt.normalize()
+    month_end = te["service_month"].map({m: pd.Timestamp(month_bounds(m)[1]) for m in f.months()})
+    backdated = te["entered_at"].notna() & ((entered - te["service_date"]).dt.days >= BACKDATE_DAYS)
+    after_fact = (te["entry_method"] == "batch") | backdated
+    late = backdated & ((entered - month_end).dt.days >= -(MONTH_END_DAYS - 1))
+    is_round = (te["minutes"] > 0) & (te["minutes"] % ROUND_MINUTES == 0)
+    keys = [te["patient_id"], te["service_month"]]
+    n = te.groupby(keys)["id"].transform("size")
+    n_round = (is_round & after_fact).astype(int).groupby(keys).transform("sum")
+    n_late = late.astype(int).groupby(keys).transform("sum")
+    repeated = te.groupby(["staff_id", "service_date", "minutes"])["id"].transform("size") >= REPEAT_MIN_ENTRIES
+    heavy = te.groupby(["staff_id", "service_date"])["minutes"].transform("sum") > DAILY_LIMIT_MINUTES
+    kinds = {
+        "round_durations": (n >= 2) & (n_round == n),
+        "repeated_durations": repeated,
+        "backdated_batch": late & (n_late >= 2) & (n_late * 2 >= n),
+        "implausible_daily_total": heavy,
+        "vague_note": vague,
+    }
+    out: dict[str, Any] = {}
+    for kind in TIME_FLAGS:
+        hit = te[kinds[kind].to_numpy()]
+        out.update(
+            {
+                f"{kind}.entries": hit["id"].nunique(),
+                f"{kind}.patients": hit["patient_id"].nunique(),
+                f"{kind}.staff": hit["staff_id"].nunique(),
+                f"{kind}.minutes": int(hit["minutes"].sum()),
+            }
+        )
+    out["value"] = sum(out[f"{k}.entries"] for k in TIME_FLAGS)
+    return out
+
+
+def _ours_time_flags(conn: Connection, f: Filters, c: Ctx) -> dict:
+    df = kpis_extra.time_flag_summary(conn, f)
+    out: dict[str, Any] = {}
+    for r in df.to_dict("records"):
+        out.update({f"{r['kind']}.{k}": r[k] for k in ("entries", "patients", "staff", "minutes")})
+    out["value"] = int(df["entries"].sum())
+    return out
+
+
 # --------------------------------------------------------------------------- the KPIs the bench compares
 def carc_pareto(t, f: Filters, codes) -> dict:
     """CARCs (contractual / patient-share codes left out) by denied remittances carrying them in the period,
@@ -1290,6 +1758,22 @@ PEERS: dict[str, tuple[tuple[str, ...], Any, Any]] = {
     ),
     "consent_completeness": (("patient", "consent", "enrollment_event"), consent_completeness, _ours_consents),
     "retention_by_cohort": (("patient", "enrollment_event"), retention_by_cohort, _ours_retention),
+    "supported_vs_billed": (_PM_TABLES, supported_vs_billed, _ours_svb),
+    "billing_findings_list": ((*_PM_TABLES, "practitioner"), billing_findings_list, _ours_findings),
+    "revenue_summary": (_ENROLLED_PM_TABLES, revenue_summary, _ours_revenue_summary),
+    "revenue_by_month": (
+        _ENROLLED_PM_TABLES,
+        revenue_by_month,
+        lambda conn, f, c: _month_rows(kpis.revenue_by_month(conn, f).to_dict("records"), "expected"),
+    ),
+    "revenue_leakage": (_PM_TABLES, revenue_leakage, _ours_leakage),
+    "revenue_projection": (_ENROLLED_PM_TABLES, revenue_projection, _ours_projection),
+    "claim_lines": (
+        (*_CLAIM_TABLES, "remittance_remark", "practitioner"),
+        claim_lines,
+        _ours_claim_lines,
+    ),
+    "time_flag_summary": (("patient", "time_entry"), time_flag_summary, _ours_time_flags),
     "initial_denial_rates": (
         _CLAIM_TABLES,
         lambda t, f, c: initial_denial_rates(t, f, c.codes),
