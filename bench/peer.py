@@ -478,10 +478,8 @@ def _pm_claims(t, f: Filters, rs, pids: pd.Series | None):
     )
     caps = {code: rs.code(code).unit_cap for code in tracked if rs.code(code).unit_cap is not None}
     is_ccm = cc["cpt_code"].isin(ccm_codes)
-    units = cc.pivot_table(index=keys, columns="cpt_code", values="units", aggfunc="sum", fill_value=0)
-    billed = pd.DataFrame(index=units.index)
-    for code in tracked:
-        billed[f"billed_{code}"] = units[code] if code in units.columns else 0
+    units = cc.groupby([*keys, "cpt_code"])["units"].sum().unstack(fill_value=0)
+    billed = units.reindex(columns=tracked, fill_value=0).add_prefix("billed_")
     g = cc.assign(
         ccm_claim=cc["claim_id"].where(is_ccm),
         ccm_prac=cc["practitioner_id"].where(is_ccm),
@@ -508,7 +506,7 @@ def _pm_claims(t, f: Filters, rs, pids: pd.Series | None):
     billed = billed.join(same)
     # money received: every adjudication of every claim (replaced ones too), spread by the month's charge share
     mc = lines.groupby(["claim_id", *keys], as_index=False)["charge"].sum()
-    rc = r[r["claim_id"].notna()]
+    rc = r[r["claim_id"].isin(mc["claim_id"])]  # only the claims of these lines (no other claim is looked up)
     cp = (
         rc.assign(init=((rc["adjudication_seq"] == 1) & (rc["status_code"] == "4")).astype(int))
         .groupby("claim_id")
@@ -564,14 +562,12 @@ def patient_month(t, f: Filters, rs) -> pd.DataFrame:
     minutes = _pm_minutes(_entries(t, f, pids), f, threshold)
     billed, paid, tracked = _pm_claims(t, f, rs, pids)
     keys = ["patient_id", "service_month"]
-    idx = minutes.index.union(billed.index).union(paid.index)
-    pm = pd.DataFrame(index=idx)
-    pm = pm.join(minutes).join(billed.drop(columns="in_programs")).join(paid)
-    pm["in_programs"] = pd.concat([minutes["in_programs"], billed["in_programs"]], axis=1).reindex(idx).max(axis=1)
-    pm = pm[pm["in_programs"] == 1].drop(columns="in_programs").reset_index()
-    for col in pm.columns:
-        if col not in ("threshold_date", "last_contact_date"):
-            pm[col] = pm[col].fillna(0)
+    pm = pd.concat(
+        [minutes.rename(columns={"in_programs": "in_m"}), billed.rename(columns={"in_programs": "in_b"}), paid], axis=1
+    )
+    pm = pm[pm[["in_m", "in_b"]].max(axis=1) == 1].drop(columns=["in_m", "in_b"])
+    pm = pm.fillna({col: 0 for col in pm.columns if col not in ("threshold_date", "last_contact_date")})
+    pm = pm.rename_axis(keys).reset_index()
     p = t["patient"][["id", "clinic_id", "billing_practitioner_id", "care_manager_id", "payer"]]
     pm = pm.merge(p.rename(columns={"id": "patient_id"}), on="patient_id")
     if pids is not None:
