@@ -132,13 +132,34 @@ def _same_denials(conn, f: Filters) -> None:
     """The claim store gives the HFMA numerators and lagged denominators of the live joins."""
     from unittest import mock
 
+    from ccm_core.kpis import breakdowns
     from ccm_core.kpis import program as kpis
 
     assert pm_store.claim_source(conn, f, rules.load(conn)) is not None
-    stored = kpis.denial_trend(conn, f)
+    calls = {
+        "denial_trend": lambda: kpis.denial_trend(conn, f),
+        # first adjudication, paid amount, first paid date and the CARC/RARC lists of the claim store
+        "days_to_payment": lambda: kpis.days_to_payment(conn, f),
+        "first_pass_resolution_rate": lambda: kpis.first_pass_resolution_rate(conn, f),
+        "carc_pareto": lambda: kpis.carc_pareto(conn, f),
+        "claim_lines": lambda: breakdowns.claim_lines(conn, f),
+        "claim_lines denied": lambda: breakdowns.claim_lines(conn, f, denied_only=True, limit=50),
+    }
+    stored = {k: fn() for k, fn in calls.items()}
+    carcs = list(stored["carc_pareto"]["code"][:2])
+    for code in carcs:  # the stored CARC list filters the lines as the live (claim, CARC) pairs do
+        stored[f"claim_lines {code}"] = breakdowns.claim_lines(conn, f, carc=code)
     with mock.patch.object(pm_store, "claim_source", lambda *a, **k: None):
-        live = kpis.denial_trend(conn, f)
-    pd.testing.assert_frame_equal(stored, live, check_dtype=False, obj=repr(f))
+        live = {k: fn() for k, fn in calls.items()}
+        for code in carcs:
+            live[f"claim_lines {code}"] = breakdowns.claim_lines(conn, f, carc=code)
+    for k, a in stored.items():
+        b = live[k]
+        if isinstance(a, pd.DataFrame):
+            assert a.attrs.get("total") == b.attrs.get("total"), (k, f)
+            pd.testing.assert_frame_equal(a, b, check_dtype=False, obj=f"{k} {f!r}")
+        else:
+            assert a == b, (k, f)
 
 
 def test_every_page_kpi_is_the_same_from_the_store_and_live(demo_engine, demo_report, monkeypatch):

@@ -27,6 +27,7 @@ PINNED = {
     1: "4560be093034aff8d2ad927cd51e63e1b81c1d16",
     2: "f15c493add44b84e5be97b2631416be888676230",  # scoped rebuilds: claim-store select takes patients
     3: "71b0f051dfe0ad1e351a2058694c0c48265d85be",  # complex track needs a care-plan revision; compliance core; payer aliases
+    4: "8d96df06e0990e9b507cb138bbae6fb6f5951fdd",  # claim store: first adjudication, status, paid, first paid date, CARC/RARC lists
 }
 MONTHS = (202401, 202412)
 

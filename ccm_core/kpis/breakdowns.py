@@ -434,7 +434,7 @@ def denials_by_dimension(conn: Connection, f: Filters, by: str = "payer") -> pd.
         raise ValueError(f"by must be one of {', '.join(DIMENSIONS)}")
     rs = rules_mod.load(conn)
     c, r, cl, pr = s.claim, s.remittance, s.claim_line, s.practitioner
-    frm, where = kpis.claims_base(f, rs)
+    frm, where = kpis.claims_filtered(conn, f, rs)
     denied = and_(is_denial(r), ~is_duplicate(r))
     first = (
         select(r.c.claim_id, func.max(case((denied, 1), else_=0)).label("denied"))
@@ -474,7 +474,9 @@ def denials_by_dimension(conn: Connection, f: Filters, by: str = "payer") -> pd.
         .group_by(key)
     )
     cols = ["key", "label", "adjudicated", "initial_denials", "adjudicated_charges", "denied_charges"]
-    df = pd.DataFrame(conn.execute(q).mappings().all(), columns=cols)
+    with pm_store.index_lookups(conn):
+        rows = conn.execute(q).mappings().all()
+    df = pd.DataFrame(rows, columns=cols)
     df["rate_by_count"] = [_rate(a, b) for a, b in zip(df["initial_denials"], df["adjudicated"])]
     df["rate_by_dollars"] = [_rate(a, b) for a, b in zip(df["denied_charges"], df["adjudicated_charges"])]
     for col in ("adjudicated_charges", "denied_charges"):
@@ -500,6 +502,11 @@ def claim_lines(
     # an alias: the claim filter's EXISTS over claim_line must not correlate with the lines listed here
     c, cl, p, pr = s.claim, s.claim_line.alias("line"), s.patient, s.practitioner
     r, ra, rr = s.remittance, s.remittance_adjustment, s.remittance_remark
+    stored = pm_store.claim_source(conn, f, rs)
+    if stored is not None:
+        count, q = _claim_lines_stored(f, rs, stored, denied_only, carc, cpt_code, limit)
+        with pm_store.index_lookups(conn):
+            return _claim_lines_frame(conn, q, int(conn.execute(count).scalar() or 0), rs)
     frm, where = kpis.claims_base(f, rs)
     # remittance aggregates only for claims with lines listed here (not every remittance ever received)
     line_all = s.claim_line
@@ -617,6 +624,76 @@ def claim_lines(
         )
         .order_by(page.c.service_date.desc(), page.c.claim_number, page.c.line_number)
     )
+    return _claim_lines_frame(conn, q, total, rs)
+
+
+def _claim_lines_stored(f: Filters, rs, stored, denied_only: bool, carc: str | None, cpt_code: str | None, limit: int):
+    """(count statement, page statement) of ``claim_lines`` from the claim store: each line's claim
+    carries its status, first adjudication, paid amount and reason codes (``pm_store.claim_table``)."""
+    t, where = stored
+    c, cl, p, pr = s.claim, s.claim_line, s.patient, s.practitioner
+    conds = [where, cl.c.dos_month.between(f.month_from, f.month_to), cl.c.cpt_code.in_(kpis.program_codes(rs, f))]
+    if denied_only:
+        conds.append(t.c.first_denied == 1)
+    if cpt_code:
+        conds.append(cl.c.cpt_code == cpt_code)
+    if carc:  # the list is "a, b, c": look for ", code, " in ", a, b, c, "
+        conds.append((literal(", ") + t.c.carcs + literal(", ")).contains(f", {carc}, ", autoescape=True))
+    joined = cl.join(t, t.c.claim_id == cl.c.claim_id)
+    total = select(func.count()).select_from(joined).where(*conds)
+    page = (
+        select(
+            t.c.claim_id,
+            t.c.patient_id,
+            t.c.practitioner_id,
+            cl.c.service_date,
+            cl.c.cpt_code,
+            cl.c.units,
+            cast(cl.c.charge, Float).label("charge"),
+            cl.c.line_number,
+            t.c.submitted_date,
+            t.c.status,
+            t.c.first_adjudicated,
+            t.c.paid.label("claim_paid"),
+            t.c.carcs,
+            t.c.rarcs,
+        )
+        .select_from(joined)
+        .where(*conds)
+    ).subquery("line_candidates")
+    # claim_number sorts the page as the live list does: join it before the LIMIT
+    paged = (
+        select(page, c.c.claim_number, c.c.payer)
+        .select_from(page.join(c, c.c.id == page.c.claim_id))
+        .order_by(page.c.service_date.desc(), c.c.claim_number, page.c.line_number)
+        .limit(limit)
+    ).cte("line_page")
+    q = (
+        select(
+            paged.c.claim_number,
+            paged.c.patient_id,
+            p.c.mrn,
+            _full_name(p.c.first_name, p.c.last_name).label("patient_name"),
+            paged.c.payer,
+            _full_name(pr.c.first_name, pr.c.last_name).label("practitioner"),
+            paged.c.service_date,
+            paged.c.cpt_code,
+            paged.c.units,
+            paged.c.charge,
+            paged.c.submitted_date,
+            paged.c.status,
+            paged.c.first_adjudicated,
+            paged.c.claim_paid,
+            paged.c.carcs,
+            paged.c.rarcs,
+        )
+        .select_from(paged.join(p, p.c.id == paged.c.patient_id).outerjoin(pr, pr.c.id == paged.c.practitioner_id))
+        .order_by(paged.c.service_date.desc(), paged.c.claim_number, paged.c.line_number)
+    )
+    return total, q
+
+
+def _claim_lines_frame(conn: Connection, q, total: int, rs) -> pd.DataFrame:
     cols = [
         "claim_number",
         "patient_id",

@@ -1229,6 +1229,17 @@ def claims_base(f: Filters, rs):
     return c.join(p, p.c.id == c.c.patient_id), claim_where(f, rs)
 
 
+def claims_filtered(conn: Connection, f: Filters, rs):
+    """Like ``claims_base``, but when the claim store is current the filters are its stored columns and
+    code-family flags, joined to the claim by id: no scan of every claim line for the program codes."""
+    stored = pm_store.claim_source(conn, f, rs)
+    if stored is None:
+        return claims_base(f, rs)
+    t, where = stored
+    c = s.claim
+    return c.join(t, t.c.claim_id == c.c.id), where
+
+
 def _denial_numerators(conn, f: Filters, rs, month_from: int, month_to: int) -> dict[int, tuple[int, float]]:
     """received_month -> (claims, gross charges) initially denied, CARC 18 excluded."""
     stored = pm_store.claim_source(conn, f, rs)
@@ -1351,24 +1362,25 @@ def first_pass_resolution_rate(conn: Connection, f: Filters) -> KpiResult:
     """Claims resolved on first submission ÷ claims adjudicated (``D["first_pass_resolution"]``)."""
     rs = rules_in_force(conn)
     c, r = s.claim, s.remittance
-    frm, where = claims_base(f, rs)
+    frm, where = claims_filtered(conn, f, rs)
     first = (
         select(r.c.claim_id, func.max(case((is_denial(r), 1), else_=0)).label("denied"))
         .where(r.c.adjudication_seq == 1, r.c.claim_id.isnot(None), r.c.received_month == f.month_to)
         .group_by(r.c.claim_id)
     ).subquery()
-    row = conn.execute(
-        select(func.count().label("den"), _flag(first.c.denied == 0).label("num"))
-        .select_from(frm.join(first, first.c.claim_id == c.c.id))
-        .where(where)
-    ).one()
+    with pm_store.index_lookups(conn):
+        row = conn.execute(
+            select(func.count().label("den"), _flag(first.c.denied == 0).label("num"))
+            .select_from(frm.join(first, first.c.claim_id == c.c.id))
+            .where(where)
+        ).one()
     return KpiResult(D["first_pass_resolution"], _rate(row.num, row.den), int(row.num), int(row.den))
 
 
-def _denied_remits(f: Filters, rs, cpt_codes=None):
+def _denied_remits(conn: Connection, f: Filters, rs, cpt_codes=None):
     """Denied remittances received in the range, for claims passing the filters (and optional CPT codes)."""
     c, r, cl = s.claim, s.remittance, s.claim_line
-    frm, where = claims_base(f, rs)
+    frm, where = claims_filtered(conn, f, rs)
     conds = [where, r.c.received_month.between(f.month_from, f.month_to), is_denial(r)]
     if cpt_codes:
         conds.append(exists().where(cl.c.claim_id == c.c.id, cl.c.cpt_code.in_(tuple(cpt_codes))))
@@ -1390,8 +1402,7 @@ def carc_pareto(conn: Connection, f: Filters, cpt_codes: tuple[str, ...] | None 
     """CARC by number of denied remittances carrying it, with the official X12 text and dollars adjusted."""
     rs = rules_in_force(conn)
     ra = s.remittance_adjustment
-    den = _denied_remits(f, rs, cpt_codes)
-    total = int(conn.execute(select(func.count()).select_from(den)).scalar() or 0)
+    den = _denied_remits(conn, f, rs, cpt_codes)
     q = (
         select(
             ra.c.carc.label("code"),
@@ -1403,7 +1414,10 @@ def carc_pareto(conn: Connection, f: Filters, cpt_codes: tuple[str, ...] | None 
         .where(ra.c.carc.not_in(NOT_DENIAL_CARCS))
         .group_by(ra.c.carc)
     )
-    df = pd.DataFrame(conn.execute(q).mappings().all(), columns=["code", "group_code", "remittances", "dollars"])
+    with pm_store.index_lookups(conn):
+        total = int(conn.execute(select(func.count()).select_from(den)).scalar() or 0)
+        rows = conn.execute(q).mappings().all()
+    df = pd.DataFrame(rows, columns=["code", "group_code", "remittances", "dollars"])
     df["text"] = [rs.carc_text(x) for x in df["code"]]
     return _frame(_pareto(df, total), "carc_pareto")
 
@@ -1412,14 +1426,16 @@ def rarc_pareto(conn: Connection, f: Filters, cpt_codes: tuple[str, ...] | None 
     """Denied remittances per remark code (RARC) in the period, most frequent first; ``cpt_codes`` narrows them (``D["rarc_pareto"]``)."""
     rs = rules_in_force(conn)
     rr = s.remittance_remark
-    den = _denied_remits(f, rs, cpt_codes)
-    total = int(conn.execute(select(func.count()).select_from(den)).scalar() or 0)
+    den = _denied_remits(conn, f, rs, cpt_codes)
     q = (
         select(rr.c.rarc.label("code"), func.count(distinct(rr.c.remittance_id)).label("remittances"))
         .join(den, den.c.remit_id == rr.c.remittance_id)
         .group_by(rr.c.rarc)
     )
-    df = pd.DataFrame(conn.execute(q).mappings().all(), columns=["code", "remittances"])
+    with pm_store.index_lookups(conn):
+        total = int(conn.execute(select(func.count()).select_from(den)).scalar() or 0)
+        rows = conn.execute(q).mappings().all()
+    df = pd.DataFrame(rows, columns=["code", "remittances"])
     df["text"] = [rs.rarc_text(x) for x in df["code"]]
     return _frame(_pareto(df, total), "rarc_pareto")
 
@@ -1428,7 +1444,7 @@ def overturn_rate(conn: Connection, f: Filters) -> KpiResult:
     """Initial denials (first adjudication in range, CARC 18 excluded) overturned: / appealed and / all."""
     rs = rules_in_force(conn)
     c, r, ap = s.claim, s.remittance, s.appeal
-    frm, where = claims_base(f, rs)
+    frm, where = claims_filtered(conn, f, rs)
     r2 = r.alias("later")
     denials = (
         select(r.c.claim_id)
@@ -1446,21 +1462,22 @@ def overturn_rate(conn: Connection, f: Filters) -> KpiResult:
         exists().where(ap.c.claim_id == c.c.id, ap.c.outcome.in_(("overturned", "partial"))),
         exists().where(r2.c.claim_id == c.c.id, r2.c.adjudication_seq > 1, r2.c.paid_amount > 0),
     )
-    row = conn.execute(
-        select(
-            func.count().label("denials"),
-            _flag(appealed).label("appealed"),
-            _flag(overturned).label("overturned"),
-            func.coalesce(func.sum(case((overturned, cast(c.c.total_charge, Float)), else_=0.0)), 0.0).label(
-                "overturned_charges"
-            ),
-            func.coalesce(func.sum(case((appealed, cast(c.c.total_charge, Float)), else_=0.0)), 0.0).label(
-                "appealed_charges"
-            ),
-        )
-        .select_from(frm.join(denials, denials.c.claim_id == c.c.id))
-        .where(where)
-    ).one()
+    with pm_store.index_lookups(conn):
+        row = conn.execute(
+            select(
+                func.count().label("denials"),
+                _flag(appealed).label("appealed"),
+                _flag(overturned).label("overturned"),
+                func.coalesce(func.sum(case((overturned, cast(c.c.total_charge, Float)), else_=0.0)), 0.0).label(
+                    "overturned_charges"
+                ),
+                func.coalesce(func.sum(case((appealed, cast(c.c.total_charge, Float)), else_=0.0)), 0.0).label(
+                    "appealed_charges"
+                ),
+            )
+            .select_from(frm.join(denials, denials.c.claim_id == c.c.id))
+            .where(where)
+        ).one()
     return KpiResult(
         D["overturn_rate"],
         _rate(row.overturned, row.appealed),
@@ -1477,9 +1494,18 @@ def overturn_rate(conn: Connection, f: Filters) -> KpiResult:
 def days_to_payment(conn: Connection, f: Filters) -> KpiResult:
     """Median days from submission to first payment for claims paid in the period (``D["days_to_payment"]``)."""
     rs = rules_in_force(conn)
+    start, end = _period(f)
+    stored = pm_store.claim_source(conn, f, rs)
+    if stored is not None:  # each claim's first paid date and its days from submission, stored
+        t, where = stored
+        hist = conn.execute(
+            select(t.c.days_to_paid, func.count().label("n"))
+            .where(where, t.c.first_paid_date.between(start, end))
+            .group_by(t.c.days_to_paid)
+        ).all()
+        return _days_result(hist)
     c, r = s.claim, s.remittance
     frm, where = claims_base(f, rs)
-    start, end = _period(f)
     r2 = r.alias("paid_in_period")  # only claims with a payment in the period can have their first one there
     paid_now = select(r2.c.claim_id).where(r2.c.received_date.between(start, end), r2.c.paid_amount > 0)
     first_paid = (
@@ -1494,6 +1520,11 @@ def days_to_payment(conn: Connection, f: Filters) -> KpiResult:
         .where(where, first_paid.c.paid_on.between(start, end))
         .group_by(days)
     ).all()
+    return _days_result(hist)
+
+
+def _days_result(hist) -> KpiResult:
+    """The median and mean of a (days, claims) histogram."""
     h = {int(d): int(n) for d, n in hist}
     n = sum(h.values())
     mean = (sum(d * k for d, k in h.items()) / n) if n else None

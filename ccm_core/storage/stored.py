@@ -3,7 +3,8 @@ tables, refreshed in the same transaction as every write that changes them.
 
 Three derived tables: ``patient_month_store`` (the engine's patient-month rows),
 ``enrolled_month_store`` (who is enrolled at each month end) and ``claim_store`` (per claim: filter
-columns, code-family flags, month of its initial denial).
+columns, code-family flags, month of its initial denial, first adjudication and status, paid amount,
+first paid date, CARC/RARC lists).
 
 Why: counting minutes by the rules (overlap across programs, inpatient days, consent, thresholds)
 reads every time entry of the month; at 50,000 patients that is ~1.5 s per month, paid again by each
@@ -60,7 +61,7 @@ from ccm_core import rules as rules_mod
 from ccm_core.engine import compliance
 from ccm_core.engine import patient_month as eng
 from ccm_core.engine.filters import Filters
-from ccm_core.engine.sql import is_denial, is_duplicate
+from ccm_core.engine.sql import NOT_DENIAL_CARCS, days_between, is_denial, is_duplicate
 from ccm_core.storage import db
 from ccm_core.storage import schema as s
 
@@ -91,7 +92,7 @@ MONTH_TABLES = {"time_entry", "claim_line", "claim", "remittance", "complexity_a
 # decide how the entries they logged count): a write to them changes only the patient-months of the
 # patients it names, every month; for staff, the patients whose time entries those staff logged.
 PATIENT_TABLES = {"patient", "consent", "facility_stay", "staff", "care_plan"}  # care_plan: the complex track
-CLAIM_READ_TABLES = {"claim", "claim_line", "remittance", "remittance_adjustment", "patient"}
+CLAIM_READ_TABLES = {"claim", "claim_line", "remittance", "remittance_adjustment", "remittance_remark", "patient"}
 
 
 @dataclass(frozen=True)
@@ -112,7 +113,8 @@ class StoreState:
 # BUMP IT in the commit that changes what those statements compute; tests/test_store_version.py pins
 # the compiled SQL to this number and fails until you do.  A stored table built under another version
 # is not read (readers take the live statements) until ``refresh-store`` or the next write rebuilds it.
-STORE_VERSION = 3  # 3: complex track needs a care-plan revision (complex_care_plan); eligibility via compliance
+STORE_VERSION = 4  # 4: claim store carries first adjudication, status, paid, first paid date, CARC/RARC lists
+# 3: complex track needs a care-plan revision (complex_care_plan); eligibility via compliance
 
 
 def fingerprint(rs: rules_mod.RuleSet) -> str:
@@ -187,7 +189,9 @@ CLAIM_TABLE = "claim_store"
 # One row per claim with what the claim-level KPIs filter and count on: the filter columns (clinic as the
 # claim or the patient has it, billing practitioner, care manager, payer), one flag per code family on its
 # lines, and the month of its initial denial (first adjudication denied, CARC 18 duplicates excluded).
-# The HFMA denial rate then is two indexed GROUP BYs instead of joining claims, lines and adjustments.
+# The HFMA denial rate then is two indexed GROUP BYs instead of joining claims, lines and adjustments;
+# days to payment one GROUP BY, and the claim-lines list reads each line's claim status, paid amount and
+# reason codes here instead of aggregating every remittance of the period's claims.
 _CLAIM_TABLES: dict[tuple[str, ...], Table] = {}
 
 
@@ -211,10 +215,22 @@ def claim_table(rs: rules_mod.RuleSet) -> Table:
             Column("payer", String(60)),
             *[Column(f"act_{fam}", Integer, nullable=False) for fam in fams],
             Column("initial_denial_month", Integer),
+            # its remittances, for the claim-lines list and days to payment (``_claim_store_select``)
+            Column("submitted_date", Date),
+            Column("first_adjudicated", Date),  # received date of its first first-adjudication remittance
+            Column("first_denied", Integer, nullable=False),  # that one is a denial, not a CARC 18 duplicate
+            Column("status", String(30), nullable=False),  # pending / denied, later paid / denied / duplicate / paid
+            Column("paid", Float, nullable=False),  # paid over all its remittances
+            Column("first_paid_date", Date),  # first remittance that paid anything
+            Column("days_to_paid", Integer),  # submitted -> first_paid_date
+            Column("carcs", String()),  # the CARCs of its remittances, patient share and contractual excluded
+            Column("rarcs", String()),  # the RARCs of its remittances
         )
         Index(f"ix_{CLAIM_TABLE}_submitted", t.c.submitted_month)
         Index(f"ix_{CLAIM_TABLE}_denied", t.c.initial_denial_month)
         Index(f"ix_{CLAIM_TABLE}_patient", t.c.patient_id)
+        Index(f"ix_{CLAIM_TABLE}_claim", t.c.claim_id)
+        Index(f"ix_{CLAIM_TABLE}_first_paid", t.c.first_paid_date)
         _CLAIM_TABLES[fams] = t
     return _CLAIM_TABLES[fams]
 
@@ -230,13 +246,50 @@ def _claim_store_select(rs: rules_mod.RuleSet, patients: Select | None = None) -
     denied = select(r.c.claim_id, func.min(r.c.received_month).label("month")).where(
         r.c.adjudication_seq == 1, r.c.claim_id.isnot(None), is_denial(r), ~is_duplicate(r)
     )
+    ra, rr = s.remittance_adjustment, s.remittance_remark
+    first_id = select(r.c.claim_id, func.min(r.c.id).label("remit_id")).where(r.c.adjudication_seq == 1)
+    paid = select(
+        r.c.claim_id,
+        func.sum(cast(r.c.paid_amount, Float)).label("paid"),
+        func.min(case((r.c.paid_amount > 0, r.c.received_date))).label("first_paid"),
+    ).where(r.c.claim_id.isnot(None))
+    carc_pairs = (
+        select(r.c.claim_id, ra.c.carc).join(ra, ra.c.remittance_id == r.c.id).where(ra.c.carc.not_in(NOT_DENIAL_CARCS))
+    )
+    rarc_pairs = select(r.c.claim_id, rr.c.rarc).join(rr, rr.c.remittance_id == r.c.id)
     theirs = true()
     if patients is not None:
         claims = select(c.c.id).where(c.c.patient_id.in_(patients))
         flags, denied = flags.where(cl.c.claim_id.in_(claims)), denied.where(r.c.claim_id.in_(claims))
+        first_id, paid = first_id.where(r.c.claim_id.in_(claims)), paid.where(r.c.claim_id.in_(claims))
+        carc_pairs, rarc_pairs = carc_pairs.where(r.c.claim_id.in_(claims)), rarc_pairs.where(r.c.claim_id.in_(claims))
         theirs = c.c.patient_id.in_(patients)
     flags = flags.group_by(cl.c.claim_id).subquery("claim_flags")
     denied = denied.group_by(r.c.claim_id).subquery("initial_denials")
+    first_id = first_id.group_by(r.c.claim_id).subquery("first_adjudication")
+    paid = paid.group_by(r.c.claim_id).subquery("claim_paid")
+    carc_pairs, rarc_pairs = carc_pairs.distinct().subquery("carc_pairs"), rarc_pairs.distinct().subquery("rarc_pairs")
+    carcs = (
+        select(carc_pairs.c.claim_id, func.aggregate_strings(carc_pairs.c.carc, ", ").label("codes"))
+        .group_by(carc_pairs.c.claim_id)
+        .subquery("claim_carcs")
+    )
+    rarcs = (
+        select(rarc_pairs.c.claim_id, func.aggregate_strings(rarc_pairs.c.rarc, ", ").label("codes"))
+        .group_by(rarc_pairs.c.claim_id)
+        .subquery("claim_rarcs")
+    )
+    first = r.alias("first_remit")
+    denied_first = and_(is_denial(first), ~is_duplicate(first))
+    paid_total = func.coalesce(paid.c.paid, 0.0)
+    # the claim-lines list's status (``kpis.breakdowns.claim_lines``)
+    status = case(
+        (first.c.id.is_(None), "pending"),
+        (and_(denied_first, paid_total > 0), "denied, later paid"),
+        (denied_first, "denied"),
+        (is_duplicate(first), "duplicate (CARC 18)"),
+        else_="paid",
+    )
     return (
         select(
             c.c.id,
@@ -249,11 +302,25 @@ def _claim_store_select(rs: rules_mod.RuleSet, patients: Select | None = None) -
             c.c.payer,
             *[func.coalesce(flags.c[f"act_{fam}"], 0) for fam in fams],
             denied.c.month,
+            c.c.submitted_date,
+            first.c.received_date,
+            case((and_(first.c.id.isnot(None), denied_first), 1), else_=0),
+            status,
+            paid_total,
+            paid.c.first_paid,
+            days_between(c.c.submitted_date, paid.c.first_paid),
+            carcs.c.codes,
+            rarcs.c.codes,
         )
         .select_from(
             c.join(p, p.c.id == c.c.patient_id)
             .outerjoin(flags, flags.c.claim_id == c.c.id)
             .outerjoin(denied, denied.c.claim_id == c.c.id)
+            .outerjoin(first_id, first_id.c.claim_id == c.c.id)
+            .outerjoin(first, first.c.id == first_id.c.remit_id)
+            .outerjoin(paid, paid.c.claim_id == c.c.id)
+            .outerjoin(carcs, carcs.c.claim_id == c.c.id)
+            .outerjoin(rarcs, rarcs.c.claim_id == c.c.id)
         )
         .where(theirs)
     )
@@ -467,9 +534,11 @@ def _patient_month_patients(scope: Scope) -> Select | None:
 
 
 @contextlib.contextmanager
-def _index_lookups(conn: Connection) -> Iterator[None]:
+def index_lookups(conn: Connection) -> Iterator[None]:
     """A few patients' rows: nested loops over the patient indexes (``engine.prepare`` turns them off
-    for whole months); PostgreSQL, 100 patients at 50k: 2.7 -> 0.8 s, their claims 0.9 -> 0.1 s."""
+    for whole months); PostgreSQL, 100 patients at 50k: 2.7 -> 0.8 s, their claims 0.9 -> 0.1 s.  Also
+    the claim KPIs over one period's remittances (a few thousand, looked up by claim id): hash joins
+    would scan every claim and claim line (CARC Pareto 0.9 -> 0.1 s)."""
     if conn.dialect.name != "postgresql":
         yield
         return
@@ -513,7 +582,7 @@ def refresh(
             # the named patients' rows, every stored month (before the month rebuild, which may widen the range)
             patients_rebuilt = True
             conn.execute(t.delete().where(t.c.patient_id.in_(who)))
-            with _index_lookups(conn):
+            with index_lookups(conn):
                 conn.execute(t.insert().from_select([c.name for c in t.c], _store_select(pm_from, pm_to, rs, who)))
         if scope.months is not False:
             lo, hi = scope.months
@@ -549,7 +618,7 @@ def refresh(
         rebuild_claims = "patients"  # only patient columns changed: those patients' claims
         ct = claim_table(rs)
         conn.execute(ct.delete().where(ct.c.patient_id.in_(who)))
-        with _index_lookups(conn):
+        with index_lookups(conn):
             conn.execute(ct.insert().from_select([col.name for col in ct.c], _claim_store_select(rs, who)))
     elif rebuild_claims:
         ct = claim_table(rs)
