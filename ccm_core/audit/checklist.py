@@ -7,8 +7,9 @@ once (CTEs, GROUP BY, correlated sub-selects) that run on SQLite and
 PostgreSQL alike.  Python only turns the small per-patient-month result into
 pass / fail / na and an evidence sentence.
 
-Minutes, supported codes, thresholds and billing findings come from
-``ccm_core.engine.read.patient_months``: the checklist never recounts minutes.  The
+Minutes, supported codes, thresholds and billing findings come from the engine's
+patient-month rows (what ``ccm_core.engine.read.patient_months`` reads, stored when
+current): the checklist never recounts minutes.  The
 raw-table items (eligibility, initiating visit, consent, care plan, time log,
 documentation quality) read the tables themselves because they judge the
 *record*, not the count.
@@ -51,6 +52,7 @@ from sqlalchemy.engine import Connection
 from ccm_core import rules as rules_mod
 from ccm_core.engine import compliance, read
 from ccm_core.engine.filters import Filters
+from ccm_core.engine.patient_month import prepare
 from ccm_core.engine.sql import days_from, replaced_claims
 from ccm_core.io.labels import activity_words
 from ccm_core.storage import schema as s
@@ -566,8 +568,38 @@ def _q_claims(conn: Connection, sc: _Scope) -> pd.DataFrame:
     return _sort_lists(_frame(conn, q), "lines", ", ")
 
 
+# The engine's columns the items read (plus ``supported_codes`` / ``billed_codes``, worded as
+# ``engine.patient_months`` words them from the ``supported_<code>`` / ``billed_<code>`` units).
+ENGINE_COLUMNS = (
+    "counted_minutes",
+    "logged_minutes",
+    "practitioner_minutes",
+    "excluded_non_clinical",
+    "excluded_inpatient",
+    "excluded_pre_consent",
+    "excluded_other_program",
+    "billed_ccm_units",
+    "over_billed",
+    "supported_track",
+    "threshold_date",
+    "units_over_cap",
+    "addon_without_base",
+    "ccm_tracks_mixed",
+    "has_complexity",
+    "complex_care_plan",
+    "ccm_practitioners",
+    "ccm_with_pcm_same_practitioner",
+    "ccm_with_apcm_same_practitioner",
+)
+
+
 def _engine_frame(conn: Connection, sc: _Scope, base: pd.DataFrame) -> pd.DataFrame:
-    """The engine's patient-months for exactly the audited patients (narrowed by their own attributes)."""
+    """The engine's patient-months (``engine.patient_months``' rows: stored when current, else the live
+    statement) for exactly the audited patient-months (narrowed by their own attributes): only the columns
+    the items read (all 70 of a month's ~10,000 rows through ``patient_months``' frame cost 1.4 s at 50,000
+    patients)."""
+    from ccm_core.storage import stored as pm_store
+
     if sc.filters is not None:
         f = sc.filters
     else:
@@ -589,10 +621,23 @@ def _engine_frame(conn: Connection, sc: _Scope, base: pd.DataFrame) -> pd.DataFr
             if len(vals) == len(attrs):  # only narrow when every audited patient has the attribute
                 narrow[key] = tuple(sorted(int(x) for x in vals.unique()))
         f = Filters(month_from=min(sc.months), month_to=max(sc.months), **narrow)
-    em = read.patient_months(conn, f, sc.rs)
+    prepare(conn)  # as ``engine.patient_months``
+    pm = pm_store.patient_month_source(conn, f, sc.rs).subquery("audit_engine_pm")
+    supported = [c for c in sc.rs.codes if f"supported_{c}" in pm.c]
+    billed = [c for c in sc.rs.codes if f"billed_{c}" in pm.c]
+    names = dict.fromkeys(
+        KEY
+        + [c for c in ENGINE_COLUMNS if c in pm.c]
+        + [f"supported_{c}" for c in supported]
+        + [f"billed_{c}" for c in billed]
+    )
+    em = _frame(conn, select(*[pm.c[n] for n in names]), list(names))
     if em.empty:
         return em
-    return em.merge(base[KEY], on=KEY, how="inner")
+    em = em.merge(base[KEY], on=KEY, how="inner")
+    em["supported_codes"] = read.codes_text(em, "supported_", supported)
+    em["billed_codes"] = read.codes_text(em, "billed_", billed)
+    return em
 
 
 # --------------------------------------------------------------------------- the checklist
@@ -614,6 +659,11 @@ def checklist_for_months(
             return pd.DataFrame(columns=out_cols)
     if population not in POPULATIONS:
         raise ValueError(f"Unknown audit population {population!r}; choose one of {', '.join(POPULATIONS)}")
+    if isinstance(target, Filters):
+        # A whole month (thousands of patient-months): the engine's PostgreSQL settings, as the billing status
+        # uses for the same prerequisites (nested loops rescan the grouped CTEs per row: 35 s instead of 1.6 s
+        # for the prerequisites at 50,000 patients).  A sample's few pairs keep the index lookups.
+        prepare(conn)
     sc = _Scope(conn, target, rs, population)
     base = _frame(conn, select(*sc.base.c))
     if base.empty:

@@ -50,7 +50,7 @@ def _join_parts(parts: list[tuple[pd.Series, object]], n: int) -> list[str]:
     return ["; ".join(x) for x in out]
 
 
-def _codes_text(df: pd.DataFrame, prefix: str, codes: list[str]) -> list[str]:
+def codes_text(df: pd.DataFrame, prefix: str, codes: list[str]) -> list[str]:
     """'99490 x1, 99439 x2' per row from the ``<prefix><code>`` unit columns."""
     out: list[list[str]] = [[] for _ in range(len(df))]
     for code in codes:
@@ -107,8 +107,8 @@ def patient_months(conn: Connection, filters: Filters, rs: rules_mod.RuleSet | N
         df[col] = df[col].astype(int)
     supported = [c for c in rs.codes if f"supported_{c}" in df.columns]
     billed = [c for c in rs.codes if f"billed_{c}" in df.columns]
-    df["supported_codes"] = _codes_text(df, "supported_", supported)
-    df["billed_codes"] = _codes_text(df, "billed_", billed)
+    df["supported_codes"] = codes_text(df, "supported_", supported)
+    df["billed_codes"] = codes_text(df, "billed_", billed)
     df["findings"] = _join_parts([(df[k], FLAG_TEXT[k]) for k in FLAG_COLUMNS], len(df))
     df["fee_status"] = _fee_status(rs, df, supported)
     return df
