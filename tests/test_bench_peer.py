@@ -98,6 +98,7 @@ def test_bench_peers_rows_carry_both_ratios(demo_engine, monkeypatch):
         rows = peer.bench_peers(conn, MONTH, {label: 0.01 for label in peer.PEERS})
     assert [r["kpi"] for r in rows] == list(some)
     for r in rows:
+        assert r["peer_cold"] > r["peer_cached"]  # every row pays for its tables' reads, shared or not
         assert r["vs_cold"] == round(0.01 / r["peer_cold"], 3)
         assert r["vs_cached"] == round(0.01 / r["peer_cached"], 3)
 
