@@ -700,7 +700,7 @@ def _staff_names(t) -> pd.Series:
     return pd.Series((st["first_name"] + " " + st["last_name"]).to_numpy(), index=st["id"].to_numpy())
 
 
-def minutes_per_care_manager(t, f: Filters, c: Ctx) -> dict:
+def minutes_per_care_manager(t, f: Filters, c: Ctx) -> Listed:
     em = _enrolled_month(t, f, c.rs, f.month_to)
     em = em.merge(t["patient"][["id", "care_manager_id"]].rename(columns={"id": "patient_id"}), on="patient_id")
     em["with_minutes"] = (em["counted_minutes"] > 0).astype(int)
@@ -713,7 +713,7 @@ def minutes_per_care_manager(t, f: Filters, c: Ctx) -> dict:
     g["care_manager"] = g.index.map(_staff_names(t)).fillna("unassigned")
     g["minutes_per_patient"] = g["counted_minutes"] / g["panel"]
     g["billable_rate"] = g["billable"] / g["panel"]
-    return _flat_frame(g.reset_index(), "care_manager_id", value=int(g["counted_minutes"].sum()))
+    return Listed(g.reset_index(), "care_manager_id", value=int(g["counted_minutes"].sum()))
 
 
 def _flat_frame(df: pd.DataFrame, key: str, value=None, order: bool = False) -> dict:
@@ -729,6 +729,21 @@ def _flat_frame(df: pd.DataFrame, key: str, value=None, order: bool = False) -> 
         out["order"] = " ".join(str(x) for x in df[key])
     out["value"] = len(df) if value is None else value
     return out
+
+
+@dataclass(frozen=True)
+class Listed:
+    """A list KPI's answer as the peer computes it (a frame); flattened for the comparison only after the timing
+    (``_flat_frame``), as ours is."""
+
+    df: pd.DataFrame
+    key: str
+    value: Any = None
+    order: bool = False
+
+
+def _finish(result):
+    return _flat_frame(result.df, result.key, result.value, result.order) if isinstance(result, Listed) else result
 
 
 NEAR_COLUMNS = (
@@ -749,7 +764,7 @@ NEAR_COLUMNS = (
 )
 
 
-def near_threshold_worklist(t, f: Filters, c: Ctx) -> dict:
+def near_threshold_worklist(t, f: Filters, c: Ctx) -> Listed:
     """Enrolled patients (at ``as_of``) 1-10 counted minutes short of 99490's threshold in the as-of month and not
     billable, tier 1 (5 or fewer short) first, then most minutes, then patient id."""
     as_of, rs = c.as_of, c.rs
@@ -776,7 +791,7 @@ def near_threshold_worklist(t, f: Filters, c: Ctx) -> dict:
     df["expected_at_stake"] = float(rs.fee("99490", month) or 0.0)
     df["days_since_contact"] = (pd.Timestamp(as_of) - df["last_contact_date"]).dt.days
     df = df.sort_values(["tier", "counted_minutes", "patient_id"], ascending=[True, False, True])
-    return _flat_frame(df[list(NEAR_COLUMNS)], "patient_id", order=True)
+    return Listed(df[list(NEAR_COLUMNS)], "patient_id", order=True)
 
 
 def _ours_near(conn: Connection, f: Filters, c: Ctx) -> dict:
@@ -943,7 +958,7 @@ OUTREACH_COLUMNS = (
 )
 
 
-def eligible_not_enrolled(t, f: Filters, c: Ctx) -> dict:
+def eligible_not_enrolled(t, f: Filters, c: Ctx) -> Listed:
     """Eligible patients at the end of ``f.month_to`` whose latest status (per program) is not 'enrolled', best bets
     first (consented, reached, ... by the next step's order), then most chronic conditions, then patient id."""
     as_of = _month_end(f.month_to)
@@ -961,6 +976,8 @@ def eligible_not_enrolled(t, f: Filters, c: Ctx) -> dict:
     pr, st = t["practitioner"].set_index("id"), t["staff"].set_index("id")
     bp, cm = df["billing_practitioner_id"], df["care_manager_id"]
     status = df["status"].astype(object).where(df["status"].notna(), None)
+    steps = {k: v for k, v in kpis_extra.NEXT_STEP.items() if k is not None}  # None and unknown: the default
+    default = kpis_extra.NEXT_STEP[None]
     df = df.assign(
         patient_name=_name(df["first_name"], df["last_name"]),
         clinic=df["clinic_id"].map(t["clinic"].set_index("id")["name"]),
@@ -971,11 +988,11 @@ def eligible_not_enrolled(t, f: Filters, c: Ctx) -> dict:
         status_date=_iso(df["status_date"]),
         reason=df["reason"].fillna(""),
         last_visit=_iso(df["patient_id"].map(last_visit)),
-        next_step=status.map(lambda x: kpis_extra.NEXT_STEP.get(x, kpis_extra.NEXT_STEP[None])[1]),
-        _order=status.map(lambda x: kpis_extra.NEXT_STEP.get(x, kpis_extra.NEXT_STEP[None])[0]),
+        next_step=status.map({k: v[1] for k, v in steps.items()}).fillna(default[1]),
+        _order=status.map({k: v[0] for k, v in steps.items()}).fillna(default[0]),
     )
     df = df.sort_values(["_order", "chronic_conditions", "patient_id"], ascending=[True, False, True])
-    return _flat_frame(df[list(OUTREACH_COLUMNS)], "patient_id", order=True)
+    return Listed(df[list(OUTREACH_COLUMNS)], "patient_id", order=True)
 
 
 def _ours_outreach(conn: Connection, f: Filters, c: Ctx) -> dict:
@@ -1160,7 +1177,7 @@ def _priced_codes(rs, f: Filters) -> list[str]:
     return [c for fam in ("CCM", "PCM") if fam in f.programs for c in rs.codes_of(family=fam)]
 
 
-def supported_vs_billed(t, f: Filters, c: Ctx) -> dict:
+def supported_vs_billed(t, f: Filters, c: Ctx) -> Listed:
     """Per month and priced code: supported and billed units and their fee-schedule values (codes used at all)."""
     rs = c.rs
     codes = _priced_codes(rs, f)
@@ -1188,7 +1205,7 @@ def supported_vs_billed(t, f: Filters, c: Ctx) -> dict:
     df = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(columns=["month", "code", "supported_units"])
     used = df.groupby("code")[["supported_units", "billed_units"]].sum().sum(axis=1)
     df = df[df["code"].isin(used[used > 0].index)]
-    return _flat_frame(df.assign(key=df["month"].astype(str) + "." + df["code"]).drop(columns=["month", "code"]), "key")
+    return Listed(df.assign(key=df["month"].astype(str) + "." + df["code"]).drop(columns=["month", "code"]), "key")
 
 
 def _ours_svb(conn: Connection, f: Filters, c: Ctx) -> dict:
@@ -1221,7 +1238,7 @@ FINDINGS_COLUMNS = (
 )
 
 
-def billing_findings_list(t, f: Filters, c: Ctx) -> dict:
+def billing_findings_list(t, f: Filters, c: Ctx) -> Listed:
     """Every patient-month of the range with a billing finding, newest month first, with its codes and money."""
     rs = c.rs
     pm = patient_month(t, f, rs)
@@ -1248,7 +1265,7 @@ def billing_findings_list(t, f: Filters, c: Ctx) -> dict:
         billed_charge=df["billed_charge"].astype(float).round(2),
         paid=df["paid_amount"].astype(float).round(2),
     ).sort_values(["service_month", "patient_id"], ascending=[False, True])
-    return _flat_frame(df[list(FINDINGS_COLUMNS)], "key", order=True)
+    return Listed(df[list(FINDINGS_COLUMNS)], "key", order=True)
 
 
 def _ours_findings(conn: Connection, f: Filters, c: Ctx) -> dict:
@@ -1452,7 +1469,7 @@ def _sorted_list(pairs: pd.DataFrame, col: str) -> pd.Series:
     return pairs.groupby("claim_id")[col].agg(", ".join)
 
 
-def claim_lines(t, f: Filters, c: Ctx) -> dict:
+def claim_lines(t, f: Filters, c: Ctx) -> Listed:
     """The period's claim lines of the program codes on claims passing the filters (newest first, at most 5,000),
     with the claim's status from its first adjudication, money paid, and reason codes (CARC, RARC)."""
     rs, codes = c.rs, c.codes
@@ -1514,7 +1531,7 @@ def claim_lines(t, f: Filters, c: Ctx) -> dict:
         reason=lines["claim_id"].map(reason.groupby("claim_id")["text"].agg("; ".join)).astype(object).fillna(""),
     )
     df = lines[list(CLAIM_LINE_COLUMNS)].reset_index(drop=True)
-    return _flat_frame(df.rename_axis("row").reset_index(), "row", value=total)
+    return Listed(df.rename_axis("row").reset_index(), "row", value=total)
 
 
 def _ours_claim_lines(conn: Connection, f: Filters, c: Ctx) -> dict:
@@ -1833,13 +1850,15 @@ def run_peer(
     result = fn(frames, f, ctx)  # second pass: best of two for the cached figure
     t3 = time.perf_counter()
     compute = min(t2 - t1, t3 - t2)
-    return result, sum(read[name][1] for name in tables) + (t1 - t0) + compute, compute
+    return _finish(result), sum(read[name][1] for name in tables) + (t1 - t0) + compute, compute
 
 
-def compute(conn: Connection, label: str, f: Filters, as_of: dt.date | None = None) -> dict:
-    """The peer's answer alone (one read, one compute): what the equality test compares."""
+def compute(conn: Connection, label: str, f: Filters, as_of: dt.date | None = None, frames: dict | None = None) -> dict:
+    """The peer's answer alone (one compute; the tables read unless ``frames`` holds them): what the equality test
+    compares."""
     tables, fn, _ = PEERS[label]
-    return fn(read_tables(conn, tables), f, _context(conn, f, as_of))
+    frames = read_tables(conn, tables) if frames is None else frames
+    return _finish(fn({name: frames[name] for name in tables}, f, _context(conn, f, as_of)))
 
 
 def ours(conn: Connection, label: str, f: Filters, as_of: dt.date | None = None) -> dict:
