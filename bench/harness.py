@@ -242,7 +242,7 @@ def stage_core(url: str, month: int, as_of: dt.date, repeat: int) -> dict:
         from bench import peer
 
         try:
-            out["peer"] = peer.bench_peers(conn, month, {k["kpi"]: k["seconds"] for k in out["kpis"]})
+            out["peer"] = peer.bench_peers(conn, month, {k["kpi"]: k["seconds"] for k in out["kpis"]}, as_of=as_of)
         except Exception as exc:  # noqa: BLE001 - a failing peer is a bench finding, not a crash
             out["peer_error"] = f"{type(exc).__name__}: {exc}"[:200]
         conn.rollback()
