@@ -28,6 +28,7 @@ PINNED = {
     2: "f15c493add44b84e5be97b2631416be888676230",  # scoped rebuilds: claim-store select takes patients
     3: "71b0f051dfe0ad1e351a2058694c0c48265d85be",  # complex track needs a care-plan revision; compliance core; payer aliases
     4: "8d96df06e0990e9b507cb138bbae6fb6f5951fdd",  # claim store: first adjudication, status, paid, first paid date, CARC/RARC lists
+    5: "7cbd639a540ad22e864bdcf2b854a069f7275d71",  # claim number in the claim store
 }
 MONTHS = (202401, 202412)
 
