@@ -776,12 +776,19 @@ def _n(v) -> int:
     return 0 if v is None or pd.isna(v) else int(v)
 
 
+def _each(df: pd.DataFrame, cols):
+    """Rows of ``df`` as named tuples of only ``cols`` (the prerequisites frame has ~50 columns: building
+    every field of every row cost more than the wording)."""
+    return df[list(cols)].itertuples(index=False)
+
+
 # The four prerequisite items below only word the evidence: pass / fail comes from the ``<item>_result``
 # columns of ``compliance.prerequisites_select`` (the rule, written once, that the billing status uses).
 def _eligibility(base, pre, conds) -> pd.DataFrame:
     m = _left(pre, conds)
     res, ev = [], []
-    for r in m.itertuples():
+    cols = ("conditions", "eligibility_result", "n_conditions", "override_date", "override_eligible", "override_found")
+    for r in _each(m, cols + ("override_reason",)):
         n = _n(r.n_conditions)
         listed = r.conditions if isinstance(r.conditions, str) and r.conditions else "none on file"
         if _n(r.override_found):
@@ -799,7 +806,8 @@ def _eligibility(base, pre, conds) -> pd.DataFrame:
 
 def _initiating(base, pre) -> pd.DataFrame:
     res, ev = [], []
-    for r in pre.itertuples():
+    cols = ("ccm_start", "first_seen_date", "initiating_visit_result", "initiator_id", "new_patient", "other_visit")
+    for r in _each(pre, cols + ("qual_visit", "seen_date")):
         start_d = _as_date(r.ccm_start)
         res.append(r.initiating_visit_result)
         if start_d is None:
@@ -835,7 +843,9 @@ def _initiating(base, pre) -> pd.DataFrame:
 
 def _consent(base, pre) -> pd.DataFrame:
     res, ev = [], []
-    for r in pre.itertuples():
+    cols = ("consent_date", "consent_id", "consent_practitioner_id", "consent_problem", "consent_result", "decision")
+    cols += ("first_minute_date", "method", "practitioner_id", "revoked_date") + tuple(k for k, _ in DISCLOSURES)
+    for r in _each(pre, cols):
         res.append(r.consent_result)
         if pd.isna(r.consent_id):
             ev.append("No CCM consent on file.")
@@ -882,7 +892,8 @@ _PLAN_PROBLEM_TEXT = {
 
 def _care_plan(base, pre) -> pd.DataFrame:
     res, ev = [], []
-    for r in pre.itertuples():
+    cols = ("care_plan_established", "care_plan_latest", "care_plan_problem", "care_plan_result", "care_plan_reviewed")
+    for r in _each(pre, cols + ("care_plan_shared", "care_plan_signed_by", "care_plan_version", "month_end")):
         res.append(r.care_plan_result)
         if pd.isna(r.care_plan_version):
             ev.append(f"No care plan established on or before {_d(r.month_end)}.")
@@ -909,10 +920,20 @@ def _care_plan(base, pre) -> pd.DataFrame:
     return _rows(base, "care_plan", res, ev)
 
 
+_TIME_LOG_GAPS = (
+    ("n_no_credential", "no staff credential"),
+    ("n_no_start", "no start time"),
+    ("n_no_minutes", "no minutes"),
+    ("n_no_activity", "no activity"),
+    ("n_no_note", "no note"),
+)
+
+
 def _time_log(base, time) -> pd.DataFrame:
     m = _left(base, time)
     res, ev = [], []
-    for r in m.itertuples():
+    cols = ("logged_minutes", "n_entries", "n_nonclinical", "nonclinical_minutes", "nonclinical_staff")
+    for r in _each(m, cols + tuple(c for c, _ in _TIME_LOG_GAPS)):
         n = _n(r.n_entries)
         if n == 0:
             res.append("na")
@@ -924,13 +945,7 @@ def _time_log(base, time) -> pd.DataFrame:
                 f"{_n(r.n_nonclinical)} entr{'y' if _n(r.n_nonclinical) == 1 else 'ies'} "
                 f"({_n(r.nonclinical_minutes)} min) by non-clinical staff ({r.nonclinical_staff})"
             )
-        for col, label in (
-            ("n_no_credential", "no staff credential"),
-            ("n_no_start", "no start time"),
-            ("n_no_minutes", "no minutes"),
-            ("n_no_activity", "no activity"),
-            ("n_no_note", "no note"),
-        ):
+        for col, label in _TIME_LOG_GAPS:
             k = _n(getattr(r, col))
             if k:
                 problems.append(f"{k} with {label}")
@@ -1202,7 +1217,8 @@ def _claim_fields(base, em, claims) -> pd.DataFrame:
 def _documentation(base, time) -> pd.DataFrame:
     m = _left(base, time)
     res, ev = [], []
-    for r in m.itertuples():
+    cols = ("busy_day", "n_backdated_month_end", "n_busy_day", "n_entries", "n_round_after_fact", "n_vague")
+    for r in _each(m, cols + ("vague_example",)):
         n = _n(r.n_entries)
         if n == 0:
             res.append("na")
