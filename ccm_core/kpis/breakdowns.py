@@ -433,8 +433,8 @@ def denials_by_dimension(conn: Connection, f: Filters, by: str = "payer") -> pd.
     if by not in DIMENSIONS:
         raise ValueError(f"by must be one of {', '.join(DIMENSIONS)}")
     rs = rules_mod.load(conn)
-    c, r, cl, pr = s.claim, s.remittance, s.claim_line, s.practitioner
-    frm, where = kpis.claims_filtered(conn, f, rs)
+    r, cl, pr = s.remittance, s.claim_line, s.practitioner
+    frm, where, c = kpis.claims_filtered(conn, f, rs)
     denied = and_(is_denial(r), ~is_duplicate(r))
     first = (
         select(r.c.claim_id, func.max(case((denied, 1), else_=0)).label("denied"))
@@ -443,21 +443,21 @@ def denials_by_dimension(conn: Connection, f: Filters, by: str = "payer") -> pd.
         )
         .group_by(r.c.claim_id)
     ).subquery("first_adj")
-    charge = cast(c.c.total_charge, Float)
-    frm = frm.join(first, first.c.claim_id == c.c.id)
+    charge = c.total_charge
+    frm = frm.join(first, first.c.claim_id == c.id)
     if by == "payer":
-        key = c.c.payer
-        label = c.c.payer
+        key = c.payer
+        label = c.payer
     elif by == "practitioner":
-        frm = frm.outerjoin(pr, pr.c.id == c.c.practitioner_id)
-        key = c.c.practitioner_id
+        frm = frm.outerjoin(pr, pr.c.id == c.practitioner_id)
+        key = c.practitioner_id
         label = _full_name(pr.c.first_name, pr.c.last_name)
     else:
         codes = kpis.program_codes(rs, f)
         claim_codes = (select(cl.c.claim_id, cl.c.cpt_code).where(cl.c.cpt_code.in_(codes)).distinct()).subquery(
             "claim_codes"
         )
-        frm = frm.join(claim_codes, claim_codes.c.claim_id == c.c.id)
+        frm = frm.join(claim_codes, claim_codes.c.claim_id == c.id)
         key = claim_codes.c.cpt_code
         label = claim_codes.c.cpt_code
     q = (

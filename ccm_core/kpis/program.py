@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from dataclasses import dataclass
 
 import pandas as pd
 from sqlalchemy import (
@@ -38,6 +39,7 @@ from sqlalchemy import (
     union_all,
 )
 from sqlalchemy.engine import Connection
+from sqlalchemy.sql.elements import ColumnElement
 
 from ccm_core import rules as rules_mod
 from ccm_core.engine import compliance, read
@@ -1229,15 +1231,27 @@ def claims_base(f: Filters, rs):
     return c.join(p, p.c.id == c.c.patient_id), claim_where(f, rs)
 
 
+@dataclass(frozen=True)
+class ClaimColumns:
+    """The claim columns the claim KPIs count and cut by, from the claim table or the claim store."""
+
+    id: ColumnElement
+    total_charge: ColumnElement  # as a float
+    payer: ColumnElement
+    practitioner_id: ColumnElement
+
+
 def claims_filtered(conn: Connection, f: Filters, rs):
-    """Like ``claims_base``, but when the claim store is current the filters are its stored columns and
-    code-family flags, joined to the claim by id: no scan of every claim line for the program codes."""
+    """(FROM, WHERE, ``ClaimColumns``) of the claims ``f`` selects: ``claims_base`` over the claim table, or,
+    when the claim store is current, the store alone (its filter columns, code-family flags, charge,
+    payer and practitioner): no scan of every claim line for the program codes, nor of every claim."""
     stored = pm_store.claim_source(conn, f, rs)
     if stored is None:
-        return claims_base(f, rs)
+        c = s.claim
+        frm, where = claims_base(f, rs)
+        return frm, where, ClaimColumns(c.c.id, cast(c.c.total_charge, Float), c.c.payer, c.c.practitioner_id)
     t, where = stored
-    c = s.claim
-    return c.join(t, t.c.claim_id == c.c.id), where
+    return t, where, ClaimColumns(t.c.claim_id, t.c.total_charge, t.c.payer, t.c.practitioner_id)
 
 
 def _denial_numerators(conn, f: Filters, rs, month_from: int, month_to: int) -> dict[int, tuple[int, float]]:
@@ -1361,8 +1375,8 @@ def initial_denial_rates(conn: Connection, f: Filters) -> dict[str, KpiResult]:
 def first_pass_resolution_rate(conn: Connection, f: Filters) -> KpiResult:
     """Claims resolved on first submission ÷ claims adjudicated (``D["first_pass_resolution"]``)."""
     rs = rules_in_force(conn)
-    c, r = s.claim, s.remittance
-    frm, where = claims_filtered(conn, f, rs)
+    r = s.remittance
+    frm, where, c = claims_filtered(conn, f, rs)
     first = (
         select(r.c.claim_id, func.max(case((is_denial(r), 1), else_=0)).label("denied"))
         .where(r.c.adjudication_seq == 1, r.c.claim_id.isnot(None), r.c.received_month == f.month_to)
@@ -1371,7 +1385,7 @@ def first_pass_resolution_rate(conn: Connection, f: Filters) -> KpiResult:
     with pm_store.index_lookups(conn):
         row = conn.execute(
             select(func.count().label("den"), _flag(first.c.denied == 0).label("num"))
-            .select_from(frm.join(first, first.c.claim_id == c.c.id))
+            .select_from(frm.join(first, first.c.claim_id == c.id))
             .where(where)
         ).one()
     return KpiResult(D["first_pass_resolution"], _rate(row.num, row.den), int(row.num), int(row.den))
@@ -1379,14 +1393,14 @@ def first_pass_resolution_rate(conn: Connection, f: Filters) -> KpiResult:
 
 def _denied_remits(conn: Connection, f: Filters, rs, cpt_codes=None):
     """Denied remittances received in the range, for claims passing the filters (and optional CPT codes)."""
-    c, r, cl = s.claim, s.remittance, s.claim_line
-    frm, where = claims_filtered(conn, f, rs)
+    r, cl = s.remittance, s.claim_line
+    frm, where, c = claims_filtered(conn, f, rs)
     conds = [where, r.c.received_month.between(f.month_from, f.month_to), is_denial(r)]
     if cpt_codes:
-        conds.append(exists().where(cl.c.claim_id == c.c.id, cl.c.cpt_code.in_(tuple(cpt_codes))))
+        conds.append(exists().where(cl.c.claim_id == c.id, cl.c.cpt_code.in_(tuple(cpt_codes))))
     return (
-        select(r.c.id.label("remit_id"), cast(c.c.total_charge, Float).label("charge"))
-        .select_from(frm.join(r, r.c.claim_id == c.c.id))
+        select(r.c.id.label("remit_id"), c.total_charge.label("charge"))
+        .select_from(frm.join(r, r.c.claim_id == c.id))
         .where(*conds)
     ).subquery("denied")
 
@@ -1443,8 +1457,8 @@ def rarc_pareto(conn: Connection, f: Filters, cpt_codes: tuple[str, ...] | None 
 def overturn_rate(conn: Connection, f: Filters) -> KpiResult:
     """Initial denials (first adjudication in range, CARC 18 excluded) overturned: / appealed and / all."""
     rs = rules_in_force(conn)
-    c, r, ap = s.claim, s.remittance, s.appeal
-    frm, where = claims_filtered(conn, f, rs)
+    r, ap = s.remittance, s.appeal
+    frm, where, c = claims_filtered(conn, f, rs)
     r2 = r.alias("later")
     denials = (
         select(r.c.claim_id)
@@ -1457,10 +1471,10 @@ def overturn_rate(conn: Connection, f: Filters) -> KpiResult:
         )
         .distinct()
     ).subquery()
-    appealed = exists().where(ap.c.claim_id == c.c.id)
+    appealed = exists().where(ap.c.claim_id == c.id)
     overturned = or_(
-        exists().where(ap.c.claim_id == c.c.id, ap.c.outcome.in_(("overturned", "partial"))),
-        exists().where(r2.c.claim_id == c.c.id, r2.c.adjudication_seq > 1, r2.c.paid_amount > 0),
+        exists().where(ap.c.claim_id == c.id, ap.c.outcome.in_(("overturned", "partial"))),
+        exists().where(r2.c.claim_id == c.id, r2.c.adjudication_seq > 1, r2.c.paid_amount > 0),
     )
     with pm_store.index_lookups(conn):
         row = conn.execute(
@@ -1468,14 +1482,10 @@ def overturn_rate(conn: Connection, f: Filters) -> KpiResult:
                 func.count().label("denials"),
                 _flag(appealed).label("appealed"),
                 _flag(overturned).label("overturned"),
-                func.coalesce(func.sum(case((overturned, cast(c.c.total_charge, Float)), else_=0.0)), 0.0).label(
-                    "overturned_charges"
-                ),
-                func.coalesce(func.sum(case((appealed, cast(c.c.total_charge, Float)), else_=0.0)), 0.0).label(
-                    "appealed_charges"
-                ),
+                func.coalesce(func.sum(case((overturned, c.total_charge), else_=0.0)), 0.0).label("overturned_charges"),
+                func.coalesce(func.sum(case((appealed, c.total_charge), else_=0.0)), 0.0).label("appealed_charges"),
             )
-            .select_from(frm.join(denials, denials.c.claim_id == c.c.id))
+            .select_from(frm.join(denials, denials.c.claim_id == c.id))
             .where(where)
         ).one()
     return KpiResult(
