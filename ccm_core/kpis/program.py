@@ -367,10 +367,11 @@ def _pm(conn: Connection, f: Filters, rs: rules_mod.RuleSet):
     return pm_store.patient_month_source(conn, f, rs).cte("pm").prefix_with("MATERIALIZED", dialect="postgresql")
 
 
-def _latest_status(f: Filters, as_of: dt.date):
-    """Each filtered patient's latest enrollment event on or before ``as_of`` (programs of the filter)."""
+def _latest_status(f: Filters, as_of: dt.date, tag: str = ""):
+    """Each filtered patient's latest enrollment event on or before ``as_of`` (programs of the filter);
+    ``tag`` suffixes its CTE's name (several in one statement)."""
     ee, p = s.enrollment_event, s.patient
-    spans = compliance.enrollment_spans(f.programs, ee.c.event_date <= as_of)
+    spans = compliance.enrollment_spans(f.programs, ee.c.event_date <= as_of, f"enrollment_spans{tag}")
     return (
         select(spans.c.patient_id, spans.c.program, spans.c.status, spans.c.reason)
         .select_from(spans.join(p, p.c.id == spans.c.patient_id))
@@ -379,13 +380,14 @@ def _latest_status(f: Filters, as_of: dt.date):
     )
 
 
-def _enrolled(conn: Connection, f: Filters, as_of: dt.date):
-    """Distinct patient ids active (latest status 'enrolled') as of a date (the stored month ends when current)."""
-    stored = pm_store.enrolled_select(conn, f, as_of)
+def _enrolled(conn: Connection, f: Filters, as_of: dt.date, tag: str = ""):
+    """Distinct patient ids active (latest status 'enrolled') as of a date (the stored month ends when current).
+    ``tag`` suffixes the names of the CTEs and subqueries inside, so several fit in one statement."""
+    stored = pm_store.enrolled_select(conn, f, as_of, tag)
     if stored is not None:
-        return stored.subquery("enrolled")
-    ls = _latest_status(f, as_of)
-    return select(ls.c.patient_id).where(ls.c.status == "enrolled").distinct().subquery("enrolled")
+        return stored.subquery(f"enrolled{tag}")
+    ls = _latest_status(f, as_of, tag)
+    return select(ls.c.patient_id).where(ls.c.status == "enrolled").distinct().subquery(f"enrolled{tag}")
 
 
 def program_codes(rs: rules_mod.RuleSet, f: Filters) -> list[str]:
@@ -956,6 +958,62 @@ def billable_patient_months(conn: Connection, f: Filters, month: int | None = No
     return _reached_and_open(conn, f, rs, month or f.month_to, day)[0]
 
 
+def _pacing_counts(conn, f: Filters, rs, months: list[int], day: int) -> dict[int, tuple[int, int, int, int]]:
+    """Per month of ``months``, in one statement: (billable patient-months by ``day``, enrolled patients on
+    that day not yet billable, billable patient-months by month end, enrolled patients on that day): the
+    numbers ``_reached_and_open`` gives month by month, for the forecast and its history at once.
+
+    The months' billable patient-months are read once (a CTE, each flagged whether billable by its month's
+    cutoff day); each month's enrolled patients are counted, and those among them billable by then looked
+    up in that CTE (not yet billable = enrolled - those; no grouping of every enrolled patient)."""
+    pm = pm_store.patient_month_source(conn, f.with_months(min(months), max(months)), rs).subquery("pm")
+    by_cutoff = or_(*[and_(pm.c.service_month == m, billable_condition(pm, _cutoff(m, day))) for m in months])
+    billable = (
+        select(
+            cast(pm.c.service_month, Integer).label("month"),
+            pm.c.patient_id,
+            case((by_cutoff, 1), else_=0).label("reached"),
+        )
+        .where(billable_condition(pm))
+        .cte("pacing_billable")
+        .prefix_with("MATERIALIZED")
+    )
+    zero = literal(0, Integer)
+    parts = [
+        select(
+            billable.c.month,
+            func.sum(billable.c.reached).label("reached"),
+            func.count().label("billable"),
+            zero.label("enrolled"),
+            zero.label("enrolled_reached"),
+        ).group_by(billable.c.month)
+    ]
+    for m in months:
+        enr = _enrolled(conn, f.with_months(m), _cutoff(m, day), f"_{m}")
+        reached_ids = select(billable.c.patient_id).where(billable.c.month == m, billable.c.reached == 1)
+        parts.append(
+            select(
+                literal(m, Integer),
+                zero,
+                zero,
+                func.count(),
+                func.coalesce(func.sum(case((enr.c.patient_id.in_(reached_ids), 1), else_=0)), 0),
+            ).select_from(enr)
+        )
+    u = union_all(*parts).subquery("pacing_union")
+    rows = conn.execute(
+        select(
+            u.c.month,
+            func.sum(u.c.reached),
+            func.sum(u.c.enrolled) - func.sum(u.c.enrolled_reached),
+            func.sum(u.c.billable),
+            func.sum(u.c.enrolled),
+        ).group_by(u.c.month)
+    ).all()
+    got = {int(r[0]): (int(r[1] or 0), int(r[2] or 0), int(r[3] or 0), int(r[4] or 0)) for r in rows}
+    return {m: got.get(m, (0, 0, 0, 0)) for m in months}
+
+
 FORECAST_HISTORY_MONTHS = 3
 
 
@@ -974,13 +1032,13 @@ def pacing_forecast(conn: Connection, f: Filters, as_of: dt.date, history: int =
     month = month_int(as_of)
     day = as_of.day
     days_in_month = month_bounds(month)[1].day
-    so_far, still = _reached_and_open(conn, f, rs, month, day)
+    counts = _pacing_counts(conn, f, rs, [add_months(month, -k) for k in range(history + 1)], day)
+    so_far, still, _, enr = counts[month]
     cap = so_far + still
     shares, used = [], []
     for k in range(1, history + 1):
         m = add_months(month, -k)
-        r_day, open_day = _reached_and_open(conn, f, rs, m, day)
-        final = _reached_and_open(conn, f, rs, m, None)[0]
+        r_day, open_day, final, _ = counts[m]
         if open_day > 0 and final > 0:  # a month with no billable patient-month has no data to learn from
             shares.append(min(1.0, max(0.0, (final - r_day) / open_day)))
             used.append(m)
@@ -996,9 +1054,6 @@ def pacing_forecast(conn: Connection, f: Filters, as_of: dt.date, history: int =
         mean = None
         method = "straight line by days (no earlier month to learn from)"
     point, low, high = (min(cap, max(so_far, v)) for v in (point, low, high))
-    enr = int(
-        conn.execute(select(func.count()).select_from(_enrolled(conn, f.with_months(month), as_of))).scalar() or 0
-    )
     return KpiResult(
         D["pacing_forecast"],
         int(point),

@@ -900,9 +900,10 @@ def select_for(conn: Connection, f: Filters, rs: rules_mod.RuleSet) -> Select | 
     )
 
 
-def enrolled_select(conn: Connection, f: Filters, as_of) -> Select | None:
+def enrolled_select(conn: Connection, f: Filters, as_of, tag: str = "") -> Select | None:
     """Patient ids enrolled (any program of ``f``) at ``as_of``: the stored month end, plus (mid-month)
-    the few events since it; None when the store does not cover that month or is not current."""
+    the few events since it; None when the store does not cover that month or is not current.  ``tag``
+    suffixes the names of its CTE and subqueries, so several of these selects fit in one statement."""
     m = db.month_int(as_of)
     month_end = db.month_bounds(m)[1]
     base_month = m if as_of == month_end else db.add_months(m, -1)  # mid-month: last month end + events since
@@ -915,17 +916,17 @@ def enrolled_select(conn: Connection, f: Filters, as_of) -> Select | None:
     e, p, ee = enrolled_store, s.patient, s.enrollment_event
     stored = select(e.c.patient_id, e.c.program).where(e.c.month == base_month, e.c.program.in_(f.programs))
     if base_month == m and as_of == month_end:
-        pairs = stored.subquery("enrolled_pairs")
+        pairs = stored.subquery(f"enrolled_pairs{tag}")
     else:
         # events after the stored month end decide for the patients who have them (latest by date, then id)
         since = db.month_bounds(base_month)[1]
         recent = compliance.enrollment_spans(
-            f.programs, and_(ee.c.event_date > since, ee.c.event_date <= as_of), "recent_events"
+            f.programs, and_(ee.c.event_date > since, ee.c.event_date <= as_of), f"recent_events{tag}"
         )
         latest = (
             select(recent.c.patient_id, recent.c.program, recent.c.status)
             .where(compliance.in_span(recent, as_of))
-            .subquery("recent_latest")
+            .subquery(f"recent_latest{tag}")
         )
         kept = stored.where(
             ~select(latest.c.patient_id)
@@ -933,7 +934,7 @@ def enrolled_select(conn: Connection, f: Filters, as_of) -> Select | None:
             .exists()
         )
         joined = select(latest.c.patient_id, latest.c.program).where(latest.c.status == "enrolled")
-        pairs = union_all(kept, joined).subquery("enrolled_pairs")
+        pairs = union_all(kept, joined).subquery(f"enrolled_pairs{tag}")
     q = select(pairs.c.patient_id)
     if f.clinic_ids or f.practitioner_ids or f.care_manager_ids or f.payers:
         q = q.join(p, p.c.id == pairs.c.patient_id).where(f.patient_clause(p))
