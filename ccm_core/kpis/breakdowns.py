@@ -409,15 +409,19 @@ def billing_findings_list(conn: Connection, f: Filters) -> pd.DataFrame:
     if df.empty:
         return _frame(pd.DataFrame(columns=out_cols), "billing_findings")
 
-    def codes_text(row, prefix):
-        return ", ".join(
-            f"{c} x{int(row[prefix + c])}" for c in codes if prefix + c in row and int(row[prefix + c] or 0) > 0
-        )
+    def codes_text(prefix):
+        # column-wise (zip of the code columns' lists): iterrows built a Series per row, 0.1 s at 50k patients
+        have = [c for c in codes if prefix + c in df.columns]
+        if not have:
+            return [""] * len(df)
+        cols = zip(*(df[prefix + c].tolist() for c in have))
+        return [", ".join(f"{c} x{int(v)}" for c, v in zip(have, vals) if int(v or 0) > 0) for vals in cols]
 
     labels = dict(FINDINGS)
-    df["supported_codes"] = [codes_text(r, "supported_") for _, r in df.iterrows()]
-    df["billed_codes"] = [codes_text(r, "billed_") for _, r in df.iterrows()]
-    df["findings"] = ["; ".join(labels[k] for k, _ in FINDINGS if int(r[k])) for _, r in df.iterrows()]
+    df["supported_codes"] = codes_text("supported_")
+    df["billed_codes"] = codes_text("billed_")
+    flags = zip(*(df[k].tolist() for k, _ in FINDINGS))
+    df["findings"] = ["; ".join(labels[k] for (k, _), v in zip(FINDINGS, vals) if int(v)) for vals in flags]
     df = df.rename(columns={"service_month": "month", "expected_amount": "expected", "paid_amount": "paid"})
     for col in ("expected", "billed_charge", "paid"):
         df[col] = df[col].astype(float).round(2)
