@@ -703,11 +703,11 @@ def _claim_lines_frame(conn: Connection, q, total: int | None, rs) -> pd.DataFra
     def tidy(x):  # aggregate order differs by database; sort for a stable display
         return ", ".join(sorted(str(x).split(", "))) if isinstance(x, str) and x else ""
 
-    df["carcs"] = df["carcs"].map(tidy)
-    df["rarcs"] = df["rarcs"].map(tidy)
+    # over lists: mapping an Arrow-backed string column costs ~4 us per value (5,000 lines: 0.04 s)
+    df["carcs"] = [tidy(x) for x in df["carcs"].tolist()]
+    df["rarcs"] = [tidy(x) for x in df["rarcs"].tolist()]
     df["reason"] = [
-        "; ".join(f"{code}: {rs.carc_text(code)}" for code in x.split(", ")) if x else ""
-        for x in df["carcs"].tolist()  # a list: iterating an Arrow-backed column costs ~8 us per value
+        "; ".join(f"{code}: {rs.carc_text(code)}" for code in x.split(", ")) if x else "" for x in df["carcs"].tolist()
     ]
     for col in ("charge", "claim_paid"):
         df[col] = df[col].astype(float).round(2)
