@@ -87,7 +87,8 @@ def patient_months(conn: Connection, filters: Filters, rs: rules_mod.RuleSet | N
     for col in money:
         df[col] = df[col].astype(float).round(2)
     for col in ("threshold_date", "last_contact_date"):
-        df[col] = [d.date() if pd.notna(d) else None for d in pd.to_datetime(df[col])]
+        when = pd.to_datetime(df[col])  # dates or None, vectorised (a Timestamp per row cost 0.06 s per 30k rows)
+        df[col] = when.dt.date.where(when.notna(), None).tolist()
     flags = list(FLAG_COLUMNS) + [
         "not_billed",
         "initially_denied",
