@@ -235,7 +235,9 @@ def claim_table(rs: rules_mod.RuleSet) -> Table:
         Index(f"ix_{CLAIM_TABLE}_submitted_cover", t.c.submitted_month, *acts, t.c.total_charge)
         Index(f"ix_{CLAIM_TABLE}_denied_cover", t.c.initial_denial_month, *acts, t.c.total_charge)
         Index(f"ix_{CLAIM_TABLE}_patient", t.c.patient_id)
-        Index(f"ix_{CLAIM_TABLE}_claim", t.c.claim_id)
+        # claim KPIs look their claims up by id and filter on the flags (and count charges): from the index
+        # alone (SQLite first pass at 50k: 0.06-0.09 -> 0.02-0.03 s)
+        Index(f"ix_{CLAIM_TABLE}_claim_cover", t.c.claim_id, *acts, t.c.total_charge)
         Index(f"ix_{CLAIM_TABLE}_first_paid_cover", t.c.first_paid_date, *acts, t.c.days_to_paid)
         _CLAIM_TABLES[fams] = t
     return _CLAIM_TABLES[fams]
