@@ -72,8 +72,9 @@ def patient_months(conn: Connection, filters: Filters, rs: rules_mod.RuleSet | N
     prepare(conn)
     q = pm_store.patient_month_source(conn, filters, rs).order_by("service_month", "patient_id")
     res = conn.execute(q)
-    # rows with the column names once: a dict per row (``mappings()``) cost ~3x the query (3 months at 50k: 3 s)
-    df = pd.DataFrame(res.all(), columns=list(res.keys()))
+    # plain tuples with the column names once: a dict per row (``mappings()``) cost ~3x the query (3 months at
+    # 50k: 3 s), and pandas probes each Row for a ``dtype`` attribute through SQLAlchemy's slow missing-key path
+    df = pd.DataFrame(list(map(tuple, res)), columns=list(res.keys()))
     if df.empty:  # same columns as a filled frame, so callers never special-case "no data"
         return pd.DataFrame(
             columns=[c.name for c in q.selected_columns] + ["supported_codes", "billed_codes", "findings", "fee_status"]
