@@ -65,3 +65,15 @@ def test_prebill_status_and_audit_checklist_agree_on_every_demo_patient_month(de
     assert len(prebill) > 0 and len(billed) > 100
     # every month the status holds is in the pre-bill audit population (CCM time, no CCM claim)
     assert {(int(p), int(m)) for p, m in zip(held["patient_id"], held["service_month"])} <= set(prebill)
+
+
+def test_holds_by_reason_from_the_status_frame_is_the_statements(demo_engine, demo_report):
+    """The Holds tab words the reasons from ``billing_status``' frame (``holds_from_status``): the same counts and
+    dollars as ``holds_by_reason``'s own statement, reason by reason, on every demo month with holds."""
+    f = Filters(month_from=demo_report.month_from, month_to=demo_report.end_month)
+    with demo_engine.connect() as conn:
+        by = read.holds_by_reason(conn, f)
+        from_frame = read.holds_from_status(read.billing_status(conn, f))
+    assert len(by) >= 2 and by.attrs["total"]["patient_months"] > 0  # holds of several kinds
+    pd.testing.assert_frame_equal(from_frame, by)
+    assert from_frame.attrs == by.attrs

@@ -66,7 +66,8 @@ def _order(user: CurrentUser, cols) -> list[str]:
 def draw_holds(f, user: CurrentUser, page: str) -> None:
     """Count and dollars on hold by reason, then the list with each reason and its fix, and downloads."""
     fm = scope(f, user)
-    by_reason = cached(read.holds_by_reason, fm)
+    df = cached(read.billing_status, fm)  # the list below reads it too: the status statement runs once
+    by_reason = read.holds_from_status(df)
     total = by_reason.attrs.get("total", {"patient_months": 0, "dollars": 0.0})
     mine = " of your patients" if user.role == "care_manager" else ""
     layout.section(
@@ -122,7 +123,6 @@ def draw_holds(f, user: CurrentUser, page: str) -> None:
                 "dollars": st.column_config.NumberColumn("Dollars", format="dollar"),
             },
         )
-    df = cached(read.billing_status, fm)
     held = df[df["billing_status"] == "hold"].sort_values(["expected_amount", "patient_id"], ascending=[False, True])
     held = held[
         [
