@@ -494,6 +494,18 @@ def _q_other_programs(conn: Connection, sc: _Scope) -> pd.DataFrame:
     )
 
 
+def _q_other_programs_indexed(conn: Connection, sc: _Scope) -> pd.DataFrame:
+    """``_q_other_programs`` with nested loops allowed on PostgreSQL (a whole month turns them off, see
+    ``checklist_for_months``): each audited month's entries are a few index probes (50k: 0.4 -> 0.09 s)."""
+    if conn.dialect.name != "postgresql" or sc.filters is None:
+        return _q_other_programs(conn, sc)
+    conn.exec_driver_sql("SET LOCAL enable_nestloop = on")
+    try:
+        return _q_other_programs(conn, sc)
+    finally:
+        conn.exec_driver_sql("SET LOCAL enable_nestloop = off")
+
+
 def _q_stays(conn: Connection, sc: _Scope) -> pd.DataFrame:
     fs, b = s.facility_stay, sc.base.c
     label = (
@@ -682,7 +694,7 @@ def checklist_for_months(
     em = _engine_frame(conn, sc, base)
     claims = _claims_by_pm(_q_claims(conn, sc))
     parts.append(_minutes_support(base, em))
-    parts.append(_double_counting(base, em, _q_other_programs(conn, sc)))
+    parts.append(_double_counting(base, em, _q_other_programs_indexed(conn, sc)))
     parts.append(_conflicts(base, em, claims, pre))
     parts.append(_inpatient(base, em, _q_stays(conn, sc)))
     parts.append(_claim_fields(base, em, claims))
