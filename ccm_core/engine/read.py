@@ -210,7 +210,7 @@ def billing_status(conn: Connection, f: Filters, rs: rules_mod.RuleSet | None = 
     q = billing_status_select(conn, f, rs)
     sub = q.subquery("billing_status")
     st = pd.DataFrame(
-        [tuple(r) for r in conn.execute(select(*[sub.c[c] for c in cols if c in sub.c]))],
+        list(map(tuple, conn.execute(select(*[sub.c[c] for c in cols if c in sub.c])).all())),  # one fetchall
         columns=[c for c in cols if c in sub.c],
     )
     if em.empty:
