@@ -145,16 +145,9 @@ def save_targets(engine, values: dict[str, dict], username: str) -> None:
         clean[key] = item
     with engine.begin() as conn:
         put_setting(conn, TARGETS_KEY, json.dumps(clean, sort_keys=True))
-    from ccm_core.security.access_log import log_access
+    from ccm_core.security.access_log import log_admin_change
 
-    log_access(
-        engine,
-        username=username,
-        role="admin",
-        action="admin",
-        page="admin",
-        detail="KPI targets set: " + json.dumps(clean, sort_keys=True),
-    )
+    log_admin_change(engine, username, "KPI targets set: " + json.dumps(clean, sort_keys=True))
 
 
 def status(key: str, value, previous=None, spec: dict | None = None) -> tuple[str | None, str]:

@@ -10,7 +10,7 @@ import pandas as pd
 from sqlalchemy import Engine
 
 from ccm_core import rules
-from ccm_core.security.access_log import log_access
+from ccm_core.security.access_log import log_admin_change
 from ccm_core.storage import stored as pm_store
 from ccm_core.storage.settings import get_setting, put_setting
 
@@ -32,9 +32,7 @@ def set_fee_schedule_year(engine: Engine, year: int, username: str) -> None:
         raise ValueError(f"Fee schedule year {year} is out of range.")
     with engine.begin() as conn:
         put_setting(conn, FEE_YEAR_KEY, str(int(year)))
-    log_access(
-        engine, username=username, role="admin", action="admin", page="admin", detail=f"fee schedule year set to {year}"
-    )
+    log_admin_change(engine, username, f"fee schedule year set to {year}")
 
 
 def fee_schedule(engine: Engine, year: int) -> pd.DataFrame:
@@ -68,11 +66,4 @@ def set_fee_override(engine: Engine, code: str, year: int, amount: float, userna
         put_setting(conn, f"{rules.SETTING_PREFIX}fee.{code}.{int(year)}", f"{float(amount):.2f}")
         pm_store.record_write(conn)  # expected amounts change with the fee
     pm_store.vacuum(engine)
-    log_access(
-        engine,
-        username=username,
-        role="admin",
-        action="admin",
-        page="admin",
-        detail=f"fee override {code} {year} = {float(amount):.2f}",
-    )
+    log_admin_change(engine, username, f"fee override {code} {year} = {float(amount):.2f}")

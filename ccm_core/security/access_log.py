@@ -54,6 +54,11 @@ def log_access(
         )
 
 
+def log_admin_change(engine: Engine, username: str, detail: str) -> None:
+    """One row for a change an admin made on the Admin page (a setting, a fee, a target, a user)."""
+    log_access(engine, username=username, role="admin", action="admin", page="admin", detail=detail)
+
+
 def cli_user(explicit: str | None = None) -> str:
     """Who runs a command-line tool: ``--user`` when given, else the operating-system login name."""
     if explicit and explicit.strip():

@@ -24,7 +24,7 @@ import bcrypt
 import jwt
 from sqlalchemy import Engine, func, select, update
 
-from ccm_core.security.access_log import log_access
+from ccm_core.security.access_log import log_access, log_admin_change
 from ccm_core.storage.db import ROOT
 from ccm_core.storage.schema import ROLES, app_user, staff, user_session
 from ccm_core.storage.settings import get_setting, put_setting
@@ -698,14 +698,7 @@ def set_session_hours(engine: Engine, hours: float, actor: str) -> None:
         raise ValueError(f"The session length must be from {MIN_SESSION_HOURS:g} to {MAX_SESSION_HOURS:g} hours.")
     with engine.begin() as conn:
         put_setting(conn, SESSION_HOURS_KEY, f"{hours:g}")  # recorded: every computation reads settings
-    log_access(
-        engine,
-        username=actor,
-        role="admin",
-        action="admin",
-        page="admin",
-        detail=f"session length set to {hours:g} hours",
-    )
+    log_admin_change(engine, actor, f"session length set to {hours:g} hours")
 
 
 def _token_hash(sid: str) -> str:

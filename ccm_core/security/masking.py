@@ -17,7 +17,7 @@ from collections.abc import Iterable
 import pandas as pd
 from sqlalchemy import Engine
 
-from ccm_core.security.access_log import log_access
+from ccm_core.security.access_log import log_admin_change
 from ccm_core.storage.settings import get_setting, put_setting
 
 # Identifier columns a masked table or file never shows, whatever the page declared: claim numbers embed
@@ -104,11 +104,4 @@ def set_meeting_staff_display(engine: Engine, value: str, username: str) -> None
         raise ValueError(f"Staff display must be one of {', '.join(MEETING_STAFF_CHOICES)}")
     with engine.begin() as conn:
         put_setting(conn, MEETING_STAFF_KEY, value)
-    log_access(
-        engine,
-        username=username,
-        role="admin",
-        action="admin",
-        page="admin",
-        detail=f"meeting mode shows staff as {value}",
-    )
+    log_admin_change(engine, username, f"meeting mode shows staff as {value}")

@@ -12,7 +12,7 @@ import pandas as pd
 from sqlalchemy import Engine, func, select
 
 from ccm_core.security import auth
-from ccm_core.security.access_log import log_access
+from ccm_core.security.access_log import log_admin_change
 from ccm_core.storage.schema import app_user, staff
 
 
@@ -110,5 +110,5 @@ def manage_user(
         msg = f"password of {target.username} reset"
     else:
         raise ValueError(f"Unknown user action {action!r}")
-    log_access(engine, username=actor, role="admin", action="admin", page="admin", detail=msg)
+    log_admin_change(engine, actor, msg)
     return msg
