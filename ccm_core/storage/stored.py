@@ -118,9 +118,27 @@ STORE_VERSION = 5  # 5: claim number in the claim store
 # 3: complex track needs a care-plan revision (complex_care_plan); eligibility via compliance
 
 
+# Fingerprints by RuleSet object: ``rules.load`` hands out the same shipped RuleSet while no override is set,
+# and every KPI asks for the fingerprint (12 sparkline months x 6 headlines: 17 % of their time at 50k).
+# A RuleSet is never changed once built (overrides make a new one), so its fingerprint is fixed.
+_FINGERPRINTS: dict[tuple[int, int], tuple[rules_mod.RuleSet, str]] = {}
+
+
 def fingerprint(rs: rules_mod.RuleSet) -> str:
     """Changes when the rules in force (codes, fees, conflicts, payers, overrides, condition maps) or
     ``STORE_VERSION`` change: both alter stored rows.  Never the text of Python files."""
+    key = (id(rs), STORE_VERSION)
+    known = _FINGERPRINTS.get(key)
+    if known is not None and known[0] is rs:  # the entry holds rs, so its id cannot have been reused
+        return known[1]
+    fp = _fingerprint(rs)
+    if len(_FINGERPRINTS) >= 32:
+        _FINGERPRINTS.clear()
+    _FINGERPRINTS[key] = (rs, fp)
+    return fp
+
+
+def _fingerprint(rs: rules_mod.RuleSet) -> str:
     h = hashlib.sha1(f"store-version {STORE_VERSION}".encode())
     for part in (rs.codes, rs.fees, rs.conflicts, rs.eligible_payers, rs.overrides, rs.payer_aliases):
         h.update(json.dumps(_canonical(part), sort_keys=True, default=str).encode())
